@@ -1,0 +1,85 @@
+"""Image loading and darknet's geometric pre-processing (spec §5).
+
+Images are float32 (C, H, W), RGB, values in [0, 1], as darknet holds them.
+"""
+from __future__ import annotations
+
+import os
+from typing import Union
+
+import numpy as np
+
+from . import _libdarknet
+from .errors import InputError
+
+__all__ = ["load_image", "to_chw", "resize_image", "resize_min", "crop_image", "center_crop"]
+
+
+def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
+    """darknet's ``load_image_color``: decode with OpenCV, RGB float32 CHW in [0, 1]."""
+    import cv2
+
+    bgr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"image not found: {os.fspath(path)}")
+        raise InputError(f"cannot decode image {os.fspath(path)}")
+    return to_chw(bgr, "bgr")
+
+
+def to_chw(image: np.ndarray, channel_order: str = "bgr") -> np.ndarray:
+    """uint8 (H, W, 3) in ``channel_order`` ("bgr" as from cv2.imread, or "rgb"), or
+    uint8 (H, W) grey -> float32 RGB (3, H, W) in [0, 1]."""
+    if channel_order not in ("bgr", "rgb"):
+        raise ValueError(f"channel_order must be 'bgr' or 'rgb', not {channel_order!r}")
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 (H, W, 3) or (H, W) image, not {a.dtype}")
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise InputError(f"expected a uint8 (H, W, 3) or (H, W) image, got shape {a.shape}")
+    if channel_order == "bgr":
+        a = a[:, :, ::-1]
+    return np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32) / np.float32(255)
+
+
+def _check_chw(im: np.ndarray) -> np.ndarray:
+    im = np.ascontiguousarray(im, dtype=np.float32)
+    if im.ndim != 3:
+        raise InputError(f"expected a float32 (C, H, W) image, got shape {im.shape}")
+    return im
+
+
+def resize_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
+    """darknet's ``resize_image`` (corner-aligned bilinear, last-row quirk; spec §5.2) -> new array."""
+    im = _check_chw(im)
+    if im.shape[1:] == (h, w):
+        return im.copy()
+    return _libdarknet.resize_image(im, int(w), int(h))
+
+
+def resize_min(im: np.ndarray, m: int) -> np.ndarray:
+    """Scale the shorter side to ``m`` with integer truncation (spec §5.3)."""
+    im = _check_chw(im)
+    _, h, w = im.shape
+    if w < h:
+        nw, nh = m, h * m // w
+    else:
+        nw, nh = w * m // h, m
+    return im if (nw, nh) == (w, h) else _libdarknet.resize_image(im, nw, nh)
+
+
+def crop_image(im: np.ndarray, dx: int, dy: int, w: int, h: int) -> np.ndarray:
+    """Crop a w x h window at (dx, dy); coordinates outside are clamped (edge replication)."""
+    im = _check_chw(im)
+    _, ih, iw = im.shape
+    rows = np.clip(np.arange(dy, dy + h), 0, ih - 1)
+    cols = np.clip(np.arange(dx, dx + w), 0, iw - 1)
+    return np.ascontiguousarray(im[:, rows][:, :, cols])
+
+
+def center_crop(im: np.ndarray, w: int, h: int) -> np.ndarray:
+    """darknet's centre crop: offsets (W - w)/2, (H - h)/2 with C division (spec §5.3)."""
+    _, ih, iw = im.shape
+    return crop_image(im, int((iw - w) / 2), int((ih - h) / 2), w, h)

@@ -1,0 +1,221 @@
+"""The engine object: a darknet network built from a .cfg, with .weights I/O."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+
+from . import _libdarknet
+from .errors import InputError
+
+PathLike = Union[str, os.PathLike]
+
+__all__ = ["Network", "LayerInfo", "partial"]
+
+_TABLE_HEADER = "   layer   filters  size/strd(dil)      input                output"
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One row of darknet's layer table. Shapes are (channels, height, width)."""
+    index: int
+    type: str
+    input_shape: tuple
+    output_shape: tuple
+    inputs: int
+    outputs: int
+    batch_normalize: bool
+    n_weights: int
+    bflops: float
+    summary: str
+
+    def __str__(self) -> str:
+        return f"{self.index:4d} {self.summary}"
+
+
+class Network:
+    """A darknet network built from a ``.cfg`` file, optionally with ``.weights``.
+
+    ``batch=1`` (or any positive int) builds an inference network for that many
+    images per forward, with batch norm folded into the convolutions when
+    ``fuse`` is true (what darknet's ``classifier predict``/``valid`` do).
+    ``batch=None`` builds the cfg's mini-batch (batch/subdivisions) with training
+    buffers, for :meth:`train_step`.
+
+    Calls on one Network are serialised by a lock and release the GIL inside
+    the engine; for parallel throughput use one Network per thread. Results are
+    new arrays that stay valid after the next call. Use ``close()`` or ``with``
+    to free the engine's memory at once.
+    """
+
+    def __init__(self, cfg: PathLike, weights: Optional[PathLike] = None, batch: Optional[int] = 1, *,
+                 fuse: bool = True, threads: Optional[int] = None):
+        if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
+            raise ValueError(f"batch must be a positive int or None (the cfg's batch), not {batch!r}")
+        if threads is not None:
+            _libdarknet.set_threads(int(threads))
+        self.cfg_path = os.fspath(cfg)
+        self.weights_path: Optional[str] = None
+        self._lock = threading.Lock()
+        self._handle = _libdarknet.NetworkHandle(self.cfg_path, 0 if batch is None else int(batch))
+        self._fuse = fuse and batch is not None
+        self._last_n = 0
+        info = self._handle.info()
+        self.width: int = info["width"]
+        self.height: int = info["height"]
+        self.channels: int = info["channels"]
+        self.batch: int = info["batch"]
+        self.subdivisions: int = info["subdivisions"]
+        self.inputs: int = info["inputs"]
+        self.outputs: int = info["outputs"]
+        self.output_layer: int = info["output_layer"]
+        self.layers: tuple = tuple(LayerInfo(**self._handle.layer_info(i)) for i in range(info["n_layers"]))
+        if weights is not None:
+            self.load_weights(weights)
+        elif self._fuse:
+            self._handle.fuse()
+
+    # ---- metadata ------------------------------------------------------
+    @property
+    def info(self) -> dict:
+        """The [net] values as parsed (learning rate, augmentation, counters, ...)."""
+        with self._lock:
+            return self._handle.info()
+
+    @property
+    def classes(self) -> Optional[int]:
+        """Number of classes of a classifier (outputs of its last layer), None for other networks."""
+        last = self.layers[self.output_layer]
+        return last.outputs if last.type in ("softmax", "connected", "avgpool") else None
+
+    @property
+    def input_shape(self) -> tuple:
+        return (self.channels, self.height, self.width)
+
+    @property
+    def seen(self) -> int:
+        """Images seen in training (the weights header's counter)."""
+        return self.info["seen"]
+
+    @property
+    def iteration(self) -> int:
+        return self.info["cur_iteration"]
+
+    def summary(self) -> str:
+        """darknet's layer table (spec Appendix A)."""
+        rows = [_TABLE_HEADER] + [str(layer) for layer in self.layers]
+        rows.append(f"Total BFLOPS {sum(layer.bflops for layer in self.layers):5.3f} ")
+        return "\n".join(rows)
+
+    def __repr__(self) -> str:
+        return f"<darknetpy.Network {self.cfg_path!r} batch={self.batch}>\n{self.summary()}"
+
+    # ---- weights -------------------------------------------------------
+    def load_weights(self, path: PathLike, upto: Optional[int] = None) -> int:
+        """Load a darknet .weights file into layers [0, upto); returns darknet's
+        "Loaded N layers" count (a short file loads what it holds, spec §2.3)."""
+        with self._lock:
+            loaded = self._handle.load_weights(os.fspath(path), 0 if upto is None else int(upto))
+            if self._fuse:
+                self._handle.fuse()
+        self.weights_path = os.fspath(path)
+        return loaded
+
+    def save_weights(self, path: PathLike, upto: Optional[int] = None) -> None:
+        """Write layers [0, upto) in darknet's format, atomically (temp file + rename)."""
+        with self._lock:
+            self._handle.save_weights(os.fspath(path), 0 if upto is None else int(upto))
+
+    def set_counters(self, seen: int, iteration: int) -> None:
+        """Set the training counters written in the weights header."""
+        with self._lock:
+            self._handle.set_counters(int(seen), int(iteration))
+
+    # ---- inference -----------------------------------------------------
+    def _as_batch(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            raise TypeError(f"predict takes float32 (C,H,W) or (N,C,H,W) RGB in [0,1], not {x.dtype}; "
+                            "use darknetpy.Classifier or darknetpy.image to preprocess uint8 images")
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1:] != self.input_shape:
+            raise InputError(f"input shape {x.shape} does not fit the network: expected (C,H,W) or (N,C,H,W) "
+                             f"with (C,H,W) = {self.input_shape}")
+        return np.ascontiguousarray(x.reshape(len(x), -1))
+
+    def predict(self, x) -> np.ndarray:
+        """Forward float32 (C,H,W) or (N,C,H,W) RGB in [0,1]; returns a new (N, outputs) array of the
+        last non-[cost] layer. Runs in chunks of the network's batch; the GIL is released."""
+        x = self._as_batch(x)
+        out = np.empty((len(x), self.outputs), dtype=np.float32)
+        with self._lock:
+            for start in range(0, len(x), self.batch):
+                chunk = x[start:start + self.batch]
+                self._handle.forward(chunk)
+                out[start:start + len(chunk)] = self._handle.layer_output(self.output_layer)[
+                    :len(chunk) * self.outputs].reshape(len(chunk), -1)
+            self._last_n = len(x) - (len(x) - 1) // self.batch * self.batch
+        return out
+
+    __call__ = predict
+
+    def layer_output(self, index: int) -> np.ndarray:
+        """Layer ``index``'s output of the last forward chunk as a new (N, c, h, w) array
+        ((N, outputs, 1, 1) for layers without an image shape)."""
+        layer = self.layers[index]
+        with self._lock:
+            data = self._handle.layer_output(index)
+        n = max(self._last_n, 1)
+        c, h, w = layer.output_shape
+        shape = (n, c, h, w) if c * h * w == layer.outputs else (n, layer.outputs, 1, 1)
+        return data[:n * layer.outputs].reshape(shape)
+
+    # ---- training ------------------------------------------------------
+    def train_step(self, x, y) -> float:
+        """One darknet iteration (spec §4.1): x float32 (batch*subdivisions, C, H, W),
+        y float32 (same N, outputs) truth; returns darknet's per-image loss."""
+        x = self._as_batch(x)
+        y = np.ascontiguousarray(y, dtype=np.float32)
+        need = self.batch * self.subdivisions
+        if len(x) != need or y.shape != (need, self.outputs):
+            raise InputError(f"train_step needs {need} images (batch/subdivisions mini-batch x subdivisions) "
+                             f"and truth ({need}, {self.outputs}); got {x.shape[0]} and {y.shape}")
+        with self._lock:
+            return self._handle.train_step(x, y)
+
+    @property
+    def learning_rate(self) -> float:
+        """The rate the cfg's schedule gives for the current batch (spec §4.6)."""
+        with self._lock:
+            return self._handle.current_rate()
+
+    def seed(self, seed: int) -> None:
+        """Seed the network's random generator (dropout)."""
+        with self._lock:
+            self._handle.seed(int(seed))
+
+    # ---- lifetime ------------------------------------------------------
+    def close(self) -> None:
+        """Free the engine's memory now; later calls raise ValueError."""
+        with self._lock:
+            self._handle.close()
+
+    def __enter__(self) -> "Network":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def partial(cfg: PathLike, weights: PathLike, out: PathLike, upto: int) -> int:
+    """``darknet partial``: copy layers [0, upto) of ``weights`` into ``out`` with
+    seen = 0, byte-identical to upstream (spec §2.5). Returns the layers loaded."""
+    with Network(cfg, batch=1, fuse=False) as net:
+        loaded = net.load_weights(weights, upto)
+        net.set_counters(0, 0)
+        net.save_weights(out, upto)
+    return loaded

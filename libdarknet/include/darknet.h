@@ -1,0 +1,145 @@
+/*
+ * libdarknet: a darknet-compatible neural-network engine.
+ *
+ * This header is the engine's only public API (and the only ABI the Cython
+ * extension sees). Handles are opaque. Every fallible call returns a
+ * dn_status; on failure dn_last_error() holds a message naming the file,
+ * line, layer and the fix. Nothing here exits, aborts or prints.
+ *
+ * Tensors are float32 NCHW, C order. A network is not safe for concurrent
+ * calls; distinct networks are independent.
+ */
+#ifndef DARKNET_H
+#define DARKNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dn_status {
+    DN_OK = 0,
+    DN_ERR_IO,          /* file could not be read or written */
+    DN_ERR_NOT_FOUND,   /* file does not exist */
+    DN_ERR_CFG,         /* bad or unsupported .cfg content */
+    DN_ERR_WEIGHTS,     /* bad .weights content */
+    DN_ERR_SHAPE,       /* argument of the wrong size */
+    DN_ERR_OOM,         /* allocation failed */
+    DN_ERR_UNSUPPORTED, /* valid request this build cannot serve */
+    DN_ERR_CANCELLED,   /* interrupted through the cancel callback */
+    DN_ERR_INTERNAL     /* broken invariant: a bug in libdarknet */
+} dn_status;
+
+/* Message of the last failure on this thread (never NULL). */
+const char *dn_last_error(void);
+
+/* Log sink: libdarknet never prints. level follows Python logging (10 debug .. 40 error). */
+typedef void (*dn_log_fn)(int level, const char *message, void *user);
+void dn_log_set(dn_log_fn fn, void *user);
+
+/* Number of CPU threads used by OpenMP loops and the BLAS (<= 0: library default). */
+void dn_set_threads(int threads);
+
+typedef struct dn_network dn_network;
+
+/* [net] section values, as parsed (spec §1.3). */
+typedef struct dn_net_info {
+    int width, height, channels, inputs;
+    int batch;          /* mini-batch the network was built for */
+    int cfg_batch;      /* batch= of the cfg */
+    int subdivisions;
+    int max_batches;
+    float learning_rate, momentum, decay;
+    int burn_in;
+    float power;
+    float angle, aspect, saturation, exposure, hue;
+    int min_crop, max_crop, flip;
+    float label_smooth_eps;
+    uint64_t seen;
+    int cur_iteration;
+    int train;          /* built with training buffers */
+    int fused;          /* batch norm folded into convolutions */
+    int n_layers;
+    int output_layer;   /* index of the last layer that is not [cost] */
+    int outputs;        /* values per sample of that layer */
+} dn_net_info;
+
+/* Per-layer facts behind darknet's layer table. */
+typedef struct dn_layer_info {
+    int index;
+    const char *type;   /* canonical section name, e.g. "convolutional" */
+    int in_c, in_h, in_w, inputs;
+    int out_c, out_h, out_w, outputs;
+    int batch_normalize;
+    int n_weights;      /* floats this layer stores in a .weights file */
+    double bflops;
+    char summary[192];  /* darknet's console line for this layer (spec Appendix A) */
+} dn_layer_info;
+
+/*
+ * Build a network from a .cfg file.
+ *   batch > 0: mini-batch of that size, inference buffers only (what darknet's
+ *              predict/valid/partial do with batch 1).
+ *   batch <= 0: the cfg's batch/subdivisions, with training buffers.
+ * On success *out owns the network; free it with dn_network_free.
+ */
+dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out);
+void dn_network_free(dn_network *net);
+
+dn_status dn_network_info(const dn_network *net, dn_net_info *info);
+dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info);
+
+/*
+ * Read a darknet .weights file into layers [0, cutoff) (cutoff <= 0: all).
+ * Short files load as upstream does (spec §2.3); *layers_loaded receives the
+ * index darknet prints in "Done! Loaded %d layers". Clears any fusion.
+ */
+dn_status dn_network_load_weights(dn_network *net, const char *path, int cutoff, int *layers_loaded);
+
+/*
+ * Write layers [0, cutoff) (cutoff <= 0: all) in darknet's format, byte for
+ * byte as upstream's writer; seen is recomputed from cur_iteration (spec §2.1).
+ * The file is written to a temporary name and renamed: never half-written.
+ */
+dn_status dn_network_save_weights(const dn_network *net, const char *path, int cutoff);
+
+/* Set the training counters (spec §2.1). */
+dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iteration);
+
+/* Fold batch norm into convolution weights for inference (spec §3.3). Raw weights are kept for saving. */
+dn_status dn_network_fuse(dn_network *net);
+
+/*
+ * Inference forward of n samples (n <= batch), input float32 (n, C, H, W).
+ * Layer outputs stay valid until the next call.
+ */
+dn_status dn_network_forward(dn_network *net, const float *input, int n);
+
+/* Output of layer `index` of the last forward: batch * outputs floats, owned by the network. */
+dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count);
+
+/*
+ * One darknet training iteration (spec §4.1): x holds batch*subdivisions
+ * samples, y their truth vectors (truth_size each). Forward+backward per
+ * mini-batch, one SGD update. *loss receives darknet's per-image loss.
+ */
+dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss);
+
+/* Learning rate the schedule gives for the current batch (spec §4.6). */
+float dn_network_current_rate(const dn_network *net);
+
+/* Seed of the network's random generator (dropout, initialisation). */
+void dn_network_seed(dn_network *net, uint64_t seed);
+
+/*
+ * darknet's resize_image (spec §5.2): corner-aligned bilinear, horizontal
+ * pass first, with upstream's last-row quirk. src (c, h, w) -> dst (c, oh, ow).
+ */
+dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DARKNET_H */

@@ -1,0 +1,174 @@
+/* Activation functions and their derivatives (spec §3.4), following upstream's
+   GPU path where its CPU path returns 0 (relu6, swish/mish outside conv). */
+#include <math.h>
+#include <string.h>
+
+#include "dn.h"
+
+static const char *const act_names[] = {
+#define DN_ACT_NAME(id, name) name,
+    DN_ACTIVATIONS(DN_ACT_NAME)
+#undef DN_ACT_NAME
+};
+
+int dn_act_from_name(const char *name)
+{
+    for (int i = 0; i < DN_ACT_COUNT; i++)
+        if (strcmp(name, act_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *dn_act_name(dn_act a) { return act_names[a]; }
+
+int dn_act_needs_input(dn_act a) { return a == DN_ACT_SWISH || a == DN_ACT_MISH || a == DN_ACT_HARD_MISH; }
+
+static float logistic(float x) { return 1.f / (1.f + expf(-x)); }
+
+static float softplus(float x)
+{
+    if (x > 20.f) return x;
+    if (x < -20.f) return expf(x);
+    return log1pf(expf(x));
+}
+
+static float act_one(float x, dn_act a)
+{
+    switch (a) {
+    case DN_ACT_LOGISTIC: return logistic(x);
+    case DN_ACT_LOGGY: return 2.f / (1.f + expf(-x)) - 1.f;
+    case DN_ACT_RELU: return x > 0 ? x : 0;
+    case DN_ACT_RELU6: return x < 0 ? 0 : (x > 6 ? 6 : x);
+    case DN_ACT_LEAKY:
+    case DN_ACT_REVLEAKY: return x > 0 ? x : .1f * x;
+    case DN_ACT_RELIE: return x > 0 ? x : .01f * x;
+    case DN_ACT_RAMP: return x * (x > 0) + .1f * x;
+    case DN_ACT_TANH: return 2.f / (1.f + expf(-2.f * x)) - 1.f;
+    case DN_ACT_ELU: return x >= 0 ? x : expf(x) - 1.f;
+    case DN_ACT_SELU: return x >= 0 ? 1.0507f * x : 1.0507f * 1.6732f * (expf(x) - 1.f);
+    case DN_ACT_GELU: return .5f * x * (1.f + tanhf(.797885f * x + .035677f * x * x * x));
+    case DN_ACT_PLSE:
+        if (x < -4) return .01f * (x + 4);
+        if (x > 4) return .01f * (x - 4) + 1;
+        return .125f * x + .5f;
+    case DN_ACT_HARDTAN: return x < -1 ? -1 : (x > 1 ? 1 : x);
+    case DN_ACT_LHTAN:
+        if (x < 0) return .001f * x;
+        if (x > 1) return .001f * (x - 1) + 1;
+        return x;
+    case DN_ACT_STAIR: {
+        int n = (int)floorf(x);
+        if (n % 2 == 0) return floorf(x / 2);
+        return (x - n) + floorf(x / 2);
+    }
+    case DN_ACT_SWISH: return x * logistic(x);
+    case DN_ACT_MISH: return x * tanhf(softplus(x));
+    case DN_ACT_HARD_MISH: return x > 0 ? x : (x > -2 ? x * x / 2 + x : 0);
+    default: return x; /* linear; channel-normalising kinds are handled per pixel */
+    }
+}
+
+/* Derivative from the output y (and the input x for swish/mish/hard_mish). */
+static float grad_one(float x, float y, dn_act a)
+{
+    switch (a) {
+    case DN_ACT_LOGISTIC: return y * (1 - y);
+    case DN_ACT_LOGGY: {
+        float u = (y + 1) / 2;
+        return 2 * u * (1 - u);
+    }
+    case DN_ACT_RELU: return y > 0;
+    case DN_ACT_RELU6: return y > 0 && y < 6;
+    case DN_ACT_LEAKY:
+    case DN_ACT_REVLEAKY: return y > 0 ? 1 : .1f;
+    case DN_ACT_RELIE: return y > 0 ? 1 : .01f;
+    case DN_ACT_RAMP: return (y > 0) + .1f;
+    case DN_ACT_TANH: return 1 - y * y;
+    case DN_ACT_ELU: return (y >= 0) + (y < 0) * (y + 1);
+    case DN_ACT_SELU: return (y >= 0) * 1.0507f + (y < 0) * (y + 1.0507f * 1.6732f);
+    case DN_ACT_GELU: {
+        /* upstream evaluates the GELU-tanh derivative at the output (spec §3.4) */
+        float x3 = y * y * y, t = tanhf(.0356774f * x3 + .797885f * y);
+        float s = 1 / coshf(.0356774f * x3 + .797885f * y);
+        return .5f * t + (.0535161f * x3 + .398942f * y) * s * s + .5f;
+    }
+    case DN_ACT_PLSE: return (y < 0 || y > 1) ? .01f : .125f;
+    case DN_ACT_HARDTAN: return y > -1 && y < 1;
+    case DN_ACT_LHTAN: return (y > 0 && y < 1) ? 1 : .001f;
+    case DN_ACT_STAIR: return floorf(y) == y ? 0 : 1;
+    case DN_ACT_SWISH: {
+        float s = logistic(x);
+        return y + s * (1 - y);
+    }
+    case DN_ACT_MISH: {
+        float sp = softplus(x), t = tanhf(sp);
+        return t + x * (1 - t * t) * (1 - expf(-sp));
+    }
+    case DN_ACT_HARD_MISH: return x > 0 ? 1 : (x > -2 ? x + 1 : 0);
+    default: return 1;
+    }
+}
+
+static int is_channel_norm(dn_act a)
+{
+    return a == DN_ACT_NORM_CHAN || a == DN_ACT_NORM_CHAN_SOFTMAX || a == DN_ACT_NORM_CHAN_SOFTMAX_MAXVAL;
+}
+
+/* Per pixel over channels (spec §3.4, normalize_channels family). */
+static void normalize_channels(float *x, int batch, int c, int spatial, dn_act a)
+{
+    #pragma omp parallel for
+    for (long bp = 0; bp < (long)batch * spatial; bp++) {
+        float *px = x + (bp / spatial) * (long)c * spatial + bp % spatial;
+        float m = 0, sum = 1e-4f;
+        if (a == DN_ACT_NORM_CHAN_SOFTMAX_MAXVAL) {
+            m = px[0];
+            for (int k = 1; k < c; k++) m = fmaxf(m, px[(long)k * spatial]);
+        }
+        for (int k = 0; k < c; k++) {
+            float v = px[(long)k * spatial];
+            sum += a == DN_ACT_NORM_CHAN ? fmaxf(v, 0) : expf(v - m);
+        }
+        for (int k = 0; k < c; k++) {
+            float *v = &px[(long)k * spatial];
+            *v = a == DN_ACT_NORM_CHAN ? (*v > 0 ? *v / sum : 0) : expf(*v - m) / sum;
+        }
+    }
+}
+
+void dn_activate(float *x, int batch, int c, int spatial, dn_act a)
+{
+    if (a == DN_ACT_LINEAR) return;
+    if (is_channel_norm(a)) {
+        normalize_channels(x, batch, c, spatial, a);
+        return;
+    }
+    long n = (long)batch * c * spatial;
+    if (a == DN_ACT_LEAKY) {
+        #pragma omp parallel for simd
+        for (long i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : .1f * x[i];
+        return;
+    }
+    #pragma omp parallel for
+    for (long i = 0; i < n; i++) x[i] = act_one(x[i], a);
+}
+
+void dn_activate_grad(const float *x, const float *y, int batch, int c, int spatial, dn_act a, float *delta)
+{
+    if (a == DN_ACT_LINEAR) return;
+    if (is_channel_norm(a)) {
+        #pragma omp parallel for
+        for (long bp = 0; bp < (long)batch * spatial; bp++) {
+            long base = (bp / spatial) * (long)c * spatial + bp % spatial;
+            float g = 0;
+            for (int k = 0; k < c; k++) g += y[base + (long)k * spatial] * delta[base + (long)k * spatial];
+            for (int k = 0; k < c; k++) {
+                long i = base + (long)k * spatial;
+                if (a != DN_ACT_NORM_CHAN || y[i] > 0) delta[i] *= g;
+            }
+        }
+        return;
+    }
+    long n = (long)batch * c * spatial;
+    #pragma omp parallel for
+    for (long i = 0; i < n; i++) delta[i] *= grad_one(x ? x[i] : 0, y[i], a);
+}

@@ -1,0 +1,132 @@
+/* The .cfg lexer (spec §1.1): sections of key=value options, kept in file order. */
+#include <string.h>
+
+#include "dn.h"
+
+/* Delete every space, tab, CR and LF: upstream strips all whitespace, not only the ends. */
+static void strip_all(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++)
+        if (*r != ' ' && *r != '\t' && *r != '\r' && *r != '\n') *w++ = *r;
+    *w = 0;
+}
+
+/* Read one line of any length; NULL at end of file or on OOM (*oom set). */
+static char *read_line(FILE *f, int *oom)
+{
+    size_t cap = 256, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) { *oom = 1; return NULL; }
+    int ch;
+    while ((ch = fgetc(f)) != EOF && ch != '\n') {
+        if (len + 1 >= cap) {
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown) { free(buf); *oom = 1; return NULL; }
+            buf = grown;
+        }
+        buf[len++] = (char)ch;
+    }
+    if (ch == EOF && len == 0) { free(buf); return NULL; }
+    buf[len] = 0;
+    return buf;
+}
+
+static dn_status add_section(dn_cfg *cfg, char *type, int line)
+{
+    dn_section *grown = realloc(cfg->sections, (cfg->n_sections + 1) * sizeof *grown);
+    if (!grown) return dn_fail(DN_ERR_OOM, "out of memory reading %s", cfg->path);
+    cfg->sections = grown;
+    dn_section *s = &cfg->sections[cfg->n_sections++];
+    memset(s, 0, sizeof *s);
+    s->type = type;
+    s->line = line;
+    return DN_OK;
+}
+
+static dn_status add_option(dn_cfg *cfg, char *text, int line)
+{
+    if (cfg->n_sections == 0)
+        return dn_fail(DN_ERR_CFG, "%s:%d: option '%s' before the first section; "
+                       "a cfg file starts with [net]", cfg->path, line, text);
+    dn_section *s = &cfg->sections[cfg->n_sections - 1];
+    char *eq = strchr(text, '=');
+    if (!eq)
+        return dn_fail(DN_ERR_CFG, "%s:%d: '%s' is not key=value (missing '=')", cfg->path, line, text);
+    if (eq[1] == 0)
+        return dn_fail(DN_ERR_CFG, "%s:%d: '%s' has no value; write key=value", cfg->path, line, text);
+    dn_option *grown = realloc(s->opts, (s->n_opts + 1) * sizeof *grown);
+    if (!grown) return dn_fail(DN_ERR_OOM, "out of memory reading %s", cfg->path);
+    s->opts = grown;
+    dn_option *o = &s->opts[s->n_opts++];
+    o->key = text;
+    o->line = line;
+    o->used = 0;
+    *eq = 0;
+    o->val = eq + 1;
+    return DN_OK;
+}
+
+dn_status dn_cfg_read(const char *path, dn_cfg **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dn_fail(DN_ERR_NOT_FOUND, "cannot open cfg file %s", path);
+    dn_cfg *cfg = calloc(1, sizeof *cfg);
+    if (!cfg || !(cfg->path = strdup(path))) {
+        free(cfg);
+        fclose(f);
+        return dn_fail(DN_ERR_OOM, "out of memory reading %s", path);
+    }
+    dn_status st = DN_OK;
+    int line_no = 0, oom = 0;
+    char *line;
+    while (st == DN_OK && (line = read_line(f, &oom))) {
+        line_no++;
+        strip_all(line);
+        if (line[0] == 0 || line[0] == '#' || line[0] == ';') {
+            free(line);
+        } else if (line[0] == '[') {
+            st = add_section(cfg, line, line_no);
+            if (st != DN_OK) free(line);
+        } else {
+            st = add_option(cfg, line, line_no);
+            if (st != DN_OK) free(line);
+        }
+    }
+    if (st == DN_OK && oom) st = dn_fail(DN_ERR_OOM, "out of memory reading %s", path);
+    if (st == DN_OK && ferror(f)) st = dn_fail(DN_ERR_IO, "error reading %s", path);
+    fclose(f);
+    if (st == DN_OK && cfg->n_sections == 0)
+        st = dn_fail(DN_ERR_CFG, "%s: the file has no sections; a cfg file starts with [net]", path);
+    if (st != DN_OK) {
+        dn_cfg_free(cfg);
+        return st;
+    }
+    *out = cfg;
+    return DN_OK;
+}
+
+void dn_cfg_free(dn_cfg *cfg)
+{
+    if (!cfg) return;
+    for (int i = 0; i < cfg->n_sections; i++) {
+        dn_section *s = &cfg->sections[i];
+        for (int j = 0; j < s->n_opts; j++) free(s->opts[j].key);
+        free(s->opts);
+        free(s->type);
+    }
+    free(cfg->sections);
+    free(cfg->path);
+    free(cfg);
+}
+
+dn_option *dn_cfg_find(dn_section *s, const char *key)
+{
+    for (int i = 0; i < s->n_opts; i++)
+        if (strcmp(s->opts[i].key, key) == 0) {
+            s->opts[i].used = 1;
+            return &s->opts[i];
+        }
+    return NULL;
+}

@@ -1,0 +1,92 @@
+/* [batchnorm] (spec §1.5, §3.3, §4.4): per-channel normalisation, scale and bias. */
+#include <string.h>
+
+#include "dn.h"
+
+typedef struct batchnorm {
+    dn_bn bn;
+    float *biases, *bias_updates;
+} batchnorm;
+
+static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
+{
+    batchnorm *p = calloc(1, sizeof *p);
+    if (!(l->p = p)) return dn_fail(DN_ERR_OOM, "out of memory");
+    DN_TRY(dn_require_image(ctx, l));
+    l->out_w = l->w;
+    l->out_h = l->h;
+    l->out_c = l->c;
+    l->outputs = l->inputs;
+    l->batch_normalize = 1;
+    DN_TRY(dn_bn_init(&p->bn, l->c, l->w * l->h, l->batch, l->train, .01f));
+    DN_TRY(dn_alloc_floats(&p->biases, l->c, "batch-norm biases"));
+    if (l->train) DN_TRY(dn_alloc_floats(&p->bias_updates, l->c, "batch-norm bias updates"));
+    return DN_OK;
+}
+
+static size_t n_weights(const dn_layer *l) { return (size_t)l->c * 4; }
+
+static void read_weights(dn_layer *l, dn_reader *r)
+{
+    batchnorm *p = l->p;
+    dn_read_floats(r, p->biases, l->c);
+    dn_read_floats(r, p->bn.scales, l->c);
+    dn_read_floats(r, p->bn.mean, l->c);
+    dn_read_floats(r, p->bn.variance, l->c);
+}
+
+static void write_weights(const dn_layer *l, dn_writer *w)
+{
+    const batchnorm *p = l->p;
+    dn_write_floats(w, p->biases, l->c);
+    dn_write_floats(w, p->bn.scales, l->c);
+    dn_write_floats(w, p->bn.mean, l->c);
+    dn_write_floats(w, p->bn.variance, l->c);
+}
+
+static void forward(dn_layer *l, dn_network *net, const float *in)
+{
+    batchnorm *p = l->p;
+    memcpy(l->output, in, sizeof(float) * l->batch * l->outputs);
+    dn_bn_forward(&p->bn, l->output, l->batch, net->training);
+    dn_add_bias(l->output, p->biases, l->batch, l->c, l->w * l->h);
+}
+
+static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
+{
+    (void)net;
+    (void)in;
+    batchnorm *p = l->p;
+    dn_backward_bias(p->bias_updates, l->delta, l->batch, l->c, l->w * l->h);
+    dn_bn_backward(&p->bn, l->delta, l->batch);
+    if (in_delta)
+        for (int i = 0; i < l->batch * l->outputs; i++) in_delta[i] += l->delta[i];
+}
+
+static void update(dn_layer *l, const dn_update *u)
+{
+    batchnorm *p = l->p;
+    const float lr = u->learning_rate * l->lr_mult;
+    dn_sgd(p->biases, p->bias_updates, l->c, u, lr, 0);
+    dn_sgd(p->bn.scales, p->bn.scale_updates, l->c, u, lr, 0);
+}
+
+static void describe(const dn_layer *l, char *buf, size_t n)
+{
+    snprintf(buf, n, "Batch Normalization Layer: %d x %d x %d image", l->w, l->h, l->c);
+}
+
+static void free_batchnorm(dn_layer *l)
+{
+    batchnorm *p = l->p;
+    if (!p) return;
+    dn_bn_free(&p->bn);
+    free(p->biases);
+    free(p->bias_updates);
+}
+
+const dn_layer_ops dn_layer_batchnorm = {
+    .name = "batchnorm", .parse = parse, .n_weights = n_weights, .read_weights = read_weights,
+    .write_weights = write_weights, .forward = forward, .backward = backward, .update = update,
+    .describe = describe, .free = free_batchnorm,
+};

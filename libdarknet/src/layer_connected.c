@@ -1,0 +1,127 @@
+/* [connected] (spec §1.5, §3.6, §4.3): y = W x (+ batch norm) + b, then the activation.
+   Unlike upstream (spec §4.5), its weights are updated when training. */
+#include <math.h>
+#include <string.h>
+
+#include "dn.h"
+
+typedef struct connected {
+    dn_act act;
+    float *weights, *biases; /* weights [outputs][inputs] */
+    dn_bn bn;
+    float *weight_updates, *bias_updates, *preact;
+} connected;
+
+static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
+{
+    connected *p = calloc(1, sizeof *p);
+    if (!(l->p = p)) return dn_fail(DN_ERR_OOM, "out of memory");
+    int outputs = dn_opt_int(ctx, "output", 1);
+    l->batch_normalize = dn_opt_int(ctx, "batch_normalize", 0);
+    DN_TRY(dn_opt_activation(ctx, "activation", "logistic", &p->act));
+    if (outputs < 1) return dn_parse_fail(ctx, "output=%d must be >= 1", outputs);
+    if ((double)outputs * l->inputs > 1 << 30)
+        return dn_parse_fail(ctx, "%d x %d weights are too many", outputs, l->inputs);
+    l->out_w = l->out_h = 1;
+    l->out_c = l->outputs = outputs;
+    l->bflops = 2.0 * l->inputs * outputs / 1e9;
+    const size_t nw = (size_t)outputs * l->inputs;
+    DN_TRY(dn_alloc_floats(&p->weights, nw, "connected weights"));
+    DN_TRY(dn_alloc_floats(&p->biases, outputs, "connected biases"));
+    const float scale = sqrtf(2.f / l->inputs);
+    for (size_t i = 0; i < nw; i++) p->weights[i] = scale * dn_rng_uniform(&ctx->net->rng, -1, 1);
+    if (l->batch_normalize) DN_TRY(dn_bn_init(&p->bn, outputs, 1, l->batch, l->train, .01f));
+    if (l->train) {
+        DN_TRY(dn_alloc_floats(&p->weight_updates, nw, "connected weight updates"));
+        DN_TRY(dn_alloc_floats(&p->bias_updates, outputs, "connected bias updates"));
+        if (dn_act_needs_input(p->act))
+            DN_TRY(dn_alloc_floats(&p->preact, (size_t)l->batch * outputs, "pre-activations"));
+    }
+    return DN_OK;
+}
+
+static size_t n_weights(const dn_layer *l)
+{
+    return (size_t)l->outputs * (l->inputs + 1 + (l->batch_normalize ? 3 : 0));
+}
+
+static void read_weights(dn_layer *l, dn_reader *r)
+{
+    connected *p = l->p;
+    dn_read_floats(r, p->biases, l->outputs);
+    dn_read_floats(r, p->weights, (size_t)l->outputs * l->inputs);
+    if (l->batch_normalize && !l->dontloadscales) {
+        dn_read_floats(r, p->bn.scales, l->outputs);
+        dn_read_floats(r, p->bn.mean, l->outputs);
+        dn_read_floats(r, p->bn.variance, l->outputs);
+    }
+}
+
+static void write_weights(const dn_layer *l, dn_writer *w)
+{
+    const connected *p = l->p;
+    dn_write_floats(w, p->biases, l->outputs);
+    dn_write_floats(w, p->weights, (size_t)l->outputs * l->inputs);
+    if (l->batch_normalize) {
+        dn_write_floats(w, p->bn.scales, l->outputs);
+        dn_write_floats(w, p->bn.mean, l->outputs);
+        dn_write_floats(w, p->bn.variance, l->outputs);
+    }
+}
+
+static void forward(dn_layer *l, dn_network *net, const float *in)
+{
+    connected *p = l->p;
+    dn_gemm(0, 1, l->batch, l->outputs, l->inputs, 1, in, l->inputs, p->weights, l->inputs, 0, l->output,
+            l->outputs);
+    if (l->batch_normalize) dn_bn_forward(&p->bn, l->output, l->batch, net->training);
+    dn_add_bias(l->output, p->biases, l->batch, l->outputs, 1);
+    if (net->training && p->preact) memcpy(p->preact, l->output, sizeof(float) * l->batch * l->outputs);
+    dn_activate(l->output, l->batch, l->outputs, 1, p->act);
+}
+
+static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
+{
+    (void)net;
+    connected *p = l->p;
+    dn_activate_grad(p->preact, l->output, l->batch, l->outputs, 1, p->act, l->delta);
+    dn_backward_bias(p->bias_updates, l->delta, l->batch, l->outputs, 1);
+    if (l->batch_normalize) dn_bn_backward(&p->bn, l->delta, l->batch);
+    dn_gemm(1, 0, l->outputs, l->inputs, l->batch, 1, l->delta, l->outputs, in, l->inputs, 1, p->weight_updates,
+            l->inputs);
+    if (in_delta)
+        dn_gemm(0, 0, l->batch, l->inputs, l->outputs, 1, l->delta, l->outputs, p->weights, l->inputs, 1, in_delta,
+                l->inputs);
+}
+
+static void update(dn_layer *l, const dn_update *u)
+{
+    connected *p = l->p;
+    const float lr = u->learning_rate * l->lr_mult;
+    dn_sgd(p->weights, p->weight_updates, (size_t)l->outputs * l->inputs, u, lr, 1);
+    dn_sgd(p->biases, p->bias_updates, l->outputs, u, lr, 0);
+    if (l->batch_normalize) dn_sgd(p->bn.scales, p->bn.scale_updates, l->outputs, u, lr, 0);
+}
+
+static void describe(const dn_layer *l, char *buf, size_t n)
+{
+    snprintf(buf, n, "connected                            %4d  ->  %4d", l->inputs, l->outputs);
+}
+
+static void free_connected(dn_layer *l)
+{
+    connected *p = l->p;
+    if (!p) return;
+    free(p->weights);
+    free(p->biases);
+    dn_bn_free(&p->bn);
+    free(p->weight_updates);
+    free(p->bias_updates);
+    free(p->preact);
+}
+
+const dn_layer_ops dn_layer_connected = {
+    .name = "connected", .alias = "conn", .parse = parse, .n_weights = n_weights, .read_weights = read_weights,
+    .write_weights = write_weights, .forward = forward, .backward = backward, .update = update,
+    .describe = describe, .free = free_connected,
+};

@@ -1,0 +1,75 @@
+/* [softmax] (spec §1.5, §3.7, §4.2, §4.3): softmax over blocks of the flat
+   vector; with truth, cross-entropy cost and delta = t - p. */
+#include <math.h>
+
+#include "dn.h"
+
+typedef struct softmax {
+    int groups;
+    float temperature;
+    int noloss;
+} softmax;
+
+static const char *const ignored_keys[] = {"spatial", NULL};
+
+static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
+{
+    softmax *p = calloc(1, sizeof *p);
+    if (!(l->p = p)) return dn_fail(DN_ERR_OOM, "out of memory");
+    if (dn_opt_str(ctx, "tree", NULL))
+        return dn_parse_fail(ctx, "hierarchical softmax (tree=) is not supported");
+    dn_opt_accept(ctx, ignored_keys);
+    p->groups = dn_opt_int(ctx, "groups", 1);
+    p->temperature = dn_opt_float(ctx, "temperature", 1);
+    p->noloss = dn_opt_int(ctx, "noloss", 0);
+    if (p->groups < 1 || l->inputs % p->groups)
+        return dn_parse_fail(ctx, "groups=%d must be >= 1 and divide the %d inputs", p->groups, l->inputs);
+    if (p->temperature == 0) return dn_parse_fail(ctx, "temperature must not be 0");
+    l->outputs = l->inputs; /* out_w/out_h/out_c stay 0 (spec §1.2) */
+    l->has_cost = !p->noloss;
+    return DN_OK;
+}
+
+static void forward(dn_layer *l, dn_network *net, const float *in)
+{
+    const softmax *p = l->p;
+    const int n = l->inputs / p->groups;
+    #pragma omp parallel for
+    for (int bg = 0; bg < l->batch * p->groups; bg++) {
+        const float *x = in + (size_t)bg * n;
+        float *y = l->output + (size_t)bg * n;
+        float m = x[0], sum = 0;
+        for (int i = 1; i < n; i++) m = fmaxf(m, x[i]);
+        for (int i = 0; i < n; i++) {
+            y[i] = (float)exp((double)x[i] / p->temperature - (double)m / p->temperature);
+            sum += y[i];
+        }
+        for (int i = 0; i < n; i++) y[i] /= sum;
+    }
+    if (!net->training || !net->truth || p->noloss) return;
+    double cost = 0;
+    for (int i = 0; i < l->batch * l->outputs; i++) {
+        const float t = net->truth[i];
+        l->delta[i] = t - l->output[i];
+        if (t != 0) cost += -log(l->output[i]);
+    }
+    l->cost = (float)cost;
+}
+
+static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
+{
+    (void)net;
+    (void)in;
+    if (!in_delta) return;
+    for (int i = 0; i < l->batch * l->outputs; i++) in_delta[i] += l->delta[i];
+}
+
+static void describe(const dn_layer *l, char *buf, size_t n)
+{
+    snprintf(buf, n, "softmax                                        %4d", l->outputs);
+}
+
+const dn_layer_ops dn_layer_softmax = {
+    .name = "softmax", .alias = "soft", .parse = parse, .forward = forward, .backward = backward,
+    .describe = describe,
+};

@@ -1,0 +1,58 @@
+/* Error messages, the log sink, allocation and the random generator. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "dn.h"
+
+static _Thread_local char last_error[1024];
+static dn_log_fn log_fn;
+static void *log_user;
+
+const char *dn_last_error(void) { return last_error; }
+
+dn_status dn_fail(dn_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void dn_log_set(dn_log_fn fn, void *user)
+{
+    log_fn = fn;
+    log_user = user;
+}
+
+void dn_log(int level, const char *fmt, ...)
+{
+    if (!log_fn) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_fn(level, msg, log_user);
+}
+
+float *dn_floats(size_t n) { return n ? calloc(n, sizeof(float)) : NULL; }
+
+dn_status dn_alloc_floats(float **dst, size_t n, const char *what)
+{
+    *dst = dn_floats(n);
+    if (n && !*dst)
+        return dn_fail(DN_ERR_OOM, "out of memory allocating %zu floats (%.1f MiB) for %s; "
+                       "lower batch (or raise subdivisions) or the input size",
+                       n, n * 4.0 / 1048576.0, what);
+    return DN_OK;
+}
+
+float dn_rng_uniform(dn_rng *r, float lo, float hi)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    uint64_t v = r->s * 0x2545F4914F6CDD1DULL;
+    return lo + (hi - lo) * (float)((v >> 40) * (1.0 / 16777216.0));
+}

@@ -1,0 +1,36 @@
+"""Build libdarknet's C sources and the Cython binding into darknetpy._libdarknet.
+
+CPU GEMM comes from the scipy-openblas32 wheel (a runtime dependency); the
+extension links to its shared library with an rpath relative to the package.
+"""
+import glob
+import os
+
+import numpy
+import scipy_openblas32
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = sorted(glob.glob(os.path.join("libdarknet", "src", "*.c")))
+
+blas_lib_dir = scipy_openblas32.get_lib_dir()
+# darknetpy/ and scipy_openblas32/ are siblings in site-packages
+rpaths = ["$ORIGIN/../scipy_openblas32/lib", blas_lib_dir]
+
+extension = Extension(
+    "darknetpy._libdarknet",
+    sources=["src_ext/_libdarknet.pyx"] + SOURCES,
+    include_dirs=["libdarknet/include", "libdarknet/src", "src_ext", scipy_openblas32.get_include_dir(),
+                  numpy.get_include()],
+    library_dirs=[blas_lib_dir],
+    libraries=[scipy_openblas32.get_library()],
+    extra_compile_args=["-O3", "-fopenmp", "-std=gnu11", "-Wall", "-Wno-unused-function",
+                        "-Wno-unknown-pragmas"],
+    extra_link_args=["-fopenmp"] + [f"-Wl,-rpath,{p}" for p in rpaths],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+)
+
+setup(ext_modules=cythonize([extension], include_path=["src_ext"], language_level=3,
+                            compiler_directives={"boundscheck": False,
+                                                 "wraparound": False}))

@@ -1,0 +1,160 @@
+# cython: language_level=3
+"""Thin handles over libdarknet. Private: darknetpy's Python modules own
+validation, conversions and documentation."""
+import logging
+import os
+
+import numpy as np
+
+from libc.string cimport memcpy
+
+from libdarknet cimport *
+from darknetpy.errors import (CfgError, DarknetError, InputError, OutOfMemoryError, UnsupportedError,
+                              WeightsError)
+
+_logger = logging.getLogger("darknetpy")
+
+
+cdef void _log(int level, const char *message, void *user) noexcept with gil:
+    _logger.log(level, message.decode("utf-8", "replace"))
+
+
+dn_log_set(_log, NULL)
+
+
+cdef int _check(dn_status status) except -1:
+    if status == DN_OK:
+        return 0
+    message = dn_last_error().decode("utf-8", "replace")
+    if status == DN_ERR_CFG:
+        raise CfgError(message)
+    if status == DN_ERR_WEIGHTS:
+        raise WeightsError(message)
+    if status == DN_ERR_NOT_FOUND:
+        raise FileNotFoundError(message)
+    if status == DN_ERR_IO:
+        raise OSError(message)
+    if status == DN_ERR_SHAPE:
+        raise InputError(message)
+    if status == DN_ERR_OOM:
+        raise OutOfMemoryError(message)
+    if status == DN_ERR_UNSUPPORTED:
+        raise UnsupportedError(message)
+    if status == DN_ERR_CANCELLED:
+        raise KeyboardInterrupt(message)
+    raise DarknetError(message)
+
+
+def set_threads(int threads):
+    """Threads for OpenMP loops and OpenBLAS (process-wide)."""
+    dn_set_threads(threads)
+
+
+def resize_image(const float[:, :, ::1] src, int w, int h):
+    """darknet's resize_image: (c, H, W) float32 -> new (c, h, w) float32 array."""
+    out = np.empty((src.shape[0], h, w), dtype=np.float32)
+    cdef float[:, :, ::1] dst = out
+    cdef dn_status st
+    with nogil:
+        st = dn_resize_image(&src[0, 0, 0], <int>src.shape[0], <int>src.shape[1], <int>src.shape[2],
+                             &dst[0, 0, 0], h, w)
+    _check(st)
+    return out
+
+
+cdef class NetworkHandle:
+    """Owns one dn_network. Not thread-safe: the Python Network serialises calls."""
+    cdef dn_network *net
+
+    def __cinit__(self, cfg_path, int batch):
+        cdef bytes path = os.fsencode(cfg_path)
+        cdef const char *p = path
+        cdef dn_status st
+        with nogil:
+            st = dn_network_load_cfg(p, batch, &self.net)
+        _check(st)
+
+    def __dealloc__(self):
+        dn_network_free(self.net)
+
+    def close(self):
+        dn_network_free(self.net)
+        self.net = NULL
+
+    cdef dn_network *_get(self) except NULL:
+        if self.net == NULL:
+            raise ValueError("Network is closed")
+        return self.net
+
+    def info(self):
+        cdef dn_net_info i
+        _check(dn_network_info(self._get(), &i))
+        return i
+
+    def layer_info(self, int index):
+        cdef dn_layer_info i
+        _check(dn_network_layer_info(self._get(), index, &i))
+        return dict(index=i.index, type=i.type.decode(), input_shape=(i.in_c, i.in_h, i.in_w),
+                    inputs=i.inputs, output_shape=(i.out_c, i.out_h, i.out_w), outputs=i.outputs,
+                    batch_normalize=bool(i.batch_normalize), n_weights=i.n_weights, bflops=i.bflops,
+                    summary=i.summary.decode())
+
+    def load_weights(self, path, int cutoff):
+        cdef bytes b = os.fsencode(path)
+        cdef const char *p = b
+        cdef int loaded = 0
+        cdef dn_network *net = self._get()
+        cdef dn_status st
+        with nogil:
+            st = dn_network_load_weights(net, p, cutoff, &loaded)
+        _check(st)
+        return loaded
+
+    def save_weights(self, path, int cutoff):
+        cdef bytes b = os.fsencode(path)
+        cdef const char *p = b
+        cdef dn_network *net = self._get()
+        cdef dn_status st
+        with nogil:
+            st = dn_network_save_weights(net, p, cutoff)
+        _check(st)
+
+    def set_counters(self, uint64_t seen, int cur_iteration):
+        _check(dn_network_set_counters(self._get(), seen, cur_iteration))
+
+    def fuse(self):
+        _check(dn_network_fuse(self._get()))
+
+    def seed(self, uint64_t seed):
+        dn_network_seed(self._get(), seed)
+
+    def forward(self, const float[:, ::1] x):
+        """x: (n, inputs) float32, n <= batch."""
+        cdef dn_network *net = self._get()
+        cdef dn_status st
+        with nogil:
+            st = dn_network_forward(net, &x[0, 0], <int>x.shape[0])
+        _check(st)
+
+    def layer_output(self, int index):
+        """A copy of layer `index`'s output buffer (batch * outputs floats)."""
+        cdef const float *data
+        cdef int count
+        _check(dn_network_layer_output(self._get(), index, &data, &count))
+        out = np.empty(count, dtype=np.float32)
+        cdef float[::1] view = out
+        if count:
+            memcpy(&view[0], data, count * sizeof(float))
+        return out
+
+    def train_step(self, const float[:, ::1] x, const float[:, ::1] y):
+        cdef dn_network *net = self._get()
+        cdef float loss = 0
+        cdef dn_status st
+        with nogil:
+            st = dn_network_train_step(net, &x[0, 0], &y[0, 0], <int>y.shape[1], &loss)
+        _check(st)
+        return loss
+
+    def current_rate(self):
+        return dn_network_current_rate(self._get())

@@ -1,0 +1,63 @@
+# Declarations from libdarknet/include/darknet.h, the engine's only API.
+# Struct layouts come from the header itself (cdef extern); only used fields are named.
+from libc.stdint cimport uint64_t
+
+cdef extern from "darknet.h" nogil:
+    ctypedef enum dn_status:
+        DN_OK
+        DN_ERR_IO
+        DN_ERR_NOT_FOUND
+        DN_ERR_CFG
+        DN_ERR_WEIGHTS
+        DN_ERR_SHAPE
+        DN_ERR_OOM
+        DN_ERR_UNSUPPORTED
+        DN_ERR_CANCELLED
+        DN_ERR_INTERNAL
+
+    const char *dn_last_error()
+    ctypedef void (*dn_log_fn)(int level, const char *message, void *user) noexcept
+    void dn_log_set(dn_log_fn fn, void *user)
+    void dn_set_threads(int threads)
+
+    ctypedef struct dn_network:
+        pass
+
+    ctypedef struct dn_net_info:
+        int width, height, channels, inputs
+        int batch, cfg_batch, subdivisions, max_batches
+        float learning_rate, momentum, decay
+        int burn_in
+        float power
+        float angle, aspect, saturation, exposure, hue
+        int min_crop, max_crop, flip
+        float label_smooth_eps
+        uint64_t seen
+        int cur_iteration
+        int train, fused, n_layers, output_layer, outputs
+
+    ctypedef struct dn_layer_info:
+        int index
+        const char *type
+        int in_c, in_h, in_w, inputs
+        int out_c, out_h, out_w, outputs
+        int batch_normalize
+        int n_weights
+        double bflops
+        char summary[192]
+
+    dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out)
+    void dn_network_free(dn_network *net)
+    dn_status dn_network_info(const dn_network *net, dn_net_info *info)
+    dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info)
+    dn_status dn_network_load_weights(dn_network *net, const char *path, int cutoff, int *layers_loaded)
+    dn_status dn_network_save_weights(const dn_network *net, const char *path, int cutoff)
+    dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iteration)
+    dn_status dn_network_fuse(dn_network *net)
+    dn_status dn_network_forward(dn_network *net, const float *input, int n)
+    dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count)
+    dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size,
+                                    float *loss)
+    float dn_network_current_rate(const dn_network *net)
+    void dn_network_seed(dn_network *net, uint64_t seed)
+    dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow)

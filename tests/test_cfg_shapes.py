@@ -1,0 +1,98 @@
+"""Every upstream cfg builds with upstream's per-layer shapes, or is refused with
+a CfgError naming what is unsupported (the list below, each with its reason)."""
+import re
+
+import pytest
+
+import darknetpy as dn
+from conftest import SHARED
+
+# cfg name (subfolders flattened with "_") -> what the CfgError must mention
+REFUSED = {
+    # recurrent layers are out of scope (upstream itself dies parsing these five)
+    "rnn": "[rnn]", "rnn.train": "[rnn]", "gru": "[gru]", "lstm.train": "[lstm]", "crnn.train": "[crnn]",
+    "yolov3-tiny_occlusion_track": "[crnn]",
+    # YOLOv2 region head and old reorg
+    "tiny-yolo-voc": "[region]", "tiny-yolo": "[region]", "yolo9000": "[region]", "yolov2-tiny-voc": "[region]",
+    "yolov2-tiny": "[region]", "yolo-voc.2.0": "[reorg]", "yolo-voc": "[reorg]", "yolo.2.0": "[reorg]",
+    "yolo": "[reorg]", "yolov2-voc": "[reorg]", "yolov2": "[reorg]",
+    # YOLOv1 detection head, local and crop layers
+    "t1.test": "[detection]", "yolov1_tiny-coco": "[detection]", "yolov1_tiny-yolo": "[detection]",
+    "yolov1_xyolo.test": "xnor", "yolov1_yolo-coco": "[local]", "yolov1_yolo": "[local]",
+    "yolov1_yolo.train": "[local]", "yolov1_yolo2": "[local]", "yolov1_yolo-small": "[crop]",
+    "cifar": "[crop]", "strided": "[crop]", "vgg-16": "[crop]",
+    # Gaussian YOLO, contrastive learning, binary (xnor) convolutions
+    "Gaussian_yolov3_BDD": "[Gaussian_yolo]", "yolov4-tiny_contrastive": "[contrastive]",
+    "darknet53_448_xnor": "xnor", "tiny-yolo_xnor": "xnor", "yolov3-tiny_xnor": "xnor",
+    # upstream asserts here: a shortcut adds layers of different spatial sizes
+    "resnet50": "[shortcut]", "resnet101": "[shortcut]", "resnet152": "[shortcut]",
+    "resnext152-32x4d": "[shortcut]",
+}
+
+TYPE_NAMES = {"upsample": "none", "reorg3d": "reorg", "local_avgpool": "avgpool"}
+ROW = re.compile(r"^\s*(\d+)\s+(\S+)\s+in\s+(\d+) x\s*(\d+) x\s*(\d+)\s+out\s+(\d+) x\s*(\d+) x\s*(\d+)\s+"
+                 r"outputs=(\d+)(\s+bn)?")
+
+
+def cfg_files():
+    root = SHARED / "darknet" / "cfg"
+    if not root.is_dir():
+        return []
+    return sorted(root.glob("*.cfg")) + sorted(root.glob("*/*.cfg"))
+
+
+def cfg_name(path):
+    rel = path.relative_to(SHARED / "darknet" / "cfg")
+    return "_".join(rel.with_suffix("").parts)
+
+
+def upstream_rows(name):
+    rows = {}
+    for line in (SHARED / "oracle" / "cfg-shapes" / f"{name}.shapes").read_text().splitlines():
+        m = ROW.match(line)
+        if m:
+            rows[int(m.group(1))] = m
+    return rows
+
+
+@pytest.mark.parametrize("path", cfg_files(), ids=cfg_name)
+def test_cfg_builds_like_upstream(path):
+    name = cfg_name(path)
+    if name in REFUSED:
+        with pytest.raises(dn.CfgError) as err:
+            dn.Network(path, batch=1, fuse=False)
+        assert REFUSED[name] in str(err.value)
+        assert str(path) in str(err.value)
+        return
+    rows = upstream_rows(name)
+    with dn.Network(path, batch=1, fuse=False) as net:
+        assert len(net.layers) == len(rows)
+        for layer in net.layers:
+            m = rows[layer.index]
+            assert m.group(2) == TYPE_NAMES.get(layer.type, layer.type), layer
+            out_c, out_h, out_w, outputs = (int(m.group(i)) for i in (6, 7, 8, 9))
+            assert (layer.output_shape, layer.outputs) == ((out_c, out_h, out_w), outputs), layer
+            assert layer.batch_normalize == bool(m.group(10)), layer
+
+
+def test_refused_list_is_current(shared):
+    names = {cfg_name(p) for p in cfg_files()}
+    assert set(REFUSED) <= names
+
+
+def upstream_table(name):
+    """Upstream's printed layer lines, without its loud-default and unused-field notes."""
+    console = (SHARED / "oracle" / "cfg-shapes" / f"{name}.console").read_text()
+    start = console.index("   layer")
+    table = console[start:console.index("Total BFLOPS")]
+    table = re.sub(r"\w+: Using default '[^']*'\n", "", table)
+    return [line.rstrip() for line in table.splitlines() if not line.startswith("Unused field")]
+
+
+@pytest.mark.parametrize("path", [p for p in cfg_files() if cfg_name(p) not in REFUSED], ids=cfg_name)
+def test_layer_table_matches_upstream_console(path):
+    """repr(net) prints upstream's layer table (spec Appendix A) line for line."""
+    with dn.Network(path, batch=1, fuse=False) as net:
+        ours = [line.rstrip() for line in net.summary().splitlines()[:-1]]
+        assert repr(net).splitlines()[1:-1] == net.summary().splitlines()[:-1]
+    assert ours == upstream_table(cfg_name(path))
