@@ -1,23 +1,52 @@
 /* Dense linear algebra: GEMM through OpenBLAS (scipy-openblas32), im2col/col2im. */
 #include <cblas.h>
+#include <omp.h>
+#include <pthread.h>
+#include <string.h>
 
 #include "dn.h"
+
+/* One thread pool: OpenBLAS runs single-threaded and OpenMP splits each GEMM
+   into blocks. Two pools (OpenBLAS's and OpenMP's spinning workers) fight for
+   the cores and were several times slower. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_single_threaded(void) { scipy_openblas_set_num_threads(1); }
+
+static void gemm_block(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c, int ldc)
+{
+    scipy_cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m,
+                      n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc)
 {
-    scipy_cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                      m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    pthread_once(&blas_once, blas_single_threaded);
+    const int threads = omp_get_max_threads();
+    if (threads == 1 || (double)m * n * k < 1 << 18) {
+        gemm_block(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* split the longer output dimension into equal blocks, multiples of 16 */
+    const int split_n = n >= m, len = split_n ? n : m;
+    const int block = ((len + threads - 1) / threads + 15) / 16 * 16;
+    #pragma omp parallel for num_threads(threads)
+    for (int start = 0; start < len; start += block) {
+        const int size = start + block > len ? len - start : block;
+        if (split_n)
+            gemm_block(trans_a, trans_b, m, size, k, alpha, a, lda, trans_b ? b + (size_t)start * ldb : b + start,
+                       ldb, beta, c + start, ldc);
+        else
+            gemm_block(trans_a, trans_b, size, n, k, alpha, trans_a ? a + start : a + (size_t)start * lda, lda, b,
+                       ldb, beta, c + (size_t)start * ldc, ldc);
+    }
 }
 
 void dn_set_threads(int threads)
 {
-    if (threads <= 0) return;
-    scipy_openblas_set_num_threads(threads);
-#ifdef _OPENMP
-    extern void omp_set_num_threads(int);
-    omp_set_num_threads(threads);
-#endif
+    if (threads > 0) omp_set_num_threads(threads);
 }
 
 /* Row (ci, ky, kx) of the column matrix holds, for each output pixel, the input
@@ -31,19 +60,24 @@ void dn_im2col(const float *im, const dn_conv_geom *g, float *col)
         const int ci = row / k2, ky = (row % k2) / g->size, kx = row % g->size;
         const float *plane = im + (long)ci * g->h * g->w;
         float *dst = col + (long)row * spatial;
+        /* output columns [lo, hi) read inside the image; the rest is padding */
+        const int x0 = kx * g->dilation - pad, sx = g->stride_x;
+        int lo = x0 < 0 ? (-x0 + sx - 1) / sx : 0;
+        int hi = g->w - x0 <= 0 ? 0 : (g->w - x0 - 1) / sx + 1;
+        if (hi > g->out_w) hi = g->out_w;
+        if (lo > hi) lo = hi;
         for (int oy = 0; oy < g->out_h; oy++) {
             const int iy = oy * g->stride_y - pad + ky * g->dilation;
             float *d = dst + oy * g->out_w;
             if (iy < 0 || iy >= g->h) {
-                for (int ox = 0; ox < g->out_w; ox++) d[ox] = 0;
+                memset(d, 0, sizeof(float) * g->out_w);
                 continue;
             }
-            const float *src = plane + (long)iy * g->w;
-            const int x0 = kx * g->dilation - pad;
-            for (int ox = 0; ox < g->out_w; ox++) {
-                const int ix = ox * g->stride_x + x0;
-                d[ox] = (ix >= 0 && ix < g->w) ? src[ix] : 0;
-            }
+            const float *src = plane + (long)iy * g->w + x0;
+            memset(d, 0, sizeof(float) * lo);
+            if (sx == 1) memcpy(d + lo, src + lo, sizeof(float) * (hi - lo));
+            else for (int ox = lo; ox < hi; ox++) d[ox] = src[ox * sx];
+            memset(d + hi, 0, sizeof(float) * (g->out_w - hi));
         }
     }
 }
