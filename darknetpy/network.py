@@ -177,7 +177,8 @@ class Network:
     # ---- training ------------------------------------------------------
     def train_step(self, x, y) -> float:
         """One darknet iteration (spec §4.1): x float32 (batch*subdivisions, C, H, W),
-        y float32 (same N, outputs) truth; returns darknet's per-image loss."""
+        y float32 (same N, outputs) truth; returns darknet's per-image loss. Afterwards
+        :meth:`layer_output` holds the training-mode outputs of the last mini-batch."""
         x = self._as_batch(x)
         y = np.ascontiguousarray(y, dtype=np.float32)
         need = self.batch * self.subdivisions
@@ -185,7 +186,47 @@ class Network:
             raise InputError(f"train_step needs {need} images (batch/subdivisions mini-batch x subdivisions) "
                              f"and truth ({need}, {self.outputs}); got {x.shape[0]} and {y.shape}")
         with self._lock:
-            return self._handle.train_step(x, y)
+            loss = self._handle.train_step(x, y)
+            self._last_n = self.batch
+        return loss
+
+    # ---- gradient inspection (tests, debugging) ----------------------------
+    def backward(self, x, y, input_delta: bool = False) -> tuple:
+        """One training-mode forward and backward of a single mini-batch (``batch`` samples)
+        without an update or counter change. Returns ``(loss, delta)``: the mini-batch's
+        darknet cost (spec §4.2) and, with ``input_delta=True``, the input's delta as
+        (batch, C, H, W), else None. Afterwards :meth:`param_delta` gives each parameter's
+        delta of this mini-batch (momentum is discarded). Deltas follow darknet's sign
+        convention: they are NEGATIVE gradients."""
+        x = self._as_batch(x)
+        y = np.ascontiguousarray(y, dtype=np.float32)
+        if len(x) != self.batch or y.shape != (self.batch, self.outputs):
+            raise InputError(f"backward needs one mini-batch: {self.batch} images and truth "
+                             f"({self.batch}, {self.outputs}); got {x.shape[0]} and {y.shape}")
+        with self._lock:
+            loss, delta = self._handle.backward(x, y, input_delta)
+            self._last_n = self.batch
+        return loss, None if delta is None else delta.reshape((self.batch,) + self.input_shape)
+
+    def param(self, layer: int, name: str) -> np.ndarray:
+        """A copy of parameter array ``name`` ("weights", "biases", "scales", "rolling_mean",
+        "rolling_variance") of layer ``layer``, flat, in .weights order."""
+        with self._lock:
+            return self._handle.param(int(layer), name)[0]
+
+    def param_delta(self, layer: int, name: str) -> Optional[np.ndarray]:
+        """A copy of the update accumulator of a parameter array (after :meth:`backward`: its
+        negative gradient), or None for arrays that are not trained (rolling statistics)."""
+        with self._lock:
+            return self._handle.param(int(layer), name)[1]
+
+    def set_param(self, layer: int, name: str, values) -> None:
+        """Overwrite parameter array ``name`` of layer ``layer`` (same size, any shape)."""
+        values = np.ascontiguousarray(values, dtype=np.float32).ravel()
+        with self._lock:
+            self._handle.set_param(int(layer), name, values)
+            if self._fuse:
+                self._handle.fuse()
 
     @property
     def learning_rate(self) -> float:

@@ -156,5 +156,54 @@ cdef class NetworkHandle:
         _check(st)
         return loss
 
+    def backward(self, const float[:, ::1] x, const float[:, ::1] y, bint want_input_delta):
+        """(loss, input delta (batch, inputs) or None) of one mini-batch; accumulators reset first."""
+        cdef dn_network *net = self._get()
+        cdef double loss = 0
+        cdef dn_status st
+        cdef float[:, ::1] d
+        cdef float *dp = NULL
+        delta = None
+        if want_input_delta:
+            delta = np.zeros((x.shape[0], x.shape[1]), dtype=np.float32)
+            d = delta
+            dp = &d[0, 0]
+        with nogil:
+            st = dn_network_backward(net, &x[0, 0], &y[0, 0], <int>y.shape[1], &loss, dp)
+        _check(st)
+        return loss, delta
+
+    cdef int _param(self, int index, name, float **data, float **delta) except -1:
+        cdef bytes b = name.encode()
+        cdef int count = 0
+        _check(dn_network_param(self._get(), index, b, data, delta, &count))
+        return count
+
+    def param(self, int index, name):
+        """Copies of (values, update accumulator or None) of a layer's parameter array."""
+        cdef float *data
+        cdef float *delta
+        cdef int count = self._param(index, name, &data, &delta)
+        values = np.empty(count, dtype=np.float32)
+        cdef float[::1] v = values
+        if count:
+            memcpy(&v[0], data, count * sizeof(float))
+        if delta == NULL:
+            return values, None
+        acc = np.empty(count, dtype=np.float32)
+        v = acc
+        if count:
+            memcpy(&v[0], delta, count * sizeof(float))
+        return values, acc
+
+    def set_param(self, int index, name, const float[::1] values):
+        cdef float *data
+        cdef float *delta
+        cdef int count = self._param(index, name, &data, &delta)
+        if values.shape[0] != count:
+            raise ValueError(f"layer {index} {name} has {count} values, got {values.shape[0]}")
+        if count:
+            memcpy(data, &values[0], count * sizeof(float))
+
     def current_rate(self):
         return dn_network_current_rate(self._get())

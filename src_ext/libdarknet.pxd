@@ -58,6 +58,10 @@ cdef extern from "darknet.h" nogil:
     dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count)
     dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size,
                                     float *loss)
+    dn_status dn_network_backward(dn_network *net, const float *x, const float *y, int truth_size, double *loss,
+                                  float *input_delta)
+    dn_status dn_network_param(dn_network *net, int index, const char *name, float **data, float **delta,
+                               int *count)
     float dn_network_current_rate(const dn_network *net)
     void dn_network_seed(dn_network *net, uint64_t seed)
     dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow)

@@ -136,3 +136,13 @@ def test_wrong_input_shapes(oracle):
     net.close()
     with pytest.raises(ValueError, match="closed"):
         net.predict(np.zeros((3, 224, 224), np.float32))
+
+
+@pytest.mark.parametrize("key", ["adam", "mixup", "mosaic", "ema_alpha"])
+def test_unimplemented_training_features_are_refused_for_training_only(tmp_path, key):
+    import darknetpy as dn
+    cfg = tmp_path / "net.cfg"
+    cfg.write_text(f"[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\n{key}=1\n" + CONV)
+    dn.Network(cfg).close()  # inference ignores them, as upstream does
+    with pytest.raises(dn.CfgError, match=f"{key}= is not supported for training"):
+        dn.Network(cfg, batch=None)

@@ -127,6 +127,27 @@ dn_status dn_network_layer_output(const dn_network *net, int index, const float 
  */
 dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss);
 
+/*
+ * Inspection hook for gradient checks (training does not need it): one
+ * training-mode forward and backward of a single mini-batch (x: batch samples,
+ * y: their truth vectors), with no update and no change to the counters.
+ * Every parameter's update accumulator is reset first (momentum is discarded),
+ * so afterwards it holds this mini-batch's delta: darknet's NEGATIVE gradient
+ * (spec notation). *loss receives the mini-batch's network cost (spec §4.2);
+ * input_delta, if not NULL, receives the delta of the input (batch * inputs).
+ */
+dn_status dn_network_backward(dn_network *net, const float *x, const float *y, int truth_size, double *loss,
+                              float *input_delta);
+
+/*
+ * Parameter array `name` of layer `index`: "weights", "biases", "scales",
+ * "rolling_mean" or "rolling_variance". *data receives the values (writable; a
+ * fused network keeps using its folded copy until dn_network_fuse), *delta the
+ * update accumulator or NULL when there is none, *count the number of floats.
+ * DN_ERR_SHAPE when the layer has no such array.
+ */
+dn_status dn_network_param(dn_network *net, int index, const char *name, float **data, float **delta, int *count);
+
 /* Learning rate the schedule gives for the current batch (spec §4.6). */
 float dn_network_current_rate(const dn_network *net);
 

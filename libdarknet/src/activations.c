@@ -20,9 +20,44 @@ int dn_act_from_name(const char *name)
 
 const char *dn_act_name(dn_act a) { return act_names[a]; }
 
-int dn_act_needs_input(dn_act a) { return a == DN_ACT_SWISH || a == DN_ACT_MISH || a == DN_ACT_HARD_MISH; }
+int dn_act_needs_input(dn_act a)
+{
+    return a == DN_ACT_SWISH || a == DN_ACT_MISH || a == DN_ACT_HARD_MISH || a == DN_ACT_GELU || a == DN_ACT_NORM_CHAN;
+}
 
 static float logistic(float x) { return 1.f / (1.f + expf(-x)); }
+
+/* exp(x) within ~2 ulp for the forward kernels, branch-free so loops vectorise:
+   x = n ln2 + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial (Cephes
+   coefficients), 2^n put into the exponent bits. */
+static inline float exp_fast(float x)
+{
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    const float t = x * 1.44269504f;
+    const float n = (float)(int32_t)(t + (t < 0 ? -.5f : .5f)); /* nearest: SSE2 has no vector floor */
+    const float r = x - n * .693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.f;
+    union { int32_t i; float f; } scale = {((int32_t)n + 127) << 23};
+    return p * scale.f;
+}
+
+/* Element-wise kernels for the hot activations: one pass, vectorised. */
+static inline float identity(float x) { return x; }
+static inline float leaky_fast(float x) { return x > 0 ? x : .1f * x; }
+static inline float logistic_fast(float x) { return 1.f / (1.f + exp_fast(-x)); }
+static inline float swish_fast(float x) { return x / (1.f + exp_fast(-x)); }
+static inline float mish_fast(float x)
+{
+    /* x tanh(ln(1 + e^x)) = x n / (n + 2) with n = e^x (e^x + 2); x beyond 20 is its own mish */
+    const float e = exp_fast(x < 20.f ? x : 20.f), n = e * (e + 2.f);
+    return x > 20.f ? x : x * n / (n + 2.f);
+}
 
 static float softplus(float x)
 {
@@ -86,10 +121,9 @@ static float grad_one(float x, float y, dn_act a)
     case DN_ACT_ELU: return (y >= 0) + (y < 0) * (y + 1);
     case DN_ACT_SELU: return (y >= 0) * 1.0507f + (y < 0) * (y + 1.0507f * 1.6732f);
     case DN_ACT_GELU: {
-        /* upstream evaluates the GELU-tanh derivative at the output (spec §3.4) */
-        float x3 = y * y * y, t = tanhf(.0356774f * x3 + .797885f * y);
-        float s = 1 / coshf(.0356774f * x3 + .797885f * y);
-        return .5f * t + (.0535161f * x3 + .398942f * y) * s * s + .5f;
+        /* at the input: upstream evaluates it at the output (spec §3.4), see README */
+        float x3 = x * x * x, t = tanhf(.035677f * x3 + .797885f * x);
+        return .5f * (1 + t) + .5f * x * (1 - t * t) * (.797885f + 3 * .035677f * x * x);
     }
     case DN_ACT_PLSE: return (y < 0 || y > 1) ? .01f : .125f;
     case DN_ACT_HARDTAN: return y > -1 && y < 1;
@@ -135,40 +169,70 @@ static void normalize_channels(float *x, int batch, int c, int spatial, dn_act a
     }
 }
 
-void dn_activate(float *x, int batch, int c, int spatial, dn_act a)
+#define ACTIVATE_PLANES(KERNEL)                                                  \
+    _Pragma("omp parallel for") for (long pl = 0; pl < planes; pl++)             \
+    {                                                                            \
+        float *p = x + pl * spatial;                                             \
+        const float bv = bias ? bias[pl % c] : 0.f;                              \
+        _Pragma("omp simd") for (int i = 0; i < spatial; i++) p[i] = KERNEL(p[i] + bv); \
+    }
+
+void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a)
 {
-    if (a == DN_ACT_LINEAR) return;
+    const long planes = (long)batch * c;
     if (is_channel_norm(a)) {
+        if (bias) dn_add_bias(x, bias, batch, c, spatial);
         normalize_channels(x, batch, c, spatial, a);
         return;
     }
-    long n = (long)batch * c * spatial;
-    if (a == DN_ACT_LEAKY) {
-        #pragma omp parallel for simd
-        for (long i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : .1f * x[i];
-        return;
+    switch (a) {
+    case DN_ACT_LINEAR: ACTIVATE_PLANES(identity) break;
+    case DN_ACT_LEAKY: ACTIVATE_PLANES(leaky_fast) break;
+    case DN_ACT_LOGISTIC: ACTIVATE_PLANES(logistic_fast) break;
+    case DN_ACT_SWISH: ACTIVATE_PLANES(swish_fast) break;
+    case DN_ACT_MISH: ACTIVATE_PLANES(mish_fast) break;
+    default: {
+        _Pragma("omp parallel for") for (long pl = 0; pl < planes; pl++) {
+            float *p = x + pl * spatial;
+            const float bv = bias ? bias[pl % c] : 0.f;
+            for (int i = 0; i < spatial; i++) p[i] = act_one(p[i] + bv, a);
+        }
     }
-    #pragma omp parallel for
-    for (long i = 0; i < n; i++) x[i] = act_one(x[i], a);
+    }
+}
+
+void dn_activate(float *x, int batch, int c, int spatial, dn_act a)
+{
+    if (a != DN_ACT_LINEAR) dn_activate_bias(x, NULL, batch, c, spatial, a);
 }
 
 void dn_activate_grad(const float *x, const float *y, int batch, int c, int spatial, dn_act a, float *delta)
 {
     if (a == DN_ACT_LINEAR) return;
     if (is_channel_norm(a)) {
+        /* exact Jacobians (upstream's delta*sum(y*delta) is not a gradient, see README):
+           softmax kinds y_k(d_k - g); normalize_channels (d_k - g)/s where x_k > 0 */
         #pragma omp parallel for
         for (long bp = 0; bp < (long)batch * spatial; bp++) {
             long base = (bp / spatial) * (long)c * spatial + bp % spatial;
-            float g = 0;
+            float g = 0, s = 1e-4f;
             for (int k = 0; k < c; k++) g += y[base + (long)k * spatial] * delta[base + (long)k * spatial];
+            if (a == DN_ACT_NORM_CHAN)
+                for (int k = 0; k < c; k++) s += fmaxf(x[base + (long)k * spatial], 0);
             for (int k = 0; k < c; k++) {
                 long i = base + (long)k * spatial;
-                if (a != DN_ACT_NORM_CHAN || y[i] > 0) delta[i] *= g;
+                if (a != DN_ACT_NORM_CHAN) delta[i] = y[i] * (delta[i] - g);
+                else delta[i] = x[i] > 0 ? (delta[i] - g) / s : 0;
             }
         }
         return;
     }
     long n = (long)batch * c * spatial;
+    if (a == DN_ACT_LEAKY) { /* the common case, vectorised */
+        #pragma omp parallel for simd
+        for (long i = 0; i < n; i++) delta[i] *= y[i] > 0 ? 1.f : .1f;
+        return;
+    }
     #pragma omp parallel for
     for (long i = 0; i < n; i++) delta[i] *= grad_one(x ? x[i] : 0, y[i], a);
 }

@@ -23,7 +23,6 @@ dn_status dn_bn_init(dn_bn *bn, int n, int spatial, int batch, int train, float 
         DN_TRY(dn_alloc_floats(&bn->scale_updates, n, "batch-norm scale updates"));
         DN_TRY(dn_alloc_floats(&bn->batch_mean, n, "batch-norm mean"));
         DN_TRY(dn_alloc_floats(&bn->batch_var, n, "batch-norm variance"));
-        DN_TRY(dn_alloc_floats(&bn->x, total, "batch-norm input copy"));
         DN_TRY(dn_alloc_floats(&bn->x_norm, total, "batch-norm normalised input"));
     }
     return DN_OK;
@@ -37,7 +36,6 @@ void dn_bn_free(dn_bn *bn)
     free(bn->scale_updates);
     free(bn->batch_mean);
     free(bn->batch_var);
-    free(bn->x);
     free(bn->x_norm);
 }
 
@@ -45,7 +43,6 @@ void dn_bn_forward(dn_bn *bn, float *y, int batch, int training)
 {
     const int n = bn->n, sp = bn->spatial;
     const long count = (long)batch * sp;
-    if (training) memcpy(bn->x, y, sizeof(float) * batch * n * sp);
     #pragma omp parallel for
     for (int f = 0; f < n; f++) {
         float mean = bn->mean[f], var = bn->variance[f];
@@ -87,7 +84,7 @@ void dn_bn_backward(dn_bn *bn, float *delta, int batch)
     const long count = (long)batch * sp;
     #pragma omp parallel for
     for (int f = 0; f < n; f++) {
-        double dg = 0, sum_d = 0, sum_dx = 0;
+        double dg = 0, sum_d = 0; /* sums of delta * x_hat and of delta */
         for (int b = 0; b < batch; b++) {
             const long o = ((long)b * n + f) * sp;
             for (int i = 0; i < sp; i++) {
@@ -98,14 +95,24 @@ void dn_bn_backward(dn_bn *bn, float *delta, int batch)
         bn->scale_updates[f] += (float)dg;
         /* exact gradient of the normalisation, batch statistics biased (cuDNN) */
         const float g = bn->scales[f], inv = (float)(1.0 / sqrt((double)bn->batch_var[f] + BN_EPS));
-        sum_dx = dg; /* sum of delta * x_hat */
-        const float md = (float)(sum_d / count), mdx = (float)(sum_dx / count);
+        const float md = (float)(sum_d / count), mdx = (float)(dg / count);
         for (int b = 0; b < batch; b++) {
             const long o = ((long)b * n + f) * sp;
             for (int i = 0; i < sp; i++)
                 delta[o + i] = g * inv * (delta[o + i] - md - bn->x_norm[o + i] * mdx);
         }
     }
+}
+
+float *dn_bn_param(dn_bn *bn, const char *name, float **delta)
+{
+    if (strcmp(name, "scales") == 0) {
+        *delta = bn->scale_updates;
+        return bn->scales;
+    }
+    if (strcmp(name, "rolling_mean") == 0) return bn->mean;
+    if (strcmp(name, "rolling_variance") == 0) return bn->variance;
+    return NULL;
 }
 
 void dn_add_bias(float *y, const float *bias, int batch, int n, int spatial)
@@ -121,11 +128,13 @@ void dn_add_bias(float *y, const float *bias, int batch, int n, int spatial)
 
 void dn_backward_bias(float *bias_updates, const float *delta, int batch, int n, int spatial)
 {
-    for (int b = 0; b < batch; b++)
-        for (int f = 0; f < n; f++) {
+    #pragma omp parallel for if ((long)batch * n * spatial > 65536)
+    for (int f = 0; f < n; f++) {
+        double s = 0;
+        for (int b = 0; b < batch; b++) {
             const float *p = delta + ((long)b * n + f) * spatial;
-            double s = 0;
             for (int i = 0; i < spatial; i++) s += p[i];
-            bias_updates[f] += (float)s;
         }
+        bias_updates[f] += (float)s;
+    }
 }

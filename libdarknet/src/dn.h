@@ -13,6 +13,8 @@
 /* Record a formatted message for dn_last_error() and return `status`. */
 dn_status dn_fail(dn_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append to buf (capacity n) at *pos, advancing *pos; output past the end is dropped. */
+void dn_appendf(char *buf, size_t n, size_t *pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 enum { DN_LOG_DEBUG = 10, DN_LOG_INFO = 20, DN_LOG_WARNING = 30, DN_LOG_ERROR = 40 };
 
 #define DN_TRY(expr)                         \
@@ -81,6 +83,8 @@ const char *dn_act_name(dn_act a);
 int dn_act_needs_input(dn_act a);
 /* In place on (batch, c, spatial). */
 void dn_activate(float *x, int batch, int c, int spatial, dn_act a);
+/* x = act(x + bias[channel]) in one pass; bias may be NULL. */
+void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a);
 /* delta *= f'(.) given the output y and, where needed, the pre-activation x. */
 void dn_activate_grad(const float *x, const float *y, int batch, int c, int spatial, dn_act a, float *delta);
 
@@ -107,7 +111,7 @@ typedef struct dn_bn {
     float *scales, *mean, *variance;   /* gamma, rolling statistics */
     float rolling;                     /* weight of the new batch statistic */
     /* training only */
-    float *scale_updates, *batch_mean, *batch_var, *x, *x_norm;
+    float *scale_updates, *batch_mean, *batch_var, *x_norm;
 } dn_bn;
 
 dn_status dn_bn_init(dn_bn *bn, int n, int spatial, int batch, int train, float rolling);
@@ -116,6 +120,8 @@ void dn_bn_free(dn_bn *bn);
 void dn_bn_forward(dn_bn *bn, float *y, int batch, int training);
 /* Backward through scale and normalisation; delta in place. */
 void dn_bn_backward(dn_bn *bn, float *delta, int batch);
+/* The batch-norm arrays for dn_layer_ops.param (count = n), or NULL. */
+float *dn_bn_param(dn_bn *bn, const char *name, float **delta);
 /* Add bias per channel. */
 void dn_add_bias(float *y, const float *bias, int batch, int n, int spatial);
 /* bias_updates[f] += sum of delta over batch and pixels. */
@@ -187,6 +193,9 @@ typedef struct dn_layer_ops {
     void (*forward)(dn_layer *l, dn_network *net, const float *in);
     void (*backward)(dn_layer *l, dn_network *net, const float *in, float *in_delta);
     void (*update)(dn_layer *l, const dn_update *u);
+    /* Parameter array `name` ("weights", "biases", "scales", "rolling_mean", "rolling_variance"), or NULL;
+       *delta receives its update accumulator (NULL if none), *count its floats. */
+    float *(*param)(dn_layer *l, const char *name, float **delta, size_t *count);
     void (*describe)(const dn_layer *l, char *buf, size_t n); /* console line */
     void (*free)(dn_layer *l);
 } dn_layer_ops;
@@ -202,7 +211,7 @@ struct dn_layer {
     float lr_mult;                     /* per-layer learning_rate multiplier */
     int batch_normalize;
     double bflops;
-    float cost;                        /* loss of the last training forward */
+    double cost;                       /* loss of the last training forward */
     int has_cost;
     void *p;                           /* layer-specific state */
 };
@@ -243,6 +252,7 @@ struct dn_network {
     /* buffers */
     float *input;          /* batch * inputs */
     float *truth;          /* batch * truth_size, training */
+    float *input_delta;    /* batch * inputs, only for dn_network_backward */
     int truth_size;
     float *workspace;
     size_t workspace_size; /* floats */

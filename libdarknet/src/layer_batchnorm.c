@@ -71,6 +71,17 @@ static void update(dn_layer *l, const dn_update *u)
     dn_sgd(p->bn.scales, p->bn.scale_updates, l->c, u, lr, 0);
 }
 
+static float *param(dn_layer *l, const char *name, float **delta, size_t *count)
+{
+    batchnorm *p = l->p;
+    *count = l->c;
+    if (strcmp(name, "biases") == 0) {
+        *delta = p->bias_updates;
+        return p->biases;
+    }
+    return dn_bn_param(&p->bn, name, delta);
+}
+
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     snprintf(buf, n, "Batch Normalization Layer: %d x %d x %d image", l->w, l->h, l->c);
@@ -88,5 +99,5 @@ static void free_batchnorm(dn_layer *l)
 const dn_layer_ops dn_layer_batchnorm = {
     .name = "batchnorm", .parse = parse, .n_weights = n_weights, .read_weights = read_weights,
     .write_weights = write_weights, .forward = forward, .backward = backward, .update = update,
-    .describe = describe, .free = free_batchnorm,
+    .param = param, .describe = describe, .free = free_batchnorm,
 };

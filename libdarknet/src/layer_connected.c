@@ -103,6 +103,22 @@ static void update(dn_layer *l, const dn_update *u)
     if (l->batch_normalize) dn_sgd(p->bn.scales, p->bn.scale_updates, l->outputs, u, lr, 0);
 }
 
+static float *param(dn_layer *l, const char *name, float **delta, size_t *count)
+{
+    connected *p = l->p;
+    *count = l->outputs;
+    if (strcmp(name, "biases") == 0) {
+        *delta = p->bias_updates;
+        return p->biases;
+    }
+    if (strcmp(name, "weights") == 0) {
+        *delta = p->weight_updates;
+        *count = (size_t)l->outputs * l->inputs;
+        return p->weights;
+    }
+    return l->batch_normalize ? dn_bn_param(&p->bn, name, delta) : NULL;
+}
+
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     snprintf(buf, n, "connected                            %4d  ->  %4d", l->inputs, l->outputs);
@@ -123,5 +139,5 @@ static void free_connected(dn_layer *l)
 const dn_layer_ops dn_layer_connected = {
     .name = "connected", .alias = "conn", .parse = parse, .n_weights = n_weights, .read_weights = read_weights,
     .write_weights = write_weights, .forward = forward, .backward = backward, .update = update,
-    .describe = describe, .free = free_connected,
+    .param = param, .describe = describe, .free = free_connected,
 };

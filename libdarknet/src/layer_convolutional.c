@@ -12,6 +12,8 @@ typedef struct conv {
     const struct conv *shared; /* share_index: weights live in that layer */
     float *weights, *biases;
     dn_bn bn;
+    /* inference weights with batch norm folded in (spec §3.3): allocated for
+       inference networks, filled by fuse() */
     float *fused_weights, *fused_biases;
     float *weight_updates, *bias_updates;
     float *preact;         /* pre-activation copy for swish/mish backward */
@@ -25,6 +27,13 @@ static int is_direct(const conv *p)
 {
     /* a 1x1, stride-1 convolution reads its input directly (spec §3.2) */
     return p->g.size == 1 && p->g.stride_x == 1 && p->g.stride_y == 1 && p->g.dilation == 1 && p->g.pad == 0;
+}
+
+/* Whether forward runs on the folded batch-norm weights. */
+static int use_fused(const dn_layer *l, const dn_network *net)
+{
+    const conv *p = l->p;
+    return net->info.fused && !net->training && p->fused_weights;
 }
 
 static const conv *params(const dn_layer *l)
@@ -97,6 +106,10 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     l->bflops = 2.0 * p->nweights * l->out_h * l->out_w / 1e9;
     DN_TRY(parse_share(l, ctx, p));
     const int train = l->train;
+    if (!ctx->net->info.train && l->batch_normalize) {
+        DN_TRY(dn_alloc_floats(&p->fused_weights, p->nweights, "fused convolution weights"));
+        DN_TRY(dn_alloc_floats(&p->fused_biases, p->n, "fused convolution biases"));
+    }
     if (!p->shared) {
         DN_TRY(dn_alloc_floats(&p->weights, p->nweights, "convolution weights"));
         DN_TRY(dn_alloc_floats(&p->biases, p->n, "convolution biases"));
@@ -105,9 +118,11 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
         if (l->batch_normalize)
             DN_TRY(dn_bn_init(&p->bn, p->n, l->out_w * l->out_h, l->batch, train, .01f));
     }
-    if (train) {
+    if (train && !p->shared) {
         DN_TRY(dn_alloc_floats(&p->weight_updates, p->nweights, "convolution weight updates"));
         DN_TRY(dn_alloc_floats(&p->bias_updates, p->n, "convolution bias updates"));
+    }
+    if (train) {
         if (dn_act_needs_input(p->act))
             DN_TRY(dn_alloc_floats(&p->preact, (size_t)l->batch * l->outputs, "pre-activations"));
         if (p->shared && l->batch_normalize)
@@ -155,22 +170,13 @@ static void write_weights(const dn_layer *l, dn_writer *w)
     dn_write_floats(w, p->weights, p->nweights);
 }
 
-/* Fold batch norm into the weights and bias (spec §3.3); the raw arrays stay for saving. */
+/* Fold batch norm into the weights and bias (spec §3.3); the raw arrays stay
+   for saving and training. */
 static void fuse(dn_layer *l)
 {
     conv *p = l->p;
     const conv *src = params(l);
-    if (!l->batch_normalize) return;
-    if (!p->fused_weights) {
-        p->fused_weights = dn_floats(p->nweights);
-        p->fused_biases = dn_floats(p->n);
-        if (!p->fused_weights || !p->fused_biases) { /* fall back to the unfused path */
-            free(p->fused_weights);
-            free(p->fused_biases);
-            p->fused_weights = p->fused_biases = NULL;
-            return;
-        }
-    }
+    if (!p->fused_weights) return;
     const int per = p->nweights / p->n;
     for (int f = 0; f < p->n; f++) {
         double sd = sqrt((double)src->bn.variance[f] + 1e-5);
@@ -184,7 +190,7 @@ static void forward(dn_layer *l, dn_network *net, const float *in)
 {
     conv *p = l->p;
     const conv *src = params(l);
-    const int fused = net->info.fused && !net->training && p->fused_weights;
+    const int fused = use_fused(l, net);
     const float *weights = fused ? p->fused_weights : src->weights;
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
     for (int b = 0; b < l->batch; b++)
@@ -198,24 +204,28 @@ static void forward(dn_layer *l, dn_network *net, const float *in)
             float *out = l->output + (size_t)b * l->outputs + (size_t)g * ng * spatial;
             dn_gemm(0, 0, ng, spatial, k, 1, weights + (size_t)g * ng * k, k, col, spatial, 0, out, spatial);
         }
-    if (fused) {
-        dn_add_bias(l->output, p->fused_biases, l->batch, p->n, spatial);
+    const float *bias = fused ? p->fused_biases : src->biases;
+    if (!fused && l->batch_normalize) dn_bn_forward((dn_bn *)&src->bn, l->output, l->batch, net->training);
+    if (net->training && p->preact) {
+        dn_add_bias(l->output, bias, l->batch, p->n, spatial);
+        memcpy(p->preact, l->output, sizeof(float) * l->batch * l->outputs);
+        dn_activate(l->output, l->batch, p->n, spatial, p->act);
     } else {
-        if (l->batch_normalize) dn_bn_forward((dn_bn *)&src->bn, l->output, l->batch, net->training);
-        dn_add_bias(l->output, src->biases, l->batch, p->n, spatial);
+        dn_activate_bias(l->output, bias, l->batch, p->n, spatial, p->act);
     }
-    if (net->training && p->preact) memcpy(p->preact, l->output, sizeof(float) * l->batch * l->outputs);
-    dn_activate(l->output, l->batch, p->n, spatial, p->act);
 }
 
+/* A share_index layer accumulates into the updates of the layer owning the weights
+   (none when that layer is frozen). */
 static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
 {
     conv *p = l->p;
+    const conv *src = params(l);
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
     dn_activate_grad(p->preact, l->output, l->batch, p->n, spatial, p->act, l->delta);
-    dn_backward_bias(p->bias_updates, l->delta, l->batch, p->n, spatial);
+    if (src->bias_updates) dn_backward_bias(src->bias_updates, l->delta, l->batch, p->n, spatial);
     if (l->batch_normalize) dn_bn_backward(&p->bn, l->delta, l->batch);
-    const float *weights = params(l)->weights;
+    const float *weights = src->weights;
     for (int b = 0; b < l->batch; b++)
         for (int g = 0; g < p->groups; g++) {
             const size_t in_off = (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
@@ -225,8 +235,9 @@ static void backward(dn_layer *l, dn_network *net, const float *in, float *in_de
                 dn_im2col(in + in_off, &p->g, net->workspace);
                 col = net->workspace;
             }
-            dn_gemm(0, 1, ng, k, spatial, 1, delta, spatial, col, spatial, 1, p->weight_updates + (size_t)g * ng * k,
-                    k);
+            if (src->weight_updates)
+                dn_gemm(0, 1, ng, k, spatial, 1, delta, spatial, col, spatial, 1,
+                        src->weight_updates + (size_t)g * ng * k, k);
             if (!in_delta) continue;
             const float *w = weights + (size_t)g * ng * k;
             if (is_direct(p)) {
@@ -246,6 +257,23 @@ static void update(dn_layer *l, const dn_update *u)
     dn_sgd(p->weights, p->weight_updates, p->nweights, u, lr, 1);
     dn_sgd(p->biases, p->bias_updates, p->n, u, lr, 0);
     if (l->batch_normalize) dn_sgd(p->bn.scales, p->bn.scale_updates, p->n, u, lr, 0);
+}
+
+static float *param(dn_layer *l, const char *name, float **delta, size_t *count)
+{
+    conv *p = l->p;
+    if (p->shared) return NULL;
+    *count = p->n;
+    if (strcmp(name, "biases") == 0) {
+        *delta = p->bias_updates;
+        return p->biases;
+    }
+    if (strcmp(name, "weights") == 0) {
+        *delta = p->weight_updates;
+        *count = p->nweights;
+        return p->weights;
+    }
+    return l->batch_normalize ? dn_bn_param(&p->bn, name, delta) : NULL;
 }
 
 static void describe(const dn_layer *l, char *buf, size_t n)
@@ -281,5 +309,5 @@ static void free_conv(dn_layer *l)
 const dn_layer_ops dn_layer_convolutional = {
     .name = "convolutional", .alias = "conv", .parse = parse, .workspace = workspace, .n_weights = n_weights,
     .read_weights = read_weights, .write_weights = write_weights, .fuse = fuse, .forward = forward,
-    .backward = backward, .update = update, .describe = describe, .free = free_conv,
+    .backward = backward, .update = update, .param = param, .describe = describe, .free = free_conv,
 };

@@ -48,7 +48,7 @@ static void forward(dn_layer *l, dn_network *net, const float *in)
         l->delta[i] = delta;
         total += err;
     }
-    l->cost = (float)total;
+    l->cost = total;
 }
 
 static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)

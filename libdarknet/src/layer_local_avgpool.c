@@ -45,15 +45,16 @@ static void backward(dn_layer *l, dn_network *net, const float *in, float *in_de
     const dn_pool *w = l->p;
     if (!in_delta) return;
     const int off = w->padding / 2;
-    /* upstream divides by size^2 even where the window leaves the image (spec §4.3) */
-    const float inv = 1.f / (w->size * w->size);
+    /* The gradient of the forward's mean over in-image positions. Upstream divides by
+       size^2 even where the window leaves the image (spec §4.3); see README. */
     FOR_EACH_WINDOW(l, {
-        for (int n = 0; n < w->size; n++)
-            for (int m = 0; m < w->size; m++) {
-                int y = i * w->stride_y - off + n, x = j * w->stride_x - off + m;
-                if (y < 0 || y >= l->h || x < 0 || x >= l->w) continue;
-                in_delta[base + y * l->w + x] += l->delta[o] * inv;
-            }
+        const int y0 = i * w->stride_y - off, x0 = j * w->stride_x - off;
+        const int ya = y0 < 0 ? 0 : y0, yb = y0 + w->size > l->h ? l->h : y0 + w->size;
+        const int xa = x0 < 0 ? 0 : x0, xb = x0 + w->size > l->w ? l->w : x0 + w->size;
+        if (ya >= yb || xa >= xb) continue;
+        const float d = l->delta[o] / ((yb - ya) * (xb - xa));
+        for (int y = ya; y < yb; y++)
+            for (int x = xa; x < xb; x++) in_delta[base + y * l->w + x] += d;
     })
 }
 

@@ -1,7 +1,6 @@
 /* [route] (spec §1.5, §3.9, §4.3): per sample, the concatenation of the listed
    layers' outputs in list order; with groups=g, group_id=j only the j-th of g
    contiguous slices of each listed layer's output is taken. */
-#include <stdarg.h>
 #include <string.h>
 
 #include "dn.h"
@@ -102,29 +101,18 @@ static void backward(dn_layer *l, dn_network *net, const float *in, float *in_de
     }
 }
 
-static void append(char *buf, size_t n, size_t *pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void append(char *buf, size_t n, size_t *pos, const char *fmt, ...)
-{
-    if (*pos >= n) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(buf + *pos, n - *pos, fmt, ap);
-    va_end(ap);
-    if (k > 0) *pos += (size_t)k;
-}
-
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     const route *p = l->p;
     size_t pos = 0;
     if (n) buf[0] = 0;
-    append(buf, n, &pos, "route ");
-    for (int i = 0; i < p->n; i++) append(buf, n, &pos, " %d", p->idx[i]);
-    append(buf, n, &pos, "%s", p->n > 3 ? " \t    " : p->n > 1 ? " \t            " : " \t\t            ");
-    append(buf, n, &pos, "           ");
-    if (p->groups > 1) append(buf, n, &pos, "%d/%d", p->group_id, p->groups);
-    else append(buf, n, &pos, "   ");
-    append(buf, n, &pos, " -> %4d x%4d x%4d ", l->out_w, l->out_h, l->out_c);
+    dn_appendf(buf, n, &pos, "route ");
+    for (int i = 0; i < p->n; i++) dn_appendf(buf, n, &pos, " %d", p->idx[i]);
+    dn_appendf(buf, n, &pos, "%s", p->n > 3 ? " \t    " : p->n > 1 ? " \t            " : " \t\t            ");
+    dn_appendf(buf, n, &pos, "           ");
+    if (p->groups > 1) dn_appendf(buf, n, &pos, "%d/%d", p->group_id, p->groups);
+    else dn_appendf(buf, n, &pos, "   ");
+    dn_appendf(buf, n, &pos, " -> %4d x%4d x%4d ", l->out_w, l->out_h, l->out_c);
 }
 
 static void free_route(dn_layer *l)

@@ -4,7 +4,6 @@
    then the activation. A `from` layer with a different channel count contributes
    only the overlapping channel prefix. */
 #include <math.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include "dn.h"
@@ -252,15 +251,13 @@ static void update(dn_layer *l, const dn_update *u)
     dn_sgd(p->weights, p->weight_updates, p->nweights, u, u->learning_rate * l->lr_mult, 1);
 }
 
-static void append(char *buf, size_t n, size_t *pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void append(char *buf, size_t n, size_t *pos, const char *fmt, ...)
+static float *param(dn_layer *l, const char *name, float **delta, size_t *count)
 {
-    if (*pos >= n) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(buf + *pos, n - *pos, fmt, ap);
-    va_end(ap);
-    if (k > 0) *pos += (size_t)k;
+    shortcut *p = l->p;
+    if (!p->nweights || strcmp(name, "weights") != 0) return NULL;
+    *delta = p->weight_updates;
+    *count = p->nweights;
+    return p->weights;
 }
 
 /* Upstream prints, after the layer line, one " (w x h x c) + (w x h x c) " line per
@@ -270,13 +267,13 @@ static void describe(const dn_layer *l, char *buf, size_t n)
     const shortcut *p = l->p;
     size_t pos = 0;
     if (n) buf[0] = 0;
-    append(buf, n, &pos, "Shortcut Layer: ");
-    for (int i = 0; i < p->n; i++) append(buf, n, &pos, "%d, ", p->idx[i]);
-    append(buf, n, &pos, " wt = %d, wn = %d, outputs:%4d x%4d x%4d %5.3f BF", p->wtype, p->wnorm, l->out_w, l->out_h,
+    dn_appendf(buf, n, &pos, "Shortcut Layer: ");
+    for (int i = 0; i < p->n; i++) dn_appendf(buf, n, &pos, "%d, ", p->idx[i]);
+    dn_appendf(buf, n, &pos, " wt = %d, wn = %d, outputs:%4d x%4d x%4d %5.3f BF", p->wtype, p->wnorm, l->out_w, l->out_h,
            l->out_c, l->bflops);
     for (int i = 0; i < p->n; i++)
         if (p->src_c[i] != l->out_c)
-            append(buf, n, &pos, "\n (%4d x%4d x%4d) + (%4d x%4d x%4d) ", l->out_w, l->out_h, l->out_c, l->out_w,
+            dn_appendf(buf, n, &pos, "\n (%4d x%4d x%4d) + (%4d x%4d x%4d) ", l->out_w, l->out_h, l->out_c, l->out_w,
                    l->out_h, p->src_c[i]);
 }
 
@@ -296,5 +293,5 @@ static void free_shortcut(dn_layer *l)
 const dn_layer_ops dn_layer_shortcut = {
     .name = "shortcut", .parse = parse, .n_weights = n_weights, .read_weights = read_weights,
     .write_weights = write_weights, .fuse = fuse, .forward = forward, .backward = backward, .update = update,
-    .describe = describe, .free = free_shortcut,
+    .param = param, .describe = describe, .free = free_shortcut,
 };

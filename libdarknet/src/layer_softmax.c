@@ -53,7 +53,7 @@ static void forward(dn_layer *l, dn_network *net, const float *in)
         l->delta[i] = t - l->output[i];
         if (t != 0) cost += -log(l->output[i]);
     }
-    l->cost = (float)cost;
+    l->cost = cost;
 }
 
 static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)

@@ -21,6 +21,7 @@ void dn_network_free(dn_network *net)
     free(net->layers);
     free(net->input);
     free(net->truth);
+    free(net->input_delta);
     free(net->workspace);
     free(net->cfg_path);
     free(net);
@@ -41,6 +42,7 @@ dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out)
     dn_network *net = calloc(1, sizeof *net);
     dn_status st = net ? DN_OK : dn_fail(DN_ERR_OOM, "out of memory loading %s", cfg_path);
     if (st == DN_OK && !(net->cfg_path = strdup(cfg_path))) st = dn_fail(DN_ERR_OOM, "out of memory");
+    if (st == DN_OK) dn_network_seed(net, 0); /* before parsing: layers draw their initial weights */
     if (st == DN_OK) st = dn_network_parse(cfg, batch, net);
     dn_cfg_free(cfg);
     if (st == DN_OK) st = dn_alloc_floats(&net->input, (size_t)net->info.batch * net->info.inputs, "the input");
@@ -48,7 +50,6 @@ dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out)
         dn_network_free(net);
         return st;
     }
-    net->rng.s = 0x9E3779B97F4A7C15ULL;
     net->info.n_layers = net->n;
     net->info.output_layer = output_layer(net);
     net->info.outputs = net->layers[net->info.output_layer].outputs;
@@ -152,7 +153,8 @@ float dn_network_current_rate(const dn_network *net)
     case DN_POLICY_EXP: return lr * powf(net->gamma, (float)b);
     case DN_POLICY_POLY: return lr * powf(1.f - (float)b / in->max_batches, in->power);
     case DN_POLICY_RANDOM: {
-        dn_rng r = net->rng;
+        /* a draw per batch, so the rate logged after an update is the one it used */
+        dn_rng r = {0x9E3779B97F4A7C15ULL * (uint64_t)(b + 1)};
         return lr * powf(dn_rng_uniform(&r, 0, 1), in->power);
     }
     case DN_POLICY_SIGMOID: return lr / (1.f + expf(net->gamma * (b - net->step)));
@@ -169,9 +171,9 @@ float dn_network_current_rate(const dn_network *net)
     return lr;
 }
 
-static float network_cost(const dn_network *net)
+static double network_cost(const dn_network *net)
 {
-    float sum = 0;
+    double sum = 0;
     int count = 0;
     for (int i = 0; i < net->n; i++)
         if (net->layers[i].has_cost) {
@@ -181,21 +183,23 @@ static float network_cost(const dn_network *net)
     return count ? sum / count : 0;
 }
 
-static void backward_all(dn_network *net)
+/* input_delta: where layer 0 puts the gradient of the input, or NULL. */
+static void backward_all(dn_network *net, float *input_delta)
 {
     for (int i = net->n - 1; i >= 0; i--) {
         dn_layer *l = &net->layers[i];
         if (l->stopbackward) break;
         if (l->onlyforward || !l->ops->backward) continue;
         const float *in = i ? net->layers[i - 1].output : net->input;
-        float *in_delta = i ? net->layers[i - 1].delta : NULL;
+        float *in_delta = i ? net->layers[i - 1].delta : input_delta;
         l->ops->backward(l, net, in, in_delta);
     }
 }
 
-dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss)
+/* Check that the network can train and size the truth buffer. */
+static dn_status prepare_training(dn_network *net, int truth_size)
 {
-    dn_net_info *in = &net->info;
+    const dn_net_info *in = &net->info;
     if (!in->train)
         return dn_fail(DN_ERR_UNSUPPORTED, "this network was built for inference; build it with batch=None (the "
                        "cfg's batch) to train");
@@ -207,16 +211,73 @@ dn_status dn_network_train_step(dn_network *net, const float *x, const float *y,
         net->truth_size = truth_size;
         DN_TRY(dn_alloc_floats(&net->truth, (size_t)in->batch * truth_size, "truth vectors"));
     }
-    float total = 0;
+    return DN_OK;
+}
+
+/* Training forward and backward of one mini-batch; returns its network cost. */
+static double forward_backward(dn_network *net, const float *x, const float *y, float *input_delta)
+{
+    const dn_net_info *in = &net->info;
+    memcpy(net->input, x, sizeof(float) * in->batch * in->inputs);
+    memcpy(net->truth, y, sizeof(float) * in->batch * net->truth_size);
+    net->training = 1;
+    forward_all(net);
+    backward_all(net, input_delta);
+    net->training = 0;
+    return network_cost(net);
+}
+
+static const char *const param_names[] = {"weights", "biases", "scales", "rolling_mean", "rolling_variance"};
+
+dn_status dn_network_param(dn_network *net, int index, const char *name, float **data, float **delta, int *count)
+{
+    if (index < 0 || index >= net->n)
+        return dn_fail(DN_ERR_SHAPE, "layer index %d out of range: the network has %d layers", index, net->n);
+    dn_layer *l = &net->layers[index];
+    size_t n = 0;
+    *delta = NULL;
+    *data = l->ops->param ? l->ops->param(l, name, delta, &n) : NULL;
+    if (!*data)
+        return dn_fail(DN_ERR_SHAPE, "layer %d (%s) has no parameter '%s'", index, l->ops->name, name);
+    *count = (int)n;
+    return DN_OK;
+}
+
+/* Zero every parameter's update accumulator (momentum included). */
+static void reset_updates(dn_network *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        for (size_t k = 0; l->ops->param && k < sizeof param_names / sizeof *param_names; k++) {
+            float *delta = NULL;
+            size_t count = 0;
+            if (l->ops->param(l, param_names[k], &delta, &count) && delta) memset(delta, 0, sizeof(float) * count);
+        }
+    }
+}
+
+dn_status dn_network_backward(dn_network *net, const float *x, const float *y, int truth_size, double *loss,
+                              float *input_delta)
+{
+    DN_TRY(prepare_training(net, truth_size));
+    const size_t n_in = (size_t)net->info.batch * net->info.inputs;
+    if (input_delta && !net->input_delta) DN_TRY(dn_alloc_floats(&net->input_delta, n_in, "the input delta"));
+    reset_updates(net);
+    if (input_delta) memset(net->input_delta, 0, sizeof(float) * n_in);
+    *loss = forward_backward(net, x, y, input_delta ? net->input_delta : NULL);
+    if (input_delta) memcpy(input_delta, net->input_delta, sizeof(float) * n_in);
+    return DN_OK;
+}
+
+dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss)
+{
+    dn_net_info *in = &net->info;
+    DN_TRY(prepare_training(net, truth_size));
+    double total = 0;
     for (int s = 0; s < in->subdivisions; s++) {
-        memcpy(net->input, x + (size_t)s * in->batch * in->inputs, sizeof(float) * in->batch * in->inputs);
-        memcpy(net->truth, y + (size_t)s * in->batch * truth_size, sizeof(float) * in->batch * truth_size);
         in->seen += in->batch;
-        net->training = 1;
-        forward_all(net);
-        backward_all(net);
-        net->training = 0;
-        total += network_cost(net);
+        total += forward_backward(net, x + (size_t)s * in->batch * in->inputs, y + (size_t)s * in->batch * truth_size,
+                                  NULL);
     }
     in->cur_iteration++;
     dn_update up = {in->batch * in->subdivisions, dn_network_current_rate(net), in->momentum, in->decay};
@@ -225,6 +286,6 @@ dn_status dn_network_train_step(dn_network *net, const float *x, const float *y,
         if (l->train && l->ops->update) l->ops->update(l, &up);
     }
     in->fused = 0;
-    *loss = total / (in->subdivisions * in->batch);
+    *loss = (float)(total / (in->subdivisions * in->batch));
     return DN_OK;
 }

@@ -135,6 +135,19 @@ static dn_status parse_policy(dn_parse_ctx *ctx, dn_network *net)
     return DN_OK;
 }
 
+/* Training features this engine does not implement: refuse rather than train
+   silently without them. Inference ignores them, as upstream does. */
+static dn_status refuse_unsupported_training(dn_parse_ctx *ctx, int train)
+{
+    static const char *const keys[] = {"adam", "mixup", "cutmix", "mosaic", "blur", "ema_alpha", NULL};
+    if (!train) return DN_OK;
+    for (const char *const *k = keys; *k; k++)
+        if (dn_opt_float(ctx, *k, 0) != 0)
+            return dn_parse_fail(ctx, "%s= is not supported for training yet; remove it (or set it to 0) to train "
+                                 "with plain SGD and no batch mixing", *k);
+    return DN_OK;
+}
+
 static dn_status parse_net(dn_parse_ctx *ctx, dn_network *net, int batch)
 {
     dn_net_info *in = &net->info;
@@ -179,6 +192,7 @@ static dn_status parse_net(dn_parse_ctx *ctx, dn_network *net, int batch)
     in->max_crop = dn_opt_int(ctx, "max_crop", in->width * 2);
     in->flip = dn_opt_int(ctx, "flip", 1);
     in->label_smooth_eps = dn_opt_float(ctx, "label_smooth_eps", 0);
+    DN_TRY(refuse_unsupported_training(ctx, in->train));
     return parse_policy(ctx, net);
 }
 

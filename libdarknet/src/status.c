@@ -56,3 +56,13 @@ float dn_rng_uniform(dn_rng *r, float lo, float hi)
     uint64_t v = r->s * 0x2545F4914F6CDD1DULL;
     return lo + (hi - lo) * (float)((v >> 40) * (1.0 / 16777216.0));
 }
+
+void dn_appendf(char *buf, size_t n, size_t *pos, const char *fmt, ...)
+{
+    if (*pos >= n) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *pos, n - *pos, fmt, ap);
+    va_end(ap);
+    if (k > 0) *pos += (size_t)k;
+}

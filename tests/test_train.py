@@ -1,0 +1,276 @@
+"""Classifier training end to end (issue 3): train_step, train_classifier, the loader,
+backups/resume/Ctrl-C and the augmentation."""
+import re
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+import darknetpy as dn
+from darknetpy.data import LabelError
+from darknetpy.train import _Augment, _distort, augment_image
+
+SHAPES = ("hbar", "vbar", "square", "plus")
+COLOURS = {"c_red": (0, 0, 1), "c_green": (0, 1, 0), "c_blue": (1, 0, 0), "c_yellow": (0, 1, 1)}  # BGR
+LABELS = tuple(COLOURS)
+BATCH, ITERS = 16, 400
+CFG = """[net]
+batch=16
+subdivisions=1
+width=16
+height=16
+channels=3
+learning_rate=0.1
+momentum=0.9
+decay=0.0005
+policy=constant
+max_batches={max_batches}
+min_crop=16
+max_crop=18
+flip=1
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=4
+size=1
+stride=1
+pad=1
+activation=linear
+
+[avgpool]
+
+[softmax]
+groups=1
+"""
+
+
+def shape_image(label, rng, size=16):
+    """A random shape of the label's colour (random brightness), randomly placed on a noisy
+    dark background (uint8 BGR)."""
+    img = (rng.random((size, size, 3)) * 60).astype(np.uint8)
+    colour = (np.array(COLOURS[label]) * rng.integers(140, 256) + rng.integers(0, 50, 3)).clip(0, 255)
+    kind = SHAPES[rng.integers(len(SHAPES))]
+    cy, cx = rng.integers(5, size - 5, 2)
+    if kind == "hbar":
+        img[cy - 1:cy + 1, 2:size - 2] = colour
+    elif kind == "vbar":
+        img[2:size - 2, cx - 1:cx + 1] = colour
+    elif kind == "square":
+        img[cy - 4:cy + 4, cx - 4:cx + 4] = colour
+    else:
+        img[cy - 1:cy + 1, cx - 5:cx + 5] = colour
+        img[cy - 5:cy + 5, cx - 1:cx + 1] = colour
+    return img
+
+
+def make_dataset(root, per_class=40, seed=0, extra_lines=()):
+    rng = np.random.default_rng(seed)
+    (root / "img").mkdir(parents=True)
+    lines = []
+    for label in LABELS:
+        for i in range(per_class):
+            path = root / "img" / f"{label}_{i:03d}.png"
+            cv2.imwrite(str(path), shape_image(label, rng))
+            lines.append(str(path))
+    lines += list(extra_lines)
+    (root / "train.list").write_text("\n".join(lines) + "\n")
+    (root / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    (root / "shapes.data").write_text(f"classes={len(LABELS)}\ntrain={root / 'train.list'}\n"
+                                      f"labels={root / 'labels.txt'}\nbackup={root / 'backup'}\n")
+    return root / "shapes.data"
+
+
+def write_cfg(root, max_batches):
+    cfg = root / "shapes.cfg"
+    cfg.write_text(CFG.format(max_batches=max_batches))
+    return cfg
+
+
+def accuracy(cfg, weights, seed=1, n=25):
+    rng = np.random.default_rng(seed)
+    x, truth = [], []
+    for k, label in enumerate(LABELS):
+        for _ in range(n):
+            x.append(dn.to_chw(shape_image(label, rng)))
+            truth.append(k)
+    with dn.Network(cfg, weights) as net:
+        p = net.predict(np.stack(x))
+    return float(np.mean(p.argmax(1) == np.array(truth)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    data = make_dataset(root)
+    cfg = write_cfg(root, ITERS)
+    result = dn.train_classifier(data, cfg, seed=3, progress=False)
+    return root, data, cfg, result
+
+
+def test_trains_to_high_accuracy(trained):
+    root, _, cfg, result = trained
+    assert result.final_weights == root / "backup" / "shapes_final.weights"
+    assert result.iterations == ITERS and len(result.loss_history) == ITERS
+    assert result.skipped_images == 0
+    assert np.mean(result.loss_history[-20:]) < 0.5 * np.mean(result.loss_history[:20])
+    assert accuracy(cfg, result.final_weights) >= 0.9
+    seen = struct.unpack("<Q", result.final_weights.read_bytes()[12:20])[0]
+    assert seen == ITERS * BATCH
+    # _last every 100 iterations, no _<n> before 1000
+    assert sorted(p.name for p in (root / "backup").iterdir()) == ["shapes_final.weights", "shapes_last.weights"]
+
+
+def test_resume_and_clear(trained, tmp_path):
+    root, data, cfg, result = trained
+    again = dn.train_classifier(data, cfg, result.final_weights, max_batches=ITERS + 3,
+                                backup_dir=tmp_path, progress=False, seed=0)
+    assert again.iterations == 3  # resumed from the weights' seen
+    cleared = dn.train_classifier(data, cfg, result.final_weights, clear=True, max_batches=2,
+                                  backup_dir=tmp_path, progress=False, seed=0)
+    assert cleared.iterations == 2
+    assert struct.unpack("<Q", cleared.final_weights.read_bytes()[12:20])[0] == 2 * BATCH
+
+
+def test_train_save_load_predict_identical(tmp_path):
+    cfg = write_cfg(tmp_path, 10)
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 3, 16, 16), dtype=np.float32)
+    y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, BATCH)]
+    with dn.Network(cfg, batch=None) as net:
+        for _ in range(5):
+            net.train_step(x, y)
+        before = net.predict(x[:7])
+        net.save_weights(tmp_path / "t.weights")
+    with dn.Network(cfg, tmp_path / "t.weights", batch=1, fuse=False) as loaded:
+        np.testing.assert_array_equal(loaded.predict(x[:7]), before)
+    with dn.Network(cfg, tmp_path / "t.weights") as fused:
+        np.testing.assert_allclose(fused.predict(x[:7]), before, atol=1e-5)
+
+
+def test_loader_skips_bad_and_missing_images(tmp_path, caplog):
+    bad = tmp_path / "img_extra" / "c_red_corrupt.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not an image at all")
+    missing = tmp_path / "img_extra" / "c_blue_missing.png"
+    data = make_dataset(tmp_path, per_class=2, extra_lines=[str(bad), str(missing)] * 4)
+    cfg = write_cfg(tmp_path, 4)
+    with caplog.at_level("WARNING", logger="darknetpy"):
+        result = dn.train_classifier(data, cfg, progress=False, seed=0)
+    assert result.iterations == 4
+    assert result.skipped_images > 0
+    text = caplog.text
+    assert str(bad) in text and str(missing) in text
+
+
+def test_refuses_unlabelled_and_ambiguous_paths(tmp_path):
+    odd = tmp_path / "c_red_and_c_blue.png"
+    cv2.imwrite(str(odd), shape_image("c_red", np.random.default_rng(0)))
+    data = make_dataset(tmp_path, per_class=2, extra_lines=[str(odd)])
+    cfg = write_cfg(tmp_path, 1)
+    with pytest.raises(LabelError, match="2 or more labels"):
+        dn.train_classifier(data, cfg, progress=False)
+    result = dn.train_classifier(data, cfg, allow_ambiguous=True, progress=False, seed=0)
+    assert result.iterations == 1
+
+
+def test_classes_must_match_the_network(tmp_path):
+    data = make_dataset(tmp_path, per_class=1)
+    data.write_text(data.read_text().replace("classes=4", "classes=5"))
+    (tmp_path / "labels.txt").write_text("\n".join(LABELS + ("extra",)) + "\n")
+    with pytest.raises(dn.CfgError, match="doesn't match to classes = 5"):
+        dn.train_classifier(data, write_cfg(tmp_path, 1), progress=False)
+
+
+def test_darknet_log_format(tmp_path, capsys):
+    data = make_dataset(tmp_path, per_class=2)
+    dn.train_classifier(data, write_cfg(tmp_path, 2), darknet_log=True, seed=0)
+    out = capsys.readouterr().out.splitlines()
+    assert out[:4] == ["shapes", "1", "Learning Rate: 0.1, Momentum: 0.9, Decay: 0.0005", "8"]
+    assert re.fullmatch(r"Loaded: \d+\.\d{6} seconds", out[4])
+    line = re.compile(r"(\d+), (\d+\.\d{3}): \d+\.\d{6}, \d+\.\d{6} avg, 0\.100000 rate, \d+\.\d{6} seconds, "
+                      r"(\d+) images, \d+\.\d{6} hours left")
+    m = line.fullmatch(out[5])
+    assert m and m.group(1) == "1" and m.group(2) == "2.000" and m.group(3) == str(BATCH)
+    assert line.fullmatch(out[7]).group(1) == "2"
+
+
+def test_ctrl_c_saves_last_and_reraises(tmp_path):
+    data = make_dataset(tmp_path, per_class=2)
+
+    def interrupt(status):
+        if status.iteration == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dn.train_classifier(data, write_cfg(tmp_path, 50), progress=False, seed=0, callbacks=[interrupt])
+    last = tmp_path / "backup" / "shapes_last.weights"
+    assert struct.unpack("<Q", last.read_bytes()[12:20])[0] == 3 * BATCH
+    assert not (tmp_path / "backup" / "shapes_final.weights").exists()
+
+
+def test_callback_can_stop_early(tmp_path):
+    data = make_dataset(tmp_path, per_class=2)
+    result = dn.train_classifier(data, write_cfg(tmp_path, 50), progress=False, seed=0,
+                                 callbacks=[lambda s: s.iteration >= 2])
+    assert result.iterations == 2 and result.final_weights.exists()
+
+
+def aug(**kw):
+    base = dict(width=8, height=8, min_crop=8, max_crop=8, angle=0, aspect=1, flip=False, hue=0, saturation=1,
+                exposure=1)
+    base.update(kw)
+    return _Augment(**base)
+
+
+def test_augment_identity_and_flip():
+    rgb = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
+    out = augment_image(rgb, aug(), np.random.default_rng(0))
+    np.testing.assert_allclose(out, rgb.transpose(2, 0, 1), atol=1e-6)
+    flips = [augment_image(rgb, aug(flip=True), np.random.default_rng(s)) for s in range(8)]
+    mirrored = [np.allclose(f, rgb[:, ::-1].transpose(2, 0, 1), atol=1e-6) for f in flips]
+    assert any(mirrored) and not all(mirrored)
+
+
+def test_augment_scales_and_resizes_to_the_network():
+    rgb = np.random.default_rng(1).random((30, 50, 3), dtype=np.float32)
+    out = augment_image(rgb, aug(width=12, height=10, min_crop=12, max_crop=24, angle=10, aspect=1.2,
+                                 flip=True, hue=0.1, saturation=1.5, exposure=1.5), np.random.default_rng(2))
+    assert out.shape == (3, 10, 12) and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 1
+
+
+def test_hsv_roundtrip_and_exposure():
+    rgb = np.random.default_rng(3).random((6, 6, 3), dtype=np.float32)
+    rgb[0, 0] = 0.5  # grey pixel: hue undefined, saturation 0
+    np.testing.assert_allclose(_distort(rgb, 0.0, 1.0, 1.0), rgb, atol=1e-6)
+    np.testing.assert_allclose(_distort(rgb, 0.0, 1.0, 0.5), rgb * 0.5, atol=1e-6)
+    full_turn = _distort(rgb, 0.999999, 1.0, 1.0)
+    np.testing.assert_allclose(full_turn, rgb, atol=1e-4)
+
+
+def test_progress_bar_on_stderr(tmp_path, capsys):
+    data = make_dataset(tmp_path, per_class=2)
+    dn.train_classifier(data, write_cfg(tmp_path, 3), progress=True, seed=0)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "3/3" in captured.err and "img_s=" in captured.err and "avg=" in captured.err
