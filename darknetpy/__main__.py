@@ -1,0 +1,6 @@
+"""``python -m darknetpy``: the darknetpy command line."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
