@@ -1,8 +1,5 @@
 """darknetpy.classifier: predict/valid as upstream's classifier (spec §6), checked against
 upstream's console output for ../shared/oracle/cli + ../shared/oracle/colors."""
-import shutil
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -12,31 +9,7 @@ from darknetpy import classifier as C
 from darknetpy.data import LabelError
 from darknetpy.errors import CfgError
 
-COLOURS = ("red", "green", "blue", "yellow")
-VALID_ORDER = [f"{c}_{i:02d}.jpg" for c in COLOURS for i in range(10)]
-
-
-def oracle_lines(oracle: Path, name: str) -> list:
-    """Upstream's lines after ' TOP calculation...' and the blank line."""
-    text = (oracle / "cli" / name).read_text()
-    return text.split(" TOP calculation...\n\n", 1)[1].split("\n")
-
-
-@pytest.fixture(scope="session")
-def colors(oracle, tmp_path_factory) -> dict:
-    """The 40 images in a neutral folder (the path 'shared' contains the label 'red'), with
-    a .data file as upstream's run: classes=4, labels red/green/blue/yellow, top=2."""
-    root = tmp_path_factory.mktemp("cls")
-    assert not any(label in str(root) for label in COLOURS)
-    images = root / "data"
-    shutil.copytree(oracle / "colors" / "data", images)
-    (root / "labels.txt").write_text("".join(f"{c}\n" for c in COLOURS))
-    (root / "valid.list").write_text("".join(f"{images / n}\n" for n in VALID_ORDER))
-    data = root / "colors.data"
-    data.write_text(f"classes=4\nvalid={root / 'valid.list'}\nlabels={root / 'labels.txt'}\ntop=2\n")
-    return {"root": root, "images": images, "data": data, "cfg": oracle / "cli" / "small_cls.cfg",
-            "weights": oracle / "cli" / "small_cls_20iter.weights"}
-
+from conftest import COLOURS, VALID_ORDER, oracle_lines
 
 @pytest.fixture(scope="module")
 def clf(colors):

@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 
+from conftest import package_env
+
 GOOD_NET = "[net]\nwidth=16\nheight=16\nchannels=3\n"
 CONV = "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
 
@@ -56,9 +58,10 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def run_corpus(cases):
+def run_corpus(cases, cwd):
+    """Build each cfg in a fresh interpreter that imports the package this test imported."""
     proc = subprocess.run([sys.executable, "-c", SCRIPT], input=json.dumps(cases), capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, cwd=cwd, env=package_env())
     assert proc.returncode == 0, f"the interpreter died (rc={proc.returncode}): {proc.stderr[-2000:]}"
     return json.loads(proc.stdout)
 
@@ -69,7 +72,7 @@ def test_broken_cfgs_raise_cfg_error(tmp_path):
         path = tmp_path / f"{name}.cfg"
         path.write_text(text)
         cases[name] = str(path)
-    results = run_corpus(cases)
+    results = run_corpus(cases, tmp_path)
     for name, (_, needle) in BROKEN_CFGS.items():
         kind, message = results[name]
         assert kind == "CfgError", (name, kind, message)
@@ -105,7 +108,7 @@ def test_generated_corpus_never_crashes(tmp_path):
         path = tmp_path / f"m{i}.cfg"
         path.write_text("\n".join(lines) + "\n")
         cases[f"m{i}"] = str(path)
-    for name, (kind, message) in run_corpus(cases).items():
+    for name, (kind, message) in run_corpus(cases, tmp_path).items():
         assert kind in ("ok", "CfgError"), (name, kind, message, (tmp_path / f"{name}.cfg").read_text())
 
 
