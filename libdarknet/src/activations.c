@@ -34,7 +34,11 @@ static inline float exp_fast(float x)
 {
     x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
     const float t = x * 1.44269504f;
-    const float n = (float)(int32_t)(t + (t < 0 ? -.5f : .5f)); /* nearest: SSE2 has no vector floor */
+#ifdef __SSE4_1__
+    const float n = floorf(t + .5f);
+#else /* SSE2 has no vector floor; GCC vectorises this form there (but not with AVX) */
+    const float n = (float)(int32_t)(t + (t < 0 ? -.5f : .5f));
+#endif
     const float r = x - n * .693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
