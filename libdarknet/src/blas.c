@@ -44,6 +44,16 @@ void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const f
     }
 }
 
+void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride_a, int lda, const float *b,
+                   size_t stride_b, int ldb, float *c, size_t stride_c, int ldc)
+{
+    pthread_once(&blas_once, blas_single_threaded);
+    /* one whole GEMM per iteration: no split, each stays within one core's caches */
+    #pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < count; i++)
+        gemm_block(0, 0, m, n, k, 1, a + i * stride_a, lda, b + i * stride_b, ldb, 0, c + i * stride_c, ldc);
+}
+
 void dn_set_threads(int threads)
 {
     if (threads > 0) omp_set_num_threads(threads);

@@ -94,6 +94,10 @@ void dn_activate_grad(const float *x, const float *y, int batch, int c, int spat
 void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc);
 
+/* count independent C_i = A_i * B_i (no transposes), split across threads. */
+void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride_a, int lda, const float *b,
+                   size_t stride_b, int ldb, float *c, size_t stride_c, int ldc);
+
 typedef struct dn_conv_geom {
     int c, h, w;         /* input planes (one group) */
     int size, stride_x, stride_y, pad, dilation;
@@ -103,6 +107,18 @@ typedef struct dn_conv_geom {
 void dn_im2col(const float *im, const dn_conv_geom *g, float *col);
 /* im += col2im(col). */
 void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im);
+
+/* ---- winograd.c: F(4x4 or 2x2, 3x3) for 3x3 stride-1 pad-1 inference convolutions ---- */
+
+/* the output tile size m (4 or 2) that makes Winograd F(m x m, 3x3) faster
+   than im2col for this layer shape, else 0 */
+int dn_wino_tile(int c, int k, int h, int w);
+/* floats of scratch dn_wino_conv3x3 needs */
+size_t dn_wino_workspace(int c, int k, int h, int w, int m);
+/* u ((m+2)^2, k, c) from w (k, c, 3, 3) */
+void dn_wino_weights(const float *w, int k, int c, int m, float *u);
+/* out (k, h, w) = 3x3 stride-1 pad-1 convolution of im (c, h, w), no bias */
+void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, float *out, float *ws);
 
 /* ---- batch normalisation shared by conv, connected, batchnorm (spec §3.3, §4.4) --- */
 

@@ -15,6 +15,8 @@ typedef struct conv {
     /* inference weights with batch norm folded in (spec §3.3): allocated for
        inference networks, filled by fuse() */
     float *fused_weights, *fused_biases;
+    float *wino_weights;   /* fused weights Winograd-transformed ((m+2)^2, n, c), 3x3 layers only */
+    int wino_m;            /* Winograd output tile size (2 or 4) where wino_weights is set */
     float *weight_updates, *bias_updates;
     float *preact;         /* pre-activation copy for swish/mish backward */
 } conv;
@@ -29,11 +31,19 @@ static int is_direct(const conv *p)
     return p->g.size == 1 && p->g.stride_x == 1 && p->g.stride_y == 1 && p->g.dilation == 1 && p->g.pad == 0;
 }
 
+/* a 3x3, stride-1, pad-1 convolution runs as Winograd F(m x m, 3x3) when fused and
+   dn_wino_tile finds it faster */
+static int is_wino(const conv *p)
+{
+    return p->g.size == 3 && p->g.stride_x == 1 && p->g.stride_y == 1 && p->g.dilation == 1 && p->g.pad == 1 &&
+           p->groups == 1;
+}
+
 /* Whether forward runs on the folded batch-norm weights. */
 static int use_fused(const dn_layer *l, const dn_network *net)
 {
     const conv *p = l->p;
-    return net->info.fused && !net->training && p->fused_weights;
+    return net->info.fused && !net->training && p->fused_biases;
 }
 
 static const conv *params(const dn_layer *l)
@@ -107,8 +117,13 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     DN_TRY(parse_share(l, ctx, p));
     const int train = l->train;
     if (!ctx->net->info.train && l->batch_normalize) {
-        DN_TRY(dn_alloc_floats(&p->fused_weights, p->nweights, "fused convolution weights"));
         DN_TRY(dn_alloc_floats(&p->fused_biases, p->n, "fused convolution biases"));
+        p->wino_m = is_wino(p) ? dn_wino_tile(p->g.c, p->n, l->h, l->w) : 0;
+        if (p->wino_m) /* a Winograd layer keeps only its transformed weights */
+            DN_TRY(dn_alloc_floats(&p->wino_weights, (size_t)(p->wino_m + 2) * (p->wino_m + 2) * p->n * p->g.c,
+                                   "Winograd convolution weights"));
+        else
+            DN_TRY(dn_alloc_floats(&p->fused_weights, p->nweights, "fused convolution weights"));
     }
     if (!p->shared) {
         DN_TRY(dn_alloc_floats(&p->weights, p->nweights, "convolution weights"));
@@ -134,7 +149,12 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 static size_t workspace(const dn_layer *l)
 {
     const conv *p = l->p;
-    return is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * l->out_w * l->out_h;
+    size_t n = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * l->out_w * l->out_h;
+    if (p->wino_weights) {
+        const size_t wn = dn_wino_workspace(p->g.c, p->n, l->h, l->w, p->wino_m);
+        if (wn > n) n = wn;
+    }
+    return n;
 }
 
 static size_t n_weights(const dn_layer *l)
@@ -176,13 +196,20 @@ static void fuse(dn_layer *l)
 {
     conv *p = l->p;
     const conv *src = params(l);
-    if (!p->fused_weights) return;
-    const int per = p->nweights / p->n;
+    if (!p->fused_biases) return;
+    const int per = p->nweights / p->n, taps = (p->wino_m + 2) * (p->wino_m + 2);
+    if (p->wino_weights) dn_wino_weights(src->weights, p->n, p->g.c, p->wino_m, p->wino_weights);
     for (int f = 0; f < p->n; f++) {
         double sd = sqrt((double)src->bn.variance[f] + 1e-5);
         float t = (float)(src->bn.scales[f] / sd);
-        for (int i = 0; i < per; i++) p->fused_weights[f * per + i] = src->weights[f * per + i] * t;
         p->fused_biases[f] = (float)(src->biases[f] - src->bn.scales[f] * src->bn.mean[f] / sd);
+        if (p->wino_weights) /* the transform is linear: scale each filter's transformed taps */
+            for (int e = 0; e < taps; e++) {
+                float *u = p->wino_weights + ((size_t)e * p->n + f) * p->g.c;
+                for (int c = 0; c < p->g.c; c++) u[c] *= t;
+            }
+        else
+            for (int i = 0; i < per; i++) p->fused_weights[f * per + i] = src->weights[f * per + i] * t;
     }
 }
 
@@ -195,6 +222,11 @@ static void forward(dn_layer *l, dn_network *net, const float *in)
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
     for (int b = 0; b < l->batch; b++)
         for (int g = 0; g < p->groups; g++) {
+            if (fused && p->wino_weights) {
+                dn_wino_conv3x3(in + (size_t)b * l->inputs, p->g.c, l->h, l->w, p->n, p->wino_m, p->wino_weights,
+                                l->output + (size_t)b * l->outputs, net->workspace);
+                continue;
+            }
             const float *im = in + (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
             const float *col = im;
             if (!is_direct(p)) {
@@ -301,6 +333,7 @@ static void free_conv(dn_layer *l)
     dn_bn_free(&p->bn);
     free(p->fused_weights);
     free(p->fused_biases);
+    free(p->wino_weights);
     free(p->weight_updates);
     free(p->bias_updates);
     free(p->preact);
