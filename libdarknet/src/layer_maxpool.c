@@ -53,12 +53,49 @@ static void forward_depth(dn_layer *l, const maxpool *p, const float *in)
             }
 }
 
+/* Inference (no argmax to record): the window max is separable, so take the max
+   over the window's rows into one row, then over its columns. */
+static void forward_separable(dn_layer *l, const dn_pool *w, const float *in)
+{
+    const int off = w->padding / 2;
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < l->batch; b++)
+        for (int k = 0; k < l->c; k++) {
+            const float *plane = in + ((size_t)b * l->c + k) * l->h * l->w;
+            float *out = l->output + ((size_t)b * l->c + k) * l->out_h * l->out_w;
+            float row[l->w];
+            for (int i = 0; i < l->out_h; i++) {
+                int y0 = i * w->stride_y - off, y1 = y0 + w->size;
+                y0 = y0 < 0 ? 0 : y0;
+                y1 = y1 > l->h ? l->h : y1;
+                for (int x = 0; x < l->w; x++) row[x] = -FLT_MAX;
+                for (int y = y0; y < y1; y++) {
+                    const float *src = plane + (size_t)y * l->w;
+                    #pragma omp simd
+                    for (int x = 0; x < l->w; x++) row[x] = src[x] > row[x] ? src[x] : row[x];
+                }
+                for (int j = 0; j < l->out_w; j++) {
+                    int x0 = j * w->stride_x - off, x1 = x0 + w->size;
+                    x0 = x0 < 0 ? 0 : x0;
+                    x1 = x1 > l->w ? l->w : x1;
+                    float best = -FLT_MAX;
+                    for (int x = x0; x < x1; x++) best = row[x] > best ? row[x] : best;
+                    out[i * l->out_w + j] = best;
+                }
+            }
+        }
+}
+
 static void forward(dn_layer *l, dn_network *net, const float *in)
 {
     (void)net;
     maxpool *p = l->p;
     if (p->depth) {
         forward_depth(l, p, in);
+        return;
+    }
+    if (!p->argmax && l->w <= 1 << 14) { /* the row buffer lives on the stack */
+        forward_separable(l, &p->win, in);
         return;
     }
     const dn_pool *w = &p->win;
