@@ -52,7 +52,6 @@ static inline float exp_fast(float x)
 }
 
 /* Element-wise kernels for the hot activations: one pass, vectorised. */
-static inline float identity(float x) { return x; }
 static inline float leaky_fast(float x) { return x > 0 ? x : .1f * x; }
 static inline float logistic_fast(float x) { return 1.f / (1.f + exp_fast(-x)); }
 static inline float swish_fast(float x) { return x / (1.f + exp_fast(-x)); }
@@ -173,12 +172,16 @@ static void normalize_channels(float *x, int batch, int c, int spatial, dn_act a
     }
 }
 
-#define ACTIVATE_PLANES(KERNEL)                                                  \
+/* x = EXPR(v) with v = x + bias over every plane; the hot kinds' EXPR vectorises. */
+#define ACTIVATE_PLANES(EXPR)                                                    \
     _Pragma("omp parallel for") for (long pl = 0; pl < planes; pl++)             \
     {                                                                            \
         float *p = x + pl * spatial;                                             \
         const float bv = bias ? bias[pl % c] : 0.f;                              \
-        _Pragma("omp simd") for (int i = 0; i < spatial; i++) p[i] = KERNEL(p[i] + bv); \
+        _Pragma("omp simd") for (int i = 0; i < spatial; i++) {                  \
+            const float v = p[i] + bv;                                           \
+            p[i] = EXPR;                                                         \
+        }                                                                        \
     }
 
 void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a)
@@ -190,18 +193,12 @@ void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial
         return;
     }
     switch (a) {
-    case DN_ACT_LINEAR: ACTIVATE_PLANES(identity) break;
-    case DN_ACT_LEAKY: ACTIVATE_PLANES(leaky_fast) break;
-    case DN_ACT_LOGISTIC: ACTIVATE_PLANES(logistic_fast) break;
-    case DN_ACT_SWISH: ACTIVATE_PLANES(swish_fast) break;
-    case DN_ACT_MISH: ACTIVATE_PLANES(mish_fast) break;
-    default: {
-        _Pragma("omp parallel for") for (long pl = 0; pl < planes; pl++) {
-            float *p = x + pl * spatial;
-            const float bv = bias ? bias[pl % c] : 0.f;
-            for (int i = 0; i < spatial; i++) p[i] = act_one(p[i] + bv, a);
-        }
-    }
+    case DN_ACT_LINEAR: ACTIVATE_PLANES(v) break;
+    case DN_ACT_LEAKY: ACTIVATE_PLANES(leaky_fast(v)) break;
+    case DN_ACT_LOGISTIC: ACTIVATE_PLANES(logistic_fast(v)) break;
+    case DN_ACT_SWISH: ACTIVATE_PLANES(swish_fast(v)) break;
+    case DN_ACT_MISH: ACTIVATE_PLANES(mish_fast(v)) break;
+    default: ACTIVATE_PLANES(act_one(v, a)) break;
     }
 }
 

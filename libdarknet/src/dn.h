@@ -238,6 +238,14 @@ typedef struct dn_pool {
 } dn_pool;
 /* Read size/stride/padding, set the layer's output shape. */
 dn_status dn_pool_parse(dn_layer *l, dn_parse_ctx *ctx, dn_pool *p);
+/* In-image part [lo, hi) of output `index`'s window along an axis of length `limit`
+   with stride `stride` (lo >= hi when the window lies wholly outside). */
+static inline void dn_pool_span(const dn_pool *p, int index, int stride, int limit, int *lo, int *hi)
+{
+    const int start = index * stride - p->padding / 2, end = start + p->size;
+    *lo = start < 0 ? 0 : start;
+    *hi = end > limit ? limit : end;
+}
 /* Console line for a pooling layer: `kind` is "max" or "avg". */
 void dn_pool_describe(const dn_layer *l, const dn_pool *p, const char *kind, char *buf, size_t n);
 

@@ -23,18 +23,14 @@ static void forward(dn_layer *l, dn_network *net, const float *in)
 {
     (void)net;
     const dn_pool *w = l->p;
-    const int off = w->padding / 2;
     FOR_EACH_WINDOW(l, {
+        int ya, yb, xa, xb;
+        dn_pool_span(w, i, w->stride_y, l->h, &ya, &yb);
+        dn_pool_span(w, j, w->stride_x, l->w, &xa, &xb);
         float sum = 0;
-        int count = 0;
-        for (int n = 0; n < w->size; n++)
-            for (int m = 0; m < w->size; m++) {
-                int y = i * w->stride_y - off + n, x = j * w->stride_x - off + m;
-                if (y < 0 || y >= l->h || x < 0 || x >= l->w) continue;
-                sum += in[base + y * l->w + x];
-                count++;
-            }
-        l->output[o] = count ? sum / count : 0;
+        for (int y = ya; y < yb; y++)
+            for (int x = xa; x < xb; x++) sum += in[base + y * l->w + x];
+        l->output[o] = ya < yb && xa < xb ? sum / ((yb - ya) * (xb - xa)) : 0;
     })
 }
 
@@ -44,13 +40,12 @@ static void backward(dn_layer *l, dn_network *net, const float *in, float *in_de
     (void)in;
     const dn_pool *w = l->p;
     if (!in_delta) return;
-    const int off = w->padding / 2;
     /* The gradient of the forward's mean over in-image positions. Upstream divides by
        size^2 even where the window leaves the image (spec §4.3); see README. */
     FOR_EACH_WINDOW(l, {
-        const int y0 = i * w->stride_y - off, x0 = j * w->stride_x - off;
-        const int ya = y0 < 0 ? 0 : y0, yb = y0 + w->size > l->h ? l->h : y0 + w->size;
-        const int xa = x0 < 0 ? 0 : x0, xb = x0 + w->size > l->w ? l->w : x0 + w->size;
+        int ya, yb, xa, xb;
+        dn_pool_span(w, i, w->stride_y, l->h, &ya, &yb);
+        dn_pool_span(w, j, w->stride_x, l->w, &xa, &xb);
         if (ya >= yb || xa >= xb) continue;
         const float d = l->delta[o] / ((yb - ya) * (xb - xa));
         for (int y = ya; y < yb; y++)

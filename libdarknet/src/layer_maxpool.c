@@ -57,7 +57,6 @@ static void forward_depth(dn_layer *l, const maxpool *p, const float *in)
    over the window's rows into one row, then over its columns. */
 static void forward_separable(dn_layer *l, const dn_pool *w, const float *in)
 {
-    const int off = w->padding / 2;
     #pragma omp parallel for collapse(2)
     for (int b = 0; b < l->batch; b++)
         for (int k = 0; k < l->c; k++) {
@@ -65,9 +64,8 @@ static void forward_separable(dn_layer *l, const dn_pool *w, const float *in)
             float *out = l->output + ((size_t)b * l->c + k) * l->out_h * l->out_w;
             float row[l->w];
             for (int i = 0; i < l->out_h; i++) {
-                int y0 = i * w->stride_y - off, y1 = y0 + w->size;
-                y0 = y0 < 0 ? 0 : y0;
-                y1 = y1 > l->h ? l->h : y1;
+                int y0, y1, x0, x1;
+                dn_pool_span(w, i, w->stride_y, l->h, &y0, &y1);
                 for (int x = 0; x < l->w; x++) row[x] = -FLT_MAX;
                 for (int y = y0; y < y1; y++) {
                     const float *src = plane + (size_t)y * l->w;
@@ -75,9 +73,7 @@ static void forward_separable(dn_layer *l, const dn_pool *w, const float *in)
                     for (int x = 0; x < l->w; x++) row[x] = src[x] > row[x] ? src[x] : row[x];
                 }
                 for (int j = 0; j < l->out_w; j++) {
-                    int x0 = j * w->stride_x - off, x1 = x0 + w->size;
-                    x0 = x0 < 0 ? 0 : x0;
-                    x1 = x1 > l->w ? l->w : x1;
+                    dn_pool_span(w, j, w->stride_x, l->w, &x0, &x1);
                     float best = -FLT_MAX;
                     for (int x = x0; x < x1; x++) best = row[x] > best ? row[x] : best;
                     out[i * l->out_w + j] = best;
@@ -99,7 +95,6 @@ static void forward(dn_layer *l, dn_network *net, const float *in)
         return;
     }
     const dn_pool *w = &p->win;
-    const int off = w->padding / 2;
     #pragma omp parallel for collapse(2)
     for (int b = 0; b < l->batch; b++)
         for (int k = 0; k < l->c; k++) {
@@ -108,16 +103,14 @@ static void forward(dn_layer *l, dn_network *net, const float *in)
                 for (int j = 0; j < l->out_w; j++) {
                     float best = -FLT_MAX;
                     int arg = -1;
-                    for (int n = 0; n < w->size; n++) {
-                        int y = i * w->stride_y - off + n;
-                        if (y < 0 || y >= l->h) continue;
-                        for (int m = 0; m < w->size; m++) {
-                            int x = j * w->stride_x - off + m;
-                            if (x < 0 || x >= l->w) continue;
+                    int y0, y1, x0, x1;
+                    dn_pool_span(w, i, w->stride_y, l->h, &y0, &y1);
+                    dn_pool_span(w, j, w->stride_x, l->w, &x0, &x1);
+                    for (int y = y0; y < y1; y++)
+                        for (int x = x0; x < x1; x++) {
                             float v = plane[y * l->w + x];
                             if (v > best) { best = v; arg = y * l->w + x; }
                         }
-                    }
                     size_t o = (((size_t)b * l->c + k) * l->out_h + i) * l->out_w + j;
                     l->output[o] = best;
                     if (p->argmax) p->argmax[o] = arg < 0 ? -1 : (int)(((size_t)b * l->c + k) * l->h * l->w) + arg;

@@ -234,11 +234,7 @@ static void output_transform4(const float *m, int k, int oh, int ow, int ty0, in
 #endif
                     for (; t < n; t++) {
                         const int x = 4 * (x0 + t);
-                        if (x + 4 <= ow) {
-                            for (int j = 0; j < 4; j++) row[x + j] = o[j][t];
-                        } else {
-                            for (int j = 0; x + j < ow; j++) row[x + j] = o[j][t];
-                        }
+                        for (int j = 0; j < 4 && x + j < ow; j++) row[x + j] = o[j][t];
                     }
                 }
             }
