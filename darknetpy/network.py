@@ -23,6 +23,9 @@ class LayerInfo:
     """One row of darknet's layer table. Shapes are (channels, height, width)."""
     index: int
     type: str
+    kind: int
+    caps: frozenset     # what the kind can do: "weights", "trainable", "cost", "detection", "classifier"
+    input_layers: tuple  # indices of the layers it reads, -1 = the network input
     input_shape: tuple
     output_shape: tuple
     inputs: int
@@ -55,14 +58,20 @@ class Network:
                  fuse: bool = True, threads: Optional[int] = None):
         if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
             raise ValueError(f"batch must be a positive int or None (the cfg's batch), not {batch!r}")
-        if threads is not None:
-            _libdarknet.set_threads(int(threads))
         self.cfg_path = os.fspath(cfg)
         self.weights_path: Optional[str] = None
         self._lock = threading.Lock()
         self._handle = _libdarknet.NetworkHandle(self.cfg_path, 0 if batch is None else int(batch))
-        self._fuse = fuse and batch is not None
+        if threads is not None:
+            self._handle.set_threads(int(threads))
+        if fuse:
+            self._handle.prepare()  # C keeps the prepared state up to date from here on
         self._last_n = 0
+        self._read_shapes()
+        if weights is not None:
+            self.load_weights(weights)
+
+    def _read_shapes(self) -> None:
         info = self._handle.info()
         self.width: int = info["width"]
         self.height: int = info["height"]
@@ -73,10 +82,6 @@ class Network:
         self.outputs: int = info["outputs"]
         self.output_layer: int = info["output_layer"]
         self.layers: tuple = tuple(LayerInfo(**self._handle.layer_info(i)) for i in range(info["n_layers"]))
-        if weights is not None:
-            self.load_weights(weights)
-        elif self._fuse:
-            self._handle.fuse()
 
     # ---- metadata ------------------------------------------------------
     @property
@@ -89,7 +94,7 @@ class Network:
     def classes(self) -> Optional[int]:
         """Number of classes of a classifier (outputs of its last layer), None for other networks."""
         last = self.layers[self.output_layer]
-        return last.outputs if last.type in ("softmax", "connected", "avgpool") else None
+        return last.outputs if "classifier" in last.caps else None
 
     @property
     def input_shape(self) -> tuple:
@@ -119,8 +124,6 @@ class Network:
         "Loaded N layers" count (a short file loads what it holds, spec §2.3)."""
         with self._lock:
             loaded = self._handle.load_weights(os.fspath(path), 0 if upto is None else int(upto))
-            if self._fuse:
-                self._handle.fuse()
         self.weights_path = os.fspath(path)
         return loaded
 
@@ -225,8 +228,6 @@ class Network:
         values = np.ascontiguousarray(values, dtype=np.float32).ravel()
         with self._lock:
             self._handle.set_param(int(layer), name, values)
-            if self._fuse:
-                self._handle.fuse()
 
     @property
     def learning_rate(self) -> float:
@@ -238,6 +239,28 @@ class Network:
         """Seed the network's random generator (dropout)."""
         with self._lock:
             self._handle.seed(int(seed))
+
+    # ---- size and memory -------------------------------------------------
+    def resize(self, width: int, height: int) -> None:
+        """Rebuild every layer for a ``width`` x ``height`` input (darknet's ``resize_network``),
+        keeping weights and training state. Raises InputError when a layer's parameters depend
+        on the size (a [connected] layer after spatial layers)."""
+        with self._lock:
+            self._handle.resize(int(width), int(height))
+            self._read_shapes()
+            self._last_n = 0
+
+    def memory(self) -> dict:
+        """Bytes the engine holds for this network: ``weights`` (parameters, their updates and
+        prepared copies), ``activations`` (layer outputs and deltas) and ``workspace``."""
+        with self._lock:
+            return self._handle.memory()
+
+    @property
+    def backend(self) -> str:
+        """The engine backend running this network, e.g. ``"cpu (avx2)"``."""
+        with self._lock:
+            return self._handle.backend()
 
     # ---- lifetime ------------------------------------------------------
     def close(self) -> None:

@@ -3,6 +3,7 @@
 validation, conversions and documentation."""
 import logging
 import os
+import threading
 
 import numpy as np
 
@@ -45,9 +46,46 @@ cdef int _check(dn_status status) except -1:
     raise DarknetError(message)
 
 
-def set_threads(int threads):
-    """Threads for OpenMP loops and OpenBLAS (process-wide)."""
-    dn_set_threads(threads)
+cdef int _catch_interrupt():
+    """Let Ctrl-C stop the engine call about to start (main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        return dnpy_catch_sigint()
+    return 0
+
+
+cdef int _finish(dn_status st, int caught) except -1:
+    """Restore Python's SIGINT handler, then raise for a failed or interrupted call."""
+    if caught and dnpy_release_sigint():
+        raise KeyboardInterrupt
+    return _check(st)
+
+
+def cfg_sections(path, bint sections):
+    """darknet's key=value reader: [(type, line, [(key, value, line), ...]), ...]."""
+    cdef bytes b = os.fsencode(path)
+    cdef dn_cfg *cfg = NULL
+    cdef const char *type
+    cdef const char *key
+    cdef const char *value
+    cdef int line, n, kline
+    _check(dn_cfg_load(b, sections, &cfg))
+    try:
+        out = []
+        for i in range(dn_cfg_count(cfg)):
+            _check(dn_cfg_section_info(cfg, i, &type, &line, &n))
+            options = []
+            for j in range(n):
+                _check(dn_cfg_option(cfg, i, j, &key, &value, &kline))
+                options.append((key.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"),
+                                kline))
+            out.append((type.decode("utf-8", "surrogateescape"), line, options))
+        return out
+    finally:
+        dn_cfg_release(cfg)
+
+
+CAPS = {"weights": DN_CAP_WEIGHTS, "trainable": DN_CAP_TRAINABLE, "cost": DN_CAP_COST,
+        "detection": DN_CAP_DETECTION, "classifier": DN_CAP_CLASSIFIER}
 
 
 def resize_image(const float[:, :, ::1] src, int w, int h):
@@ -73,6 +111,7 @@ cdef class NetworkHandle:
         with nogil:
             st = dn_network_load_cfg(p, batch, &self.net)
         _check(st)
+        dn_network_set_cancel(self.net, dnpy_interrupt_flag())
 
     def __dealloc__(self):
         dn_network_free(self.net)
@@ -94,7 +133,10 @@ cdef class NetworkHandle:
     def layer_info(self, int index):
         cdef dn_layer_info i
         _check(dn_network_layer_info(self._get(), index, &i))
-        return dict(index=i.index, type=i.type.decode(), input_shape=(i.in_c, i.in_h, i.in_w),
+        return dict(index=i.index, type=i.type.decode(), kind=i.kind,
+                    caps=frozenset(name for name, bit in CAPS.items() if i.caps & bit),
+                    input_layers=tuple(i.input_layers[k] for k in range(i.n_inputs)),
+                    input_shape=(i.in_c, i.in_h, i.in_w),
                     inputs=i.inputs, output_shape=(i.out_c, i.out_h, i.out_w), outputs=i.outputs,
                     batch_normalize=bool(i.batch_normalize), n_weights=i.n_weights, bflops=i.bflops,
                     summary=i.summary.decode())
@@ -122,8 +164,22 @@ cdef class NetworkHandle:
     def set_counters(self, uint64_t seen, int cur_iteration):
         _check(dn_network_set_counters(self._get(), seen, cur_iteration))
 
-    def fuse(self):
-        _check(dn_network_fuse(self._get()))
+    def prepare(self):
+        _check(dn_network_prepare(self._get()))
+
+    def backend(self):
+        return dn_network_backend(self._get()).decode()
+
+    def set_threads(self, int threads):
+        _check(dn_network_set_threads(self._get(), threads))
+
+    def resize(self, int width, int height):
+        _check(dn_network_resize(self._get(), width, height))
+
+    def memory(self):
+        cdef dn_memory m
+        _check(dn_network_memory(self._get(), &m))
+        return dict(weights=m.weights, activations=m.activations, workspace=m.workspace)
 
     def seed(self, uint64_t seed):
         dn_network_seed(self._get(), seed)
@@ -132,9 +188,10 @@ cdef class NetworkHandle:
         """x: (n, inputs) float32, n <= batch."""
         cdef dn_network *net = self._get()
         cdef dn_status st
+        cdef int caught = _catch_interrupt()
         with nogil:
             st = dn_network_forward(net, &x[0, 0], <int>x.shape[0])
-        _check(st)
+        _finish(st, caught)
 
     def layer_output(self, int index):
         """A copy of layer `index`'s output buffer (batch * outputs floats)."""
@@ -151,9 +208,10 @@ cdef class NetworkHandle:
         cdef dn_network *net = self._get()
         cdef float loss = 0
         cdef dn_status st
+        cdef int caught = _catch_interrupt()
         with nogil:
             st = dn_network_train_step(net, &x[0, 0], &y[0, 0], <int>y.shape[1], &loss)
-        _check(st)
+        _finish(st, caught)
         return loss
 
     def backward(self, const float[:, ::1] x, const float[:, ::1] y, bint want_input_delta):
@@ -168,9 +226,10 @@ cdef class NetworkHandle:
             delta = np.zeros((x.shape[0], x.shape[1]), dtype=np.float32)
             d = delta
             dp = &d[0, 0]
+        cdef int caught = _catch_interrupt()
         with nogil:
             st = dn_network_backward(net, &x[0, 0], &y[0, 0], <int>y.shape[1], &loss, dp)
-        _check(st)
+        _finish(st, caught)
         return loss, delta
 
     cdef int _param(self, int index, name, float **data, float **delta) except -1:

@@ -18,7 +18,6 @@ cdef extern from "darknet.h" nogil:
     const char *dn_last_error()
     ctypedef void (*dn_log_fn)(int level, const char *message, void *user) noexcept
     void dn_log_set(dn_log_fn fn, void *user)
-    void dn_set_threads(int threads)
 
     ctypedef struct dn_network:
         pass
@@ -39,6 +38,10 @@ cdef extern from "darknet.h" nogil:
     ctypedef struct dn_layer_info:
         int index
         const char *type
+        int kind
+        unsigned caps
+        int n_inputs
+        const int *input_layers
         int in_c, in_h, in_w, inputs
         int out_c, out_h, out_w, outputs
         int batch_normalize
@@ -53,7 +56,29 @@ cdef extern from "darknet.h" nogil:
     dn_status dn_network_load_weights(dn_network *net, const char *path, int cutoff, int *layers_loaded)
     dn_status dn_network_save_weights(const dn_network *net, const char *path, int cutoff)
     dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iteration)
-    dn_status dn_network_fuse(dn_network *net)
+    dn_status dn_network_prepare(dn_network *net)
+    const char *dn_network_backend(const dn_network *net)
+    dn_status dn_network_set_threads(dn_network *net, int threads)
+    void dn_network_set_cancel(dn_network *net, volatile int *flag)
+    dn_status dn_network_resize(dn_network *net, int width, int height)
+    ctypedef struct dn_memory:
+        size_t weights, activations, workspace
+    dn_status dn_network_memory(const dn_network *net, dn_memory *m)
+
+    ctypedef struct dn_cfg:
+        pass
+    dn_status dn_cfg_load(const char *path, int sections, dn_cfg **out)
+    void dn_cfg_release(dn_cfg *cfg)
+    int dn_cfg_count(const dn_cfg *cfg)
+    dn_status dn_cfg_section_info(const dn_cfg *cfg, int i, const char **type, int *line, int *n_options)
+    dn_status dn_cfg_option(const dn_cfg *cfg, int i, int j, const char **key, const char **value, int *line)
+    enum:
+        DN_CAP_WEIGHTS
+        DN_CAP_TRAINABLE
+        DN_CAP_COST
+        DN_CAP_DETECTION
+        DN_CAP_CLASSIFIER
+
     dn_status dn_network_forward(dn_network *net, const float *input, int n)
     dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count)
     dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size,
@@ -65,3 +90,9 @@ cdef extern from "darknet.h" nogil:
     float dn_network_current_rate(const dn_network *net)
     void dn_network_seed(dn_network *net, uint64_t seed)
     dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow)
+
+
+cdef extern from "interrupt.h":
+    volatile int *dnpy_interrupt_flag()
+    int dnpy_catch_sigint()
+    int dnpy_release_sigint()

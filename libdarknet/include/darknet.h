@@ -39,9 +39,6 @@ const char *dn_last_error(void);
 typedef void (*dn_log_fn)(int level, const char *message, void *user);
 void dn_log_set(dn_log_fn fn, void *user);
 
-/* Number of CPU threads used by OpenMP loops and the BLAS (<= 0: library default). */
-void dn_set_threads(int threads);
-
 typedef struct dn_network dn_network;
 
 /* [net] section values, as parsed (spec §1.3). */
@@ -66,10 +63,23 @@ typedef struct dn_net_info {
     int outputs;        /* values per sample of that layer */
 } dn_net_info;
 
+/* What a layer kind can do (dn_layer_info.caps). */
+enum {
+    DN_CAP_WEIGHTS = 1,     /* may store parameters in a .weights file */
+    DN_CAP_TRAINABLE = 2,   /* has parameters that training updates */
+    DN_CAP_COST = 4,        /* computes a loss from truth in training */
+    DN_CAP_DETECTION = 8,   /* a detection head ([yolo], ...) */
+    DN_CAP_CLASSIFIER = 16  /* can end a classifier (its output is one score per class) */
+};
+
 /* Per-layer facts behind darknet's layer table. */
 typedef struct dn_layer_info {
     int index;
     const char *type;   /* canonical section name, e.g. "convolutional" */
+    int kind;           /* index of the kind in the engine's layer table */
+    unsigned caps;      /* DN_CAP_* of the kind */
+    int n_inputs;       /* layers this one reads (input_layers[0..n_inputs)) ... */
+    const int *input_layers; /* ... their indices, -1 = the network input; owned by the network */
     int in_c, in_h, in_w, inputs;
     int out_c, out_h, out_w, outputs;
     int batch_normalize;
@@ -87,6 +97,30 @@ typedef struct dn_layer_info {
  */
 dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out);
 void dn_network_free(dn_network *net);
+
+/* Name of the backend running the network, e.g. "cpu (avx2)". */
+const char *dn_network_backend(const dn_network *net);
+
+/* CPU threads for this network's calls (<= 0: OpenMP's default). Per network: it
+   changes neither other networks nor the calling thread's OpenMP settings. */
+dn_status dn_network_set_threads(dn_network *net, int threads);
+
+/* While *flag is nonzero, long calls stop at the next layer boundary and return
+   DN_ERR_CANCELLED (NULL: no cancellation). The flag may be set from a signal handler. */
+void dn_network_set_cancel(dn_network *net, volatile int *flag);
+
+/* Rebuild every layer for a new input size (upstream's resize_network), keeping all
+   parameters and training state. Fails (network unchanged) when a layer's parameter
+   count depends on the size ([connected] after a spatial layer). */
+dn_status dn_network_resize(dn_network *net, int width, int height);
+
+/* Bytes the network holds, by purpose. */
+typedef struct dn_memory {
+    size_t weights;      /* parameters, their updates and prepared copies */
+    size_t activations;  /* layer outputs, deltas, inputs and per-layer scratch */
+    size_t workspace;    /* shared scratch */
+} dn_memory;
+dn_status dn_network_memory(const dn_network *net, dn_memory *m);
 
 dn_status dn_network_info(const dn_network *net, dn_net_info *info);
 dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info);
@@ -108,8 +142,10 @@ dn_status dn_network_save_weights(const dn_network *net, const char *path, int c
 /* Set the training counters (spec §2.1). */
 dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iteration);
 
-/* Fold batch norm into convolution weights for inference (spec §3.3). Raw weights are kept for saving. */
-dn_status dn_network_fuse(dn_network *net);
+/* Prepare for inference: fold batch norm into convolution weights (spec §3.3) and
+   let the backend transform them. Stays on: after new weights or a training step
+   the next inference pass prepares again. Raw weights are kept for saving. */
+dn_status dn_network_prepare(dn_network *net);
 
 /*
  * Inference forward of n samples (n <= batch), input float32 (n, C, H, W).
@@ -159,6 +195,20 @@ void dn_network_seed(dn_network *net, uint64_t seed);
  * pass first, with upstream's last-row quirk. src (c, h, w) -> dst (c, oh, ow).
  */
 dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow);
+
+/*
+ * darknet's key=value reader (spec §1.1), for .cfg and .data files: all
+ * whitespace removed, '#' and ';' lines skipped. With sections=0, options
+ * before any [section] are allowed (they form section 0 with an empty type).
+ */
+typedef struct dn_cfg dn_cfg;
+dn_status dn_cfg_load(const char *path, int sections, dn_cfg **out);
+void dn_cfg_release(dn_cfg *cfg);
+int dn_cfg_count(const dn_cfg *cfg);
+/* Section i: its "[type]", line and option count. */
+dn_status dn_cfg_section_info(const dn_cfg *cfg, int i, const char **type, int *line, int *n_options);
+/* Option j of section i. */
+dn_status dn_cfg_option(const dn_cfg *cfg, int i, int j, const char **key, const char **value, int *line);
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,13 @@ static dn_status add_section(dn_cfg *cfg, char *type, int line)
 
 static dn_status add_option(dn_cfg *cfg, char *text, int line)
 {
+    if (cfg->n_sections == 0 && !cfg->sections_required) { /* a .data file: options without a section */
+        char *type = strdup("");
+        if (!type) return dn_fail(DN_ERR_OOM, "out of memory reading %s", cfg->path);
+        dn_status st = add_section(cfg, type, 0);
+        if (st != DN_OK) free(type);
+        DN_TRY(st);
+    }
     if (cfg->n_sections == 0)
         return dn_fail(DN_ERR_CFG, "%s:%d: option '%s' before the first section; "
                        "a cfg file starts with [net]", cfg->path, line, text);
@@ -67,7 +74,7 @@ static dn_status add_option(dn_cfg *cfg, char *text, int line)
     return DN_OK;
 }
 
-dn_status dn_cfg_read(const char *path, dn_cfg **out)
+static dn_status read_cfg(const char *path, int sections, dn_cfg **out)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -78,6 +85,7 @@ dn_status dn_cfg_read(const char *path, dn_cfg **out)
         fclose(f);
         return dn_fail(DN_ERR_OOM, "out of memory reading %s", path);
     }
+    cfg->sections_required = sections;
     dn_status st = DN_OK;
     int line_no = 0, oom = 0;
     char *line;
@@ -97,7 +105,7 @@ dn_status dn_cfg_read(const char *path, dn_cfg **out)
     if (st == DN_OK && oom) st = dn_fail(DN_ERR_OOM, "out of memory reading %s", path);
     if (st == DN_OK && ferror(f)) st = dn_fail(DN_ERR_IO, "error reading %s", path);
     fclose(f);
-    if (st == DN_OK && cfg->n_sections == 0)
+    if (st == DN_OK && sections && cfg->n_sections == 0)
         st = dn_fail(DN_ERR_CFG, "%s: the file has no sections; a cfg file starts with [net]", path);
     if (st != DN_OK) {
         dn_cfg_free(cfg);
@@ -129,4 +137,35 @@ dn_option *dn_cfg_find(dn_section *s, const char *key)
             return &s->opts[i];
         }
     return NULL;
+}
+
+dn_status dn_cfg_read(const char *path, dn_cfg **out) { return read_cfg(path, 1, out); }
+
+/* ---- the public reader (darknet.h) -------------------------------------- */
+
+dn_status dn_cfg_load(const char *path, int sections, dn_cfg **out) { return read_cfg(path, sections, out); }
+
+void dn_cfg_release(dn_cfg *cfg) { dn_cfg_free(cfg); }
+
+int dn_cfg_count(const dn_cfg *cfg) { return cfg->n_sections; }
+
+dn_status dn_cfg_section_info(const dn_cfg *cfg, int i, const char **type, int *line, int *n_options)
+{
+    if (i < 0 || i >= cfg->n_sections)
+        return dn_fail(DN_ERR_SHAPE, "section %d out of range: %s has %d", i, cfg->path, cfg->n_sections);
+    *type = cfg->sections[i].type;
+    *line = cfg->sections[i].line;
+    *n_options = cfg->sections[i].n_opts;
+    return DN_OK;
+}
+
+dn_status dn_cfg_option(const dn_cfg *cfg, int i, int j, const char **key, const char **value, int *line)
+{
+    if (i < 0 || i >= cfg->n_sections || j < 0 || j >= cfg->sections[i].n_opts)
+        return dn_fail(DN_ERR_SHAPE, "option %d of section %d out of range in %s", j, i, cfg->path);
+    const dn_option *o = &cfg->sections[i].opts[j];
+    *key = o->key;
+    *value = o->val;
+    *line = o->line;
+    return DN_OK;
 }

@@ -23,6 +23,10 @@ enum { DN_LOG_DEBUG = 10, DN_LOG_INFO = 20, DN_LOG_WARNING = 30, DN_LOG_ERROR = 
         if (dn_try_ != DN_OK) return dn_try_; \
     } while (0)
 
+/* Count the bytes dn_alloc_floats hands out on this thread into *counter (NULL: stop). */
+void dn_alloc_tally(size_t *counter);
+/* Bytes of memory the machine can still give (0: unknown). */
+size_t dn_available_memory(void);
 /* Zeroed float array, or NULL when n == 0 or out of memory. */
 float *dn_floats(size_t n);
 /* Allocate `n` zeroed floats into *dst, failing with DN_ERR_OOM naming `what`. */
@@ -49,6 +53,7 @@ typedef struct dn_section {
 
 typedef struct dn_cfg {
     char *path;
+    int sections_required;  /* a .cfg: options must follow a [section] */
     int n_sections;
     dn_section *sections;
 } dn_cfg;
@@ -81,45 +86,13 @@ int dn_act_from_name(const char *name);
 const char *dn_act_name(dn_act a);
 /* Whether backward needs the pre-activation values (swish, mish, hard_mish). */
 int dn_act_needs_input(dn_act a);
-/* In place on (batch, c, spatial). */
-void dn_activate(float *x, int batch, int c, int spatial, dn_act a);
-/* x = act(x + bias[channel]) in one pass; bias may be NULL. */
-void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a);
-/* delta *= f'(.) given the output y and, where needed, the pre-activation x. */
-void dn_activate_grad(const float *x, const float *y, int batch, int c, int spatial, dn_act a, float *delta);
-
-/* ---- blas.c: GEMM through OpenBLAS, im2col -------------------------------- */
-
-/* Row-major C = alpha*op(A)*op(B) + beta*C. */
-void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-             const float *b, int ldb, float beta, float *c, int ldc);
-
-/* count independent C_i = A_i * B_i (no transposes), split across threads. */
-void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride_a, int lda, const float *b,
-                   size_t stride_b, int ldb, float *c, size_t stride_c, int ldc);
+/* ---- convolution geometry (spec §3.2) ---------------------------------- */
 
 typedef struct dn_conv_geom {
     int c, h, w;         /* input planes (one group) */
     int size, stride_x, stride_y, pad, dilation;
     int out_h, out_w;
 } dn_conv_geom;
-/* col (c*size*size, out_h*out_w) from im (c, h, w). */
-void dn_im2col(const float *im, const dn_conv_geom *g, float *col);
-/* im += col2im(col). */
-void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im);
-
-/* ---- winograd.c: F(4x4 or 2x2, 3x3) for 3x3 stride-1 pad-1 inference convolutions ---- */
-
-/* the output tile size m (4 or 2) that makes Winograd F(m x m, 3x3) faster
-   than im2col for this layer shape, else 0 */
-int dn_wino_tile(int c, int k, int h, int w);
-/* floats of scratch dn_wino_conv3x3 needs */
-size_t dn_wino_workspace(int c, int k, int h, int w, int m);
-/* u ((m+2)^2, k, c) from w (k, c, 3, 3) */
-void dn_wino_weights(const float *w, int k, int c, int m, float *u);
-/* out (k, h, w) = 3x3 stride-1 pad-1 convolution of im (c, h, w), no bias */
-void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, float *out, float *ws);
-
 /* ---- batch normalisation shared by conv, connected, batchnorm (spec §3.3, §4.4) --- */
 
 typedef struct dn_bn {
@@ -132,16 +105,8 @@ typedef struct dn_bn {
 
 dn_status dn_bn_init(dn_bn *bn, int n, int spatial, int batch, int train, float rolling);
 void dn_bn_free(dn_bn *bn);
-/* y (batch, n, spatial) in place: normalise and scale (no bias). */
-void dn_bn_forward(dn_bn *bn, float *y, int batch, int training);
-/* Backward through scale and normalisation; delta in place. */
-void dn_bn_backward(dn_bn *bn, float *delta, int batch);
 /* The batch-norm arrays for dn_layer_ops.param (count = n), or NULL. */
 float *dn_bn_param(dn_bn *bn, const char *name, float **delta);
-/* Add bias per channel. */
-void dn_add_bias(float *y, const float *bias, int batch, int n, int spatial);
-/* bias_updates[f] += sum of delta over batch and pixels. */
-void dn_backward_bias(float *bias_updates, const float *delta, int batch, int n, int spatial);
 
 /* ---- layers ----------------------------------------------------------- */
 
@@ -151,8 +116,11 @@ typedef struct dn_network dn_network;
 typedef struct dn_parse_ctx {
     const dn_cfg *cfg;
     dn_section *sec;
-    dn_network *net; /* layers [0, index) are built */
+    const dn_layer *layers; /* layers [0, index) are built */
     int index;
+    int train;              /* the network is built with training buffers */
+    dn_rng *rng;            /* initial weights */
+    size_t *workspace;      /* floats of shared scratch the layers so far need */
 } dn_parse_ctx;
 
 /* Option readers (spec §1.1: atoi/atof semantics, first key wins). */
@@ -172,6 +140,8 @@ dn_status dn_opt_layer_ref(dn_parse_ctx *ctx, const char *key, int ref, int *out
 dn_status dn_parse_fail(dn_parse_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Fail unless the input is an image (w, h, c all > 0). */
 dn_status dn_require_image(dn_parse_ctx *ctx, const dn_layer *l);
+/* The layer's inputs: layer indices (-1: the network input); without a call a layer reads the previous one. */
+dn_status dn_layer_set_inputs(dn_layer *l, const int *idx, int n);
 
 /* Sequential weights reader with upstream's end-of-file semantics (spec §2.3). */
 typedef struct dn_reader {
@@ -191,8 +161,6 @@ typedef struct dn_update {
     float learning_rate, momentum, decay;
 } dn_update;
 
-/* Momentum SGD on one tensor: U -= decay*B*W; W += lr/B*U; U *= m. */
-void dn_sgd(float *w, float *u, size_t n, const dn_update *up, float lr, int decay);
 
 typedef struct dn_layer_ops {
     const char *name;   /* canonical section name */
@@ -201,14 +169,9 @@ typedef struct dn_layer_ops {
     /* Read options, set out_* / outputs, allocate parameters. Generic code sets
        w/h/c/inputs/batch before and allocates output/delta after. */
     dn_status (*parse)(dn_layer *l, dn_parse_ctx *ctx);
-    size_t (*workspace)(const dn_layer *l);           /* floats of shared scratch */
     size_t (*n_weights)(const dn_layer *l);           /* floats in the .weights record */
     void (*read_weights)(dn_layer *l, dn_reader *r);
     void (*write_weights)(const dn_layer *l, dn_writer *w);
-    void (*fuse)(dn_layer *l);                        /* prepare inference-only weights */
-    void (*forward)(dn_layer *l, dn_network *net, const float *in);
-    void (*backward)(dn_layer *l, dn_network *net, const float *in, float *in_delta);
-    void (*update)(dn_layer *l, const dn_update *u);
     /* Parameter array `name` ("weights", "biases", "scales", "rolling_mean", "rolling_variance"), or NULL;
        *delta receives its update accumulator (NULL if none), *count its floats. */
     float *(*param)(dn_layer *l, const char *name, float **delta, size_t *count);
@@ -216,12 +179,75 @@ typedef struct dn_layer_ops {
     void (*free)(dn_layer *l);
 } dn_layer_ops;
 
+/* ---- tensors, backends and the execution context ------------------------ */
+
+typedef struct dn_backend dn_backend;
+
+/* A float array in the memory of a backend's device. */
+typedef struct dn_tensor {
+    float *data;
+    size_t n;                  /* floats */
+    const dn_backend *device;  /* owner; NULL while unallocated */
+} dn_tensor;
+
+/* Everything a kernel may use besides its layer: one per network, no process-global knobs. */
+typedef struct dn_ctx {
+    const dn_backend *backend;
+    int threads;               /* CPU threads for this network's calls */
+    int training;              /* this pass trains: batch statistics, dropout, costs */
+    int prepared;              /* inference weights are prepared (batch norm folded) */
+    dn_tensor workspace;       /* shared scratch, the largest any kernel asks for */
+    dn_tensor truth;           /* training targets of this pass (batch * truth_size) */
+    int truth_size;
+    dn_rng rng;                /* dropout draws */
+    volatile int *cancel;      /* nonzero: stop at the next layer boundary */
+} dn_ctx;
+
+/* A backend's implementation of one layer kind. A NULL forward means the kind is
+   unsupported there; a NULL backward/update means the kind has nothing to do in that step. */
+typedef struct dn_kernels {
+    /* fold batch norm, transform weights: make the inference-only copies */
+    dn_status (*prepare)(dn_layer *l, dn_ctx *ctx);
+    /* floats of shared scratch the layer's kernels need (train: training passes too) */
+    size_t (*workspace)(const dn_layer *l, int train);
+    dn_status (*forward)(dn_layer *l, const dn_tensor *const *in, dn_tensor *out, dn_ctx *ctx);
+    /* l->delta is the gradient of the output; add the gradients of the inputs into in_delta[k]->data
+       (NULL data: that input needs none) */
+    dn_status (*backward)(dn_layer *l, const dn_tensor *const *in, dn_tensor *const *in_delta, dn_ctx *ctx);
+    dn_status (*update)(dn_layer *l, const dn_update *u, dn_ctx *ctx);
+} dn_kernels;
+
+/* Every layer kind, from layers.def. */
+typedef enum dn_layer_kind {
+#define DN_LAYER(kind, caps) DN_KIND_##kind,
+#include "layers.def"
+#undef DN_LAYER
+    DN_KIND_COUNT
+} dn_layer_kind;
+
+struct dn_backend {
+    const char *name;          /* "cpu (avx2)", ... */
+    dn_status (*alloc)(dn_tensor *t, size_t n, const char *what);
+    void (*release)(dn_tensor *t);
+    dn_status (*upload)(dn_tensor *dst, size_t offset, const float *src, size_t n);
+    dn_status (*download)(float *dst, const dn_tensor *src, size_t offset, size_t n);
+    void (*begin)(const dn_ctx *ctx);  /* before each network call on the calling thread */
+    const dn_kernels *kernels[DN_KIND_COUNT]; /* NULL: the kind is unsupported on this backend */
+};
+
+/* The CPU backend for this processor (or the one DARKNETPY_CPU names: baseline, avx2, avx512). */
+const dn_backend *dn_cpu_backend(void);
+
 struct dn_layer {
     const dn_layer_ops *ops;
+    dn_layer_kind kind;
     int index, batch;
-    int w, h, c, inputs;               /* input shape */
+    int w, h, c, inputs;               /* input shape (of in_idx[0]) */
     int out_w, out_h, out_c, outputs;  /* output shape; outputs per sample */
-    float *output, *delta;             /* batch * outputs */
+    int n_in, *in_idx;                 /* input layers, -1: the network input */
+    const dn_tensor **in;              /* their outputs ... */
+    dn_tensor **in_delta;              /* ... and deltas */
+    dn_tensor output, delta;           /* batch * outputs */
     int train;                         /* trainable: has updates, is updated */
     int stopbackward, onlyforward, dontload, dontloadscales;
     float lr_mult;                     /* per-layer learning_rate multiplier */
@@ -250,7 +276,8 @@ static inline void dn_pool_span(const dn_pool *p, int index, int stride, int lim
 void dn_pool_describe(const dn_layer *l, const dn_pool *p, const char *kind, char *buf, size_t n);
 
 /* The layer table (layers.c, generated from layers.def). */
-const dn_layer_ops *dn_layer_ops_find(const char *section_type);
+const dn_layer_ops *dn_layer_ops_find(const char *section_type, dn_layer_kind *kind);
+unsigned dn_layer_caps(dn_layer_kind kind);
 extern const char *const dn_unsupported_sections[];
 
 /* ---- network ----------------------------------------------------------- */
@@ -264,6 +291,7 @@ typedef enum dn_policy {
 
 struct dn_network {
     char *cfg_path;
+    dn_cfg *cfg;           /* kept for dn_network_resize */
     dn_net_info info;
     int n;
     dn_layer *layers;
@@ -274,16 +302,17 @@ struct dn_network {
     int steps[DN_MAX_STEPS];
     float scales[DN_MAX_STEPS];
     /* buffers */
-    float *input;          /* batch * inputs */
-    float *truth;          /* batch * truth_size, training */
-    float *input_delta;    /* batch * inputs, only for dn_network_backward */
-    int truth_size;
-    float *workspace;
-    size_t workspace_size; /* floats */
-    int training;          /* the current pass is a training pass */
-    dn_rng rng;
+    dn_tensor input;       /* batch * inputs */
+    dn_tensor input_delta; /* batch * inputs, only for dn_network_backward */
+    int want_prepared;     /* prepare (fuse) before inference passes */
+    size_t bytes;          /* allocated by the build and prepare */
+    dn_ctx ctx;
 };
 
-dn_status dn_network_parse(const dn_cfg *cfg, int batch, dn_network *net);
+/* Drop the prepared state: the raw weights changed. */
+void dn_network_unprepare(dn_network *net);
+
+/* Build layers from a cfg; width/height > 0 replace the [net] values. */
+dn_status dn_network_parse(const dn_cfg *cfg, int batch, int width, int height, dn_network *net);
 
 #endif /* DN_INTERNAL_H */

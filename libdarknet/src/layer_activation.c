@@ -1,12 +1,7 @@
 /* [activation] (spec §1.5, §3.9, §4.3): y = act(x), shape unchanged. */
 #include <string.h>
 
-#include "dn.h"
-
-typedef struct activation {
-    dn_act act;
-    int c, spatial;     /* how dn_activate sees one sample: channels x pixels */
-} activation;
+#include "layer_activation.h"
 
 static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 {
@@ -27,31 +22,8 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    (void)net;
-    const activation *p = l->p;
-    memcpy(l->output, in, sizeof(float) * l->batch * l->outputs);
-    dn_activate(l->output, l->batch, p->c, p->spatial, p->act);
-}
-
-/* delta <- delta * act'(y) (the input x is the previous layer's output, still intact),
-   then prev.delta += delta. Upstream's CPU path assigns (copies) instead of adding; we
-   accumulate like its GPU path, so a previous layer with other consumers keeps their
-   contributions. */
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    (void)net;
-    const activation *p = l->p;
-    dn_activate_grad(in, l->output, l->batch, p->c, p->spatial, p->act, l->delta);
-    if (!in_delta) return;
-    const long total = (long)l->batch * l->outputs;
-    #pragma omp parallel for simd
-    for (long i = 0; i < total; i++) in_delta[i] += l->delta[i];
-}
-
 static void describe(const dn_layer *l, char *buf, size_t n) { snprintf(buf, n, "Activation Layer: %d inputs", l->inputs); }
 
 const dn_layer_ops dn_layer_activation = {
-    .name = "activation", .parse = parse, .forward = forward, .backward = backward, .describe = describe,
+    .name = "activation", .parse = parse, .describe = describe,
 };

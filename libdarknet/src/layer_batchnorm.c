@@ -1,12 +1,7 @@
 /* [batchnorm] (spec §1.5, §3.3, §4.4): per-channel normalisation, scale and bias. */
 #include <string.h>
 
-#include "dn.h"
-
-typedef struct batchnorm {
-    dn_bn bn;
-    float *biases, *bias_updates;
-} batchnorm;
+#include "layer_batchnorm.h"
 
 static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 {
@@ -44,33 +39,6 @@ static void write_weights(const dn_layer *l, dn_writer *w)
     dn_write_floats(w, p->bn.variance, l->c);
 }
 
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    batchnorm *p = l->p;
-    memcpy(l->output, in, sizeof(float) * l->batch * l->outputs);
-    dn_bn_forward(&p->bn, l->output, l->batch, net->training);
-    dn_add_bias(l->output, p->biases, l->batch, l->c, l->w * l->h);
-}
-
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    (void)net;
-    (void)in;
-    batchnorm *p = l->p;
-    dn_backward_bias(p->bias_updates, l->delta, l->batch, l->c, l->w * l->h);
-    dn_bn_backward(&p->bn, l->delta, l->batch);
-    if (in_delta)
-        for (int i = 0; i < l->batch * l->outputs; i++) in_delta[i] += l->delta[i];
-}
-
-static void update(dn_layer *l, const dn_update *u)
-{
-    batchnorm *p = l->p;
-    const float lr = u->learning_rate * l->lr_mult;
-    dn_sgd(p->biases, p->bias_updates, l->c, u, lr, 0);
-    dn_sgd(p->bn.scales, p->bn.scale_updates, l->c, u, lr, 0);
-}
-
 static float *param(dn_layer *l, const char *name, float **delta, size_t *count)
 {
     batchnorm *p = l->p;
@@ -98,6 +66,6 @@ static void free_batchnorm(dn_layer *l)
 
 const dn_layer_ops dn_layer_batchnorm = {
     .name = "batchnorm", .parse = parse, .n_weights = n_weights, .read_weights = read_weights,
-    .write_weights = write_weights, .forward = forward, .backward = backward, .update = update,
+    .write_weights = write_weights,
     .param = param, .describe = describe, .free = free_batchnorm,
 };

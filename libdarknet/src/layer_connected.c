@@ -3,14 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "dn.h"
-
-typedef struct connected {
-    dn_act act;
-    float *weights, *biases; /* weights [outputs][inputs] */
-    dn_bn bn;
-    float *weight_updates, *bias_updates, *preact;
-} connected;
+#include "layer_connected.h"
 
 static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 {
@@ -29,7 +22,7 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     DN_TRY(dn_alloc_floats(&p->weights, nw, "connected weights"));
     DN_TRY(dn_alloc_floats(&p->biases, outputs, "connected biases"));
     const float scale = sqrtf(2.f / l->inputs);
-    for (size_t i = 0; i < nw; i++) p->weights[i] = scale * dn_rng_uniform(&ctx->net->rng, -1, 1);
+    for (size_t i = 0; i < nw; i++) p->weights[i] = scale * dn_rng_uniform(ctx->rng, -1, 1);
     if (l->batch_normalize) DN_TRY(dn_bn_init(&p->bn, outputs, 1, l->batch, l->train, .01f));
     if (l->train) {
         DN_TRY(dn_alloc_floats(&p->weight_updates, nw, "connected weight updates"));
@@ -69,40 +62,6 @@ static void write_weights(const dn_layer *l, dn_writer *w)
     }
 }
 
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    connected *p = l->p;
-    dn_gemm(0, 1, l->batch, l->outputs, l->inputs, 1, in, l->inputs, p->weights, l->inputs, 0, l->output,
-            l->outputs);
-    if (l->batch_normalize) dn_bn_forward(&p->bn, l->output, l->batch, net->training);
-    dn_add_bias(l->output, p->biases, l->batch, l->outputs, 1);
-    if (net->training && p->preact) memcpy(p->preact, l->output, sizeof(float) * l->batch * l->outputs);
-    dn_activate(l->output, l->batch, l->outputs, 1, p->act);
-}
-
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    (void)net;
-    connected *p = l->p;
-    dn_activate_grad(p->preact, l->output, l->batch, l->outputs, 1, p->act, l->delta);
-    dn_backward_bias(p->bias_updates, l->delta, l->batch, l->outputs, 1);
-    if (l->batch_normalize) dn_bn_backward(&p->bn, l->delta, l->batch);
-    dn_gemm(1, 0, l->outputs, l->inputs, l->batch, 1, l->delta, l->outputs, in, l->inputs, 1, p->weight_updates,
-            l->inputs);
-    if (in_delta)
-        dn_gemm(0, 0, l->batch, l->inputs, l->outputs, 1, l->delta, l->outputs, p->weights, l->inputs, 1, in_delta,
-                l->inputs);
-}
-
-static void update(dn_layer *l, const dn_update *u)
-{
-    connected *p = l->p;
-    const float lr = u->learning_rate * l->lr_mult;
-    dn_sgd(p->weights, p->weight_updates, (size_t)l->outputs * l->inputs, u, lr, 1);
-    dn_sgd(p->biases, p->bias_updates, l->outputs, u, lr, 0);
-    if (l->batch_normalize) dn_sgd(p->bn.scales, p->bn.scale_updates, l->outputs, u, lr, 0);
-}
-
 static float *param(dn_layer *l, const char *name, float **delta, size_t *count)
 {
     connected *p = l->p;
@@ -138,6 +97,6 @@ static void free_connected(dn_layer *l)
 
 const dn_layer_ops dn_layer_connected = {
     .name = "connected", .alias = "conn", .parse = parse, .n_weights = n_weights, .read_weights = read_weights,
-    .write_weights = write_weights, .forward = forward, .backward = backward, .update = update,
+    .write_weights = write_weights,
     .param = param, .describe = describe, .free = free_connected,
 };

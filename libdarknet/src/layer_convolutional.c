@@ -3,61 +3,18 @@
 #include <math.h>
 #include <string.h>
 
-#include "dn.h"
-
-typedef struct conv {
-    int n, groups, nweights;
-    dn_conv_geom g;        /* geometry of one group's input */
-    dn_act act;
-    const struct conv *shared; /* share_index: weights live in that layer */
-    float *weights, *biases;
-    dn_bn bn;
-    /* inference weights with batch norm folded in (spec §3.3): allocated for
-       inference networks, filled by fuse() */
-    float *fused_weights, *fused_biases;
-    float *wino_weights;   /* fused weights Winograd-transformed ((m+2)^2, n, c), 3x3 layers only */
-    int wino_m;            /* Winograd output tile size (2 or 4) where wino_weights is set */
-    float *weight_updates, *bias_updates;
-    float *preact;         /* pre-activation copy for swish/mish backward */
-} conv;
+#include "layer_convolutional.h"
 
 static const char *const ignored_keys[] = {"binary", "bin_output", "flipped", "dot", "sway", "rotate", "stretch",
                                            "stretch_sway", "angle", "grad_centr", "reverse", "coordconv",
                                            "stream", "wait_stream", "cbn", NULL};
-
-static int is_direct(const conv *p)
-{
-    /* a 1x1, stride-1 convolution reads its input directly (spec §3.2) */
-    return p->g.size == 1 && p->g.stride_x == 1 && p->g.stride_y == 1 && p->g.dilation == 1 && p->g.pad == 0;
-}
-
-/* a 3x3, stride-1, pad-1 convolution runs as Winograd F(m x m, 3x3) when fused and
-   dn_wino_tile finds it faster */
-static int is_wino(const conv *p)
-{
-    return p->g.size == 3 && p->g.stride_x == 1 && p->g.stride_y == 1 && p->g.dilation == 1 && p->g.pad == 1 &&
-           p->groups == 1;
-}
-
-/* Whether forward runs on the folded batch-norm weights. */
-static int use_fused(const dn_layer *l, const dn_network *net)
-{
-    const conv *p = l->p;
-    return net->info.fused && !net->training && p->fused_biases;
-}
-
-static const conv *params(const dn_layer *l)
-{
-    const conv *p = l->p;
-    return p->shared ? p->shared : p;
-}
 
 static dn_status parse_share(dn_layer *l, dn_parse_ctx *ctx, conv *p)
 {
     int ref = dn_opt_int(ctx, "share_index", -1000000), idx;
     if (ref == -1000000) return DN_OK;
     DN_TRY(dn_opt_layer_ref(ctx, "share_index", ref, &idx));
-    const dn_layer *src = &ctx->net->layers[idx];
+    const dn_layer *src = &ctx->layers[idx];
     const conv *sp = src->p;
     if (src->ops != l->ops || sp->nweights != p->nweights || sp->n != p->n ||
         src->batch_normalize != l->batch_normalize)
@@ -116,20 +73,11 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     l->bflops = 2.0 * p->nweights * l->out_h * l->out_w / 1e9;
     DN_TRY(parse_share(l, ctx, p));
     const int train = l->train;
-    if (!ctx->net->info.train && l->batch_normalize) {
-        DN_TRY(dn_alloc_floats(&p->fused_biases, p->n, "fused convolution biases"));
-        p->wino_m = is_wino(p) ? dn_wino_tile(p->g.c, p->n, l->h, l->w) : 0;
-        if (p->wino_m) /* a Winograd layer keeps only its transformed weights */
-            DN_TRY(dn_alloc_floats(&p->wino_weights, (size_t)(p->wino_m + 2) * (p->wino_m + 2) * p->n * p->g.c,
-                                   "Winograd convolution weights"));
-        else
-            DN_TRY(dn_alloc_floats(&p->fused_weights, p->nweights, "fused convolution weights"));
-    }
     if (!p->shared) {
         DN_TRY(dn_alloc_floats(&p->weights, p->nweights, "convolution weights"));
         DN_TRY(dn_alloc_floats(&p->biases, p->n, "convolution biases"));
         float scale = sqrtf(2.f / (size * size * p->g.c));
-        for (int i = 0; i < p->nweights; i++) p->weights[i] = scale * dn_rng_uniform(&ctx->net->rng, -1, 1);
+        for (int i = 0; i < p->nweights; i++) p->weights[i] = scale * dn_rng_uniform(ctx->rng, -1, 1);
         if (l->batch_normalize)
             DN_TRY(dn_bn_init(&p->bn, p->n, l->out_w * l->out_h, l->batch, train, .01f));
     }
@@ -144,17 +92,6 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
             return dn_parse_fail(ctx, "training a share_index layer with batch_normalize is not supported");
     }
     return DN_OK;
-}
-
-static size_t workspace(const dn_layer *l)
-{
-    const conv *p = l->p;
-    size_t n = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * l->out_w * l->out_h;
-    if (p->wino_weights) {
-        const size_t wn = dn_wino_workspace(p->g.c, p->n, l->h, l->w, p->wino_m);
-        if (wn > n) n = wn;
-    }
-    return n;
 }
 
 static size_t n_weights(const dn_layer *l)
@@ -188,107 +125,6 @@ static void write_weights(const dn_layer *l, dn_writer *w)
         dn_write_floats(w, p->bn.variance, p->n);
     }
     dn_write_floats(w, p->weights, p->nweights);
-}
-
-/* Fold batch norm into the weights and bias (spec §3.3); the raw arrays stay
-   for saving and training. */
-static void fuse(dn_layer *l)
-{
-    conv *p = l->p;
-    const conv *src = params(l);
-    if (!p->fused_biases) return;
-    const int per = p->nweights / p->n, taps = (p->wino_m + 2) * (p->wino_m + 2);
-    if (p->wino_weights) dn_wino_weights(src->weights, p->n, p->g.c, p->wino_m, p->wino_weights);
-    for (int f = 0; f < p->n; f++) {
-        double sd = sqrt((double)src->bn.variance[f] + 1e-5);
-        float t = (float)(src->bn.scales[f] / sd);
-        p->fused_biases[f] = (float)(src->biases[f] - src->bn.scales[f] * src->bn.mean[f] / sd);
-        if (p->wino_weights) /* the transform is linear: scale each filter's transformed taps */
-            for (int e = 0; e < taps; e++) {
-                float *u = p->wino_weights + ((size_t)e * p->n + f) * p->g.c;
-                for (int c = 0; c < p->g.c; c++) u[c] *= t;
-            }
-        else
-            for (int i = 0; i < per; i++) p->fused_weights[f * per + i] = src->weights[f * per + i] * t;
-    }
-}
-
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    conv *p = l->p;
-    const conv *src = params(l);
-    const int fused = use_fused(l, net);
-    const float *weights = fused ? p->fused_weights : src->weights;
-    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
-    for (int b = 0; b < l->batch; b++)
-        for (int g = 0; g < p->groups; g++) {
-            if (fused && p->wino_weights) {
-                dn_wino_conv3x3(in + (size_t)b * l->inputs, p->g.c, l->h, l->w, p->n, p->wino_m, p->wino_weights,
-                                l->output + (size_t)b * l->outputs, net->workspace);
-                continue;
-            }
-            const float *im = in + (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
-            const float *col = im;
-            if (!is_direct(p)) {
-                dn_im2col(im, &p->g, net->workspace);
-                col = net->workspace;
-            }
-            float *out = l->output + (size_t)b * l->outputs + (size_t)g * ng * spatial;
-            dn_gemm(0, 0, ng, spatial, k, 1, weights + (size_t)g * ng * k, k, col, spatial, 0, out, spatial);
-        }
-    const float *bias = fused ? p->fused_biases : src->biases;
-    if (!fused && l->batch_normalize) dn_bn_forward((dn_bn *)&src->bn, l->output, l->batch, net->training);
-    if (net->training && p->preact) {
-        dn_add_bias(l->output, bias, l->batch, p->n, spatial);
-        memcpy(p->preact, l->output, sizeof(float) * l->batch * l->outputs);
-        dn_activate(l->output, l->batch, p->n, spatial, p->act);
-    } else {
-        dn_activate_bias(l->output, bias, l->batch, p->n, spatial, p->act);
-    }
-}
-
-/* A share_index layer accumulates into the updates of the layer owning the weights
-   (none when that layer is frozen). */
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    conv *p = l->p;
-    const conv *src = params(l);
-    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
-    dn_activate_grad(p->preact, l->output, l->batch, p->n, spatial, p->act, l->delta);
-    if (src->bias_updates) dn_backward_bias(src->bias_updates, l->delta, l->batch, p->n, spatial);
-    if (l->batch_normalize) dn_bn_backward(&p->bn, l->delta, l->batch);
-    const float *weights = src->weights;
-    for (int b = 0; b < l->batch; b++)
-        for (int g = 0; g < p->groups; g++) {
-            const size_t in_off = (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
-            const float *delta = l->delta + (size_t)b * l->outputs + (size_t)g * ng * spatial;
-            const float *col = in + in_off;
-            if (!is_direct(p)) {
-                dn_im2col(in + in_off, &p->g, net->workspace);
-                col = net->workspace;
-            }
-            if (src->weight_updates)
-                dn_gemm(0, 1, ng, k, spatial, 1, delta, spatial, col, spatial, 1,
-                        src->weight_updates + (size_t)g * ng * k, k);
-            if (!in_delta) continue;
-            const float *w = weights + (size_t)g * ng * k;
-            if (is_direct(p)) {
-                dn_gemm(1, 0, k, spatial, ng, 1, w, k, delta, spatial, 1, in_delta + in_off, spatial);
-            } else {
-                dn_gemm(1, 0, k, spatial, ng, 1, w, k, delta, spatial, 0, net->workspace, spatial);
-                dn_col2im_add(net->workspace, &p->g, in_delta + in_off);
-            }
-        }
-}
-
-static void update(dn_layer *l, const dn_update *u)
-{
-    conv *p = l->p;
-    if (p->shared) return;
-    const float lr = u->learning_rate * l->lr_mult;
-    dn_sgd(p->weights, p->weight_updates, p->nweights, u, lr, 1);
-    dn_sgd(p->biases, p->bias_updates, p->n, u, lr, 0);
-    if (l->batch_normalize) dn_sgd(p->bn.scales, p->bn.scale_updates, p->n, u, lr, 0);
 }
 
 static float *param(dn_layer *l, const char *name, float **delta, size_t *count)
@@ -340,7 +176,6 @@ static void free_conv(dn_layer *l)
 }
 
 const dn_layer_ops dn_layer_convolutional = {
-    .name = "convolutional", .alias = "conv", .parse = parse, .workspace = workspace, .n_weights = n_weights,
-    .read_weights = read_weights, .write_weights = write_weights, .fuse = fuse, .forward = forward,
-    .backward = backward, .update = update, .param = param, .describe = describe, .free = free_conv,
+    .name = "convolutional", .alias = "conv", .parse = parse, .n_weights = n_weights,
+    .read_weights = read_weights, .write_weights = write_weights, .param = param, .describe = describe, .free = free_conv,
 };

@@ -3,14 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "dn.h"
-
-typedef enum { COST_SSE, COST_MASKED, COST_SMOOTH } cost_type;
-
-typedef struct cost {
-    cost_type type;
-    float scale;
-} cost;
+#include "layer_cost.h"
 
 static const char *const ignored_keys[] = {"ratio", NULL};
 
@@ -30,41 +23,11 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    const cost *p = l->p;
-    if (!net->training || !net->truth) return;
-    double total = 0;
-    for (int i = 0; i < l->batch * l->inputs; i++) {
-        const float t = net->truth[i];
-        float x = in[i];
-        if (p->type == COST_MASKED && t == -1234) x = t;
-        const float d = t - x;
-        float err = d * d, delta = d;
-        if (p->type == COST_SMOOTH && fabsf(d) >= 1) {
-            err = 2 * fabsf(d) - 1;
-            delta = d > 0 ? 1 : -1;
-        }
-        l->delta[i] = delta;
-        total += err;
-    }
-    l->cost = total;
-}
-
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    (void)net;
-    (void)in;
-    const cost *p = l->p;
-    if (!in_delta) return;
-    for (int i = 0; i < l->batch * l->inputs; i++) in_delta[i] += p->scale * l->delta[i];
-}
-
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     snprintf(buf, n, "cost                                           %4d", l->outputs);
 }
 
 const dn_layer_ops dn_layer_cost = {
-    .name = "cost", .parse = parse, .forward = forward, .backward = backward, .describe = describe,
+    .name = "cost", .parse = parse, .describe = describe,
 };

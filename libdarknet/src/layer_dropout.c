@@ -1,11 +1,7 @@
 /* [dropout] (spec §1.5, §4.3): identity at inference; in training it works in
    place on the previous layer's buffers. */
-#include "dn.h"
 
-typedef struct dropout {
-    float probability;
-    float *rand; /* the draws of the last training forward */
-} dropout;
+#include "layer_dropout.h"
 
 static const char *const ignored_keys[] = {"dropblock", "dropblock_size_rel", "dropblock_size_abs", NULL};
 
@@ -25,28 +21,6 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    (void)in; /* in == l->output: the layer runs in place */
-    dropout *p = l->p;
-    if (!net->training) return;
-    const float keep = 1.f / (1.f - p->probability);
-    for (int i = 0; i < l->batch * l->inputs; i++) {
-        p->rand[i] = dn_rng_uniform(&net->rng, 0, 1);
-        l->output[i] = p->rand[i] < p->probability ? 0 : l->output[i] * keep;
-    }
-}
-
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    (void)net;
-    (void)in;
-    dropout *p = l->p;
-    if (!in_delta) return;
-    const float keep = 1.f / (1.f - p->probability);
-    for (int i = 0; i < l->batch * l->inputs; i++) in_delta[i] = p->rand[i] < p->probability ? 0 : in_delta[i] * keep;
-}
-
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     const dropout *p = l->p;
@@ -60,6 +34,6 @@ static void free_dropout(dn_layer *l)
 }
 
 const dn_layer_ops dn_layer_dropout = {
-    .name = "dropout", .in_place = 1, .parse = parse, .forward = forward, .backward = backward,
+    .name = "dropout", .in_place = 1, .parse = parse,
     .describe = describe, .free = free_dropout,
 };

@@ -1,5 +1,6 @@
 /* [empty] / [silence] (spec §1.5): identity, working in place on the previous
    layer's output and delta buffers. */
+
 #include "dn.h"
 
 static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
@@ -12,13 +13,6 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    (void)l;
-    (void)net;
-    (void)in; /* the output buffer is the input buffer */
-}
-
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     (void)l;
@@ -27,5 +21,5 @@ static void describe(const dn_layer *l, char *buf, size_t n)
 
 /* No backward: the delta buffer is the previous layer's, so gradients pass through unchanged. */
 const dn_layer_ops dn_layer_empty = {
-    .name = "empty", .alias = "silence", .in_place = 1, .parse = parse, .forward = forward, .describe = describe,
+    .name = "empty", .alias = "silence", .in_place = 1, .parse = parse, .describe = describe,
 };

@@ -5,11 +5,8 @@
    input channels in order. The spec does not state upstream's order and this has NOT
    been verified against upstream; weights trained upstream behind a reorg3d may
    expect a different channel order. */
-#include "dn.h"
 
-typedef struct reorg3d {
-    int stride;
-} reorg3d;
+#include "layer_reorg3d.h"
 
 static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 {
@@ -28,41 +25,6 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    (void)net;
-    const int s = ((const reorg3d *)l->p)->stride, c = l->c, w = l->w, h = l->h;
-    const int ow = l->out_w, oh = l->out_h, oc = l->out_c;
-    #pragma omp parallel for collapse(3)
-    for (int b = 0; b < l->batch; b++)
-        for (int k = 0; k < oc; k++)
-            for (int y = 0; y < oh; y++) {
-                const int off = k / c, ci = k % c, dy = off / s, dx = off % s;
-                const float *src = in + (((long)b * c + ci) * h + (long)y * s + dy) * w + dx;
-                float *dst = l->output + (((long)b * oc + k) * oh + y) * ow;
-                for (int x = 0; x < ow; x++) dst[x] = src[(long)x * s];
-            }
-}
-
-/* The inverse permutation, accumulated: in.delta[b, ci, y*s+dy, x*s+dx] += delta[b, (dy*s+dx)*c+ci, y, x]. */
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    (void)net;
-    (void)in;
-    if (!in_delta) return;
-    const int s = ((const reorg3d *)l->p)->stride, c = l->c, w = l->w, h = l->h;
-    const int ow = l->out_w, oh = l->out_h, oc = l->out_c;
-    #pragma omp parallel for collapse(3)
-    for (int b = 0; b < l->batch; b++)
-        for (int k = 0; k < oc; k++)
-            for (int y = 0; y < oh; y++) {
-                const int off = k / c, ci = k % c, dy = off / s, dx = off % s;
-                float *dst = in_delta + (((long)b * c + ci) * h + (long)y * s + dy) * w + dx;
-                const float *d = l->delta + (((long)b * oc + k) * oh + y) * ow;
-                for (int x = 0; x < ow; x++) dst[(long)x * s] += d[x];
-            }
-}
-
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     snprintf(buf, n, "reorg                    /%2d %4d x%4d x%4d -> %4d x%4d x%4d",
@@ -70,5 +32,5 @@ static void describe(const dn_layer *l, char *buf, size_t n)
 }
 
 const dn_layer_ops dn_layer_reorg3d = {
-    .name = "reorg3d", .parse = parse, .forward = forward, .backward = backward, .describe = describe,
+    .name = "reorg3d", .parse = parse, .describe = describe,
 };

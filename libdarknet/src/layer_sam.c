@@ -2,13 +2,7 @@
    The input and the `from` layer's output have the same shape, which is the output's. */
 #include <string.h>
 
-#include "dn.h"
-
-typedef struct sam {
-    int from;           /* absolute index of the multiplied layer */
-    dn_act act;
-    float *preact;      /* pre-activation copy for swish/mish backward */
-} sam;
+#include "layer_sam.h"
 
 static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 {
@@ -19,7 +13,9 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     int ref = dn_opt_int(ctx, "from", 0);
     DN_TRY(dn_opt_layer_ref(ctx, "from", ref, &p->from));
     DN_TRY(dn_opt_activation(ctx, "activation", "linear", &p->act));
-    const dn_layer *s = &ctx->net->layers[p->from];
+    const int inputs[2] = {ctx->index - 1, p->from};
+    DN_TRY(dn_layer_set_inputs(l, inputs, 2));
+    const dn_layer *s = &ctx->layers[p->from];
     if (s->out_w < 1 || s->out_h < 1 || s->out_c < 1 || s->outputs != s->out_w * s->out_h * s->out_c)
         return dn_parse_fail(ctx, "from=%d (layer %d) must output an image, but its output is %d x %d x %d", ref,
                              p->from, s->out_w, s->out_h, s->out_c);
@@ -30,38 +26,9 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     l->out_h = s->out_h;
     l->out_c = s->out_c;
     l->outputs = s->outputs;
-    if (ctx->net->info.train && dn_act_needs_input(p->act))
+    if (ctx->train && dn_act_needs_input(p->act))
         DN_TRY(dn_alloc_floats(&p->preact, (size_t)l->batch * l->outputs, "pre-activations"));
     return DN_OK;
-}
-
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    const sam *p = l->p;
-    const float *from = net->layers[p->from].output;
-    const long total = (long)l->batch * l->outputs;
-    #pragma omp parallel for simd
-    for (long i = 0; i < total; i++) l->output[i] = in[i] * from[i];
-    if (net->training && p->preact) memcpy(p->preact, l->output, sizeof(float) * total);
-    dn_activate(l->output, l->batch, l->out_c, l->out_w * l->out_h, p->act);
-}
-
-/* With d = delta * act'(y): in.delta += d * from; from.delta += d * in. */
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    const sam *p = l->p;
-    dn_layer *src = &net->layers[p->from];
-    const float *from = src->output;
-    const long total = (long)l->batch * l->outputs;
-    dn_activate_grad(p->preact, l->output, l->batch, l->out_c, l->out_w * l->out_h, p->act, l->delta);
-    if (in_delta) {
-        #pragma omp parallel for simd
-        for (long i = 0; i < total; i++) in_delta[i] += l->delta[i] * from[i];
-    }
-    if (src->delta) {
-        #pragma omp parallel for simd
-        for (long i = 0; i < total; i++) src->delta[i] += l->delta[i] * in[i];
-    }
 }
 
 static void describe(const dn_layer *l, char *buf, size_t n)
@@ -76,6 +43,6 @@ static void free_sam(dn_layer *l)
 }
 
 const dn_layer_ops dn_layer_sam = {
-    .name = "sam", .parse = parse, .forward = forward, .backward = backward, .describe = describe,
+    .name = "sam", .parse = parse, .describe = describe,
     .free = free_sam,
 };

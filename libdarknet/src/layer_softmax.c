@@ -2,13 +2,7 @@
    vector; with truth, cross-entropy cost and delta = t - p. */
 #include <math.h>
 
-#include "dn.h"
-
-typedef struct softmax {
-    int groups;
-    float temperature;
-    int noloss;
-} softmax;
+#include "layer_softmax.h"
 
 static const char *const ignored_keys[] = {"spatial", NULL};
 
@@ -30,46 +24,12 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    const softmax *p = l->p;
-    const int n = l->inputs / p->groups;
-    #pragma omp parallel for
-    for (int bg = 0; bg < l->batch * p->groups; bg++) {
-        const float *x = in + (size_t)bg * n;
-        float *y = l->output + (size_t)bg * n;
-        float m = x[0], sum = 0;
-        for (int i = 1; i < n; i++) m = fmaxf(m, x[i]);
-        for (int i = 0; i < n; i++) {
-            y[i] = (float)exp((double)x[i] / p->temperature - (double)m / p->temperature);
-            sum += y[i];
-        }
-        for (int i = 0; i < n; i++) y[i] /= sum;
-    }
-    if (!net->training || !net->truth || p->noloss) return;
-    double cost = 0;
-    for (int i = 0; i < l->batch * l->outputs; i++) {
-        const float t = net->truth[i];
-        l->delta[i] = t - l->output[i];
-        if (t != 0) cost += -log(l->output[i]);
-    }
-    l->cost = cost;
-}
-
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    (void)net;
-    (void)in;
-    if (!in_delta) return;
-    for (int i = 0; i < l->batch * l->outputs; i++) in_delta[i] += l->delta[i];
-}
-
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     snprintf(buf, n, "softmax                                        %4d", l->outputs);
 }
 
 const dn_layer_ops dn_layer_softmax = {
-    .name = "softmax", .alias = "soft", .parse = parse, .forward = forward, .backward = backward,
+    .name = "softmax", .alias = "soft", .parse = parse,
     .describe = describe,
 };

@@ -1,12 +1,7 @@
 /* [upsample] (spec §1.5, §3.9, §4.3): nearest-neighbour up-sampling by `stride`,
    times `scale`; a negative stride -k down-samples by summing k x k blocks. */
-#include "dn.h"
 
-typedef struct upsample {
-    int k;          /* |stride| */
-    int down;       /* stride < 0: block sums */
-    float scale;
-} upsample;
+#include "layer_upsample.h"
 
 static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 {
@@ -36,70 +31,6 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    (void)net;
-    const upsample *p = l->p;
-    const int k = p->k, ow = l->out_w, oh = l->out_h, w = l->w, h = l->h;
-    const float scale = p->scale;
-    const long planes = (long)l->batch * l->c;
-    #pragma omp parallel for collapse(2)
-    for (long pl = 0; pl < planes; pl++)
-        for (int y = 0; y < oh; y++) {
-            const float *src = in + pl * h * w;
-            float *dst = l->output + pl * oh * ow + (long)y * ow;
-            if (!p->down) {
-                const float *row = src + (long)(y / k) * w;
-                for (int x = 0; x < ow; x++) dst[x] = scale * row[x / k];
-            } else {
-                for (int x = 0; x < ow; x++) {
-                    float sum = 0;
-                    for (int dy = 0; dy < k; dy++)
-                        for (int dx = 0; dx < k; dx++) sum += src[(long)(y * k + dy) * w + x * k + dx];
-                    dst[x] = scale * sum;
-                }
-            }
-        }
-}
-
-/* Up: prev.delta[y/k, x/k] += scale * delta[y, x]; down: each pixel of a block += scale * delta[block]. */
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    (void)net;
-    (void)in;
-    if (!in_delta) return;
-    const upsample *p = l->p;
-    const int k = p->k, ow = l->out_w, oh = l->out_h, w = l->w, h = l->h;
-    const float scale = p->scale;
-    const long planes = (long)l->batch * l->c;
-    if (!p->down) {
-        #pragma omp parallel for collapse(2)
-        for (long pl = 0; pl < planes; pl++)
-            for (int y = 0; y < h; y++) {
-                float *dst = in_delta + pl * h * w + (long)y * w;
-                const float *d = l->delta + pl * oh * ow;
-                for (int x = 0; x < w; x++) {
-                    float sum = 0;
-                    for (int dy = 0; dy < k; dy++)
-                        for (int dx = 0; dx < k; dx++) sum += d[(long)(y * k + dy) * ow + x * k + dx];
-                    dst[x] += scale * sum;
-                }
-            }
-    } else {
-        #pragma omp parallel for collapse(2)
-        for (long pl = 0; pl < planes; pl++)
-            for (int y = 0; y < oh; y++) {
-                float *dst = in_delta + pl * h * w;
-                const float *d = l->delta + pl * oh * ow + (long)y * ow;
-                for (int x = 0; x < ow; x++) {
-                    const float v = scale * d[x];
-                    for (int dy = 0; dy < k; dy++)
-                        for (int dx = 0; dx < k; dx++) dst[(long)(y * k + dy) * w + x * k + dx] += v;
-                }
-            }
-    }
-}
-
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     const upsample *p = l->p;
@@ -109,5 +40,5 @@ static void describe(const dn_layer *l, char *buf, size_t n)
 }
 
 const dn_layer_ops dn_layer_upsample = {
-    .name = "upsample", .parse = parse, .forward = forward, .backward = backward, .describe = describe,
+    .name = "upsample", .parse = parse, .describe = describe,
 };

@@ -5,30 +5,14 @@
 #include <math.h>
 #include <string.h>
 
-#include "dn.h"
-
-enum { IOU, GIOU, MSE, DIOU, CIOU }; /* upstream's numbering, printed as "iou loss: %s (%d)" */
-static const char *const iou_names[] = {"iou", "giou", "mse", "diou", "ciou"};
-
-typedef struct yolo {
-    int n;              /* anchor slots of this head = entries in mask */
-    int total;          /* num= */
-    int n_anchors;      /* anchor pairs kept: max(num, pairs listed in anchors=) */
-    int classes;
-    int *mask;          /* n anchor indices < n_anchors */
-    float *anchors;     /* 2*n_anchors: w0,h0,w1,h1,... in network pixels */
-    int new_coords, max_boxes;
-    float scale_x_y;
-    int iou_loss, iou_thresh_kind, nms_kind; /* nms: 0 default, 1 greedynms, 2 diounms */
-    float beta_nms;
-    float iou_normalizer, obj_normalizer, cls_normalizer, delta_normalizer;
-} yolo;
+#include "layer_yolo.h"
 
 /* Read by upstream for training, tracking and NMS; accepted here without effect on inference. */
 static const char *const training_keys[] = {
     "jitter", "ignore_thresh", "truth_thresh", "iou_thresh", "random", "resize", "focal_loss", "label_smooth_eps",
     "objectness_smooth", "max_delta", "counters_per_class", "show_details", "map", "embedding_layer",
     "track_history_size", "sim_thresh", "dets_for_track", "dets_for_show", "track_ciou_norm", NULL};
+
 /* Not read by upstream either (it prints "Unused field"), but present in upstream cfgs. */
 static const char *const upstream_unused_keys[] = {"beta1", "uc_normalizer", NULL};
 
@@ -140,43 +124,6 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static float logistic(float x) { return 1.f / (1.f + expf(-x)); }
-
-/* Per anchor slot: entries 0,1 (x, y) and 4..4+classes get the logistic (not with
-   new_coords=1), then x, y <- s*v - (s-1)/2 (spec §3.10). */
-static void forward(dn_layer *l, dn_network *net, const float *in)
-{
-    (void)net;
-    const yolo *p = l->p;
-    const int entries = p->classes + 5, spatial = l->w * l->h;
-    const float s = p->scale_x_y, shift = (s - 1) / 2;
-    const long planes = (long)l->batch * p->n * entries;
-    #pragma omp parallel for
-    for (long pl = 0; pl < planes; pl++) {
-        const int e = (int)(pl % entries);
-        const float *src = in + pl * spatial;
-        float *dst = l->output + pl * spatial;
-        if (!p->new_coords && e != 2 && e != 3) {
-            for (int i = 0; i < spatial; i++) dst[i] = logistic(src[i]);
-        } else {
-            memcpy(dst, src, sizeof(float) * spatial);
-        }
-        if (e < 2 && s != 1)
-            for (int i = 0; i < spatial; i++) dst[i] = s * dst[i] - shift;
-    }
-}
-
-/* No loss yet: this layer's delta stays as the network left it (zero) and is passed on. */
-static void backward(dn_layer *l, dn_network *net, const float *in, float *in_delta)
-{
-    (void)net;
-    (void)in;
-    if (!in_delta) return;
-    const long total = (long)l->batch * l->outputs;
-    #pragma omp parallel for
-    for (long i = 0; i < total; i++) in_delta[i] += l->delta[i];
-}
-
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     const yolo *p = l->p;
@@ -196,6 +143,6 @@ static void free_yolo(dn_layer *l)
 }
 
 const dn_layer_ops dn_layer_yolo = {
-    .name = "yolo", .parse = parse, .forward = forward, .backward = backward, .describe = describe,
+    .name = "yolo", .parse = parse, .describe = describe,
     .free = free_yolo,
 };

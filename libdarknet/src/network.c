@@ -1,28 +1,39 @@
-/* The network: build, free, forward, backward, update and the learning-rate
-   schedule. Generic code walks the layer table and never branches on a type. */
+/* The network: build, free, prepare, resize, forward, backward, update and the
+   learning-rate schedule. Generic code walks the layer graph, hands each layer's
+   input tensors to its backend's kernels and never branches on a type. */
 #include <math.h>
 #include <string.h>
 
 #include "dn.h"
 
-void dn_network_free(dn_network *net)
+static void free_layers(dn_layer *layers, int n, const dn_backend *b)
 {
-    if (!net) return;
-    for (int i = 0; i < net->n; i++) {
-        dn_layer *l = &net->layers[i];
+    for (int i = 0; i < n; i++) {
+        dn_layer *l = &layers[i];
         if (!l->ops) break;
         if (l->ops->free) l->ops->free(l);
         free(l->p);
+        free(l->in_idx);
+        free(l->in);
+        free(l->in_delta);
         if (!l->ops->in_place) {
-            free(l->output);
-            free(l->delta);
+            b->release(&l->output);
+            b->release(&l->delta);
         }
     }
-    free(net->layers);
-    free(net->input);
-    free(net->truth);
-    free(net->input_delta);
-    free(net->workspace);
+    free(layers);
+}
+
+void dn_network_free(dn_network *net)
+{
+    if (!net) return;
+    const dn_backend *b = net->ctx.backend;
+    free_layers(net->layers, net->n, b);
+    b->release(&net->input);
+    b->release(&net->input_delta);
+    b->release(&net->ctx.truth);
+    b->release(&net->ctx.workspace);
+    dn_cfg_free(net->cfg);
     free(net->cfg_path);
     free(net);
 }
@@ -30,34 +41,102 @@ void dn_network_free(dn_network *net)
 static int output_layer(const dn_network *net)
 {
     int i = net->n - 1;
-    while (i > 0 && strcmp(net->layers[i].ops->name, "cost") == 0) i--;
+    while (i > 0 && net->layers[i].kind == DN_KIND_cost) i--;
     return i;
+}
+
+/* Point each layer at its input tensors and check the backend runs every kind. */
+static dn_status link_layers(dn_network *net)
+{
+    const dn_backend *b = net->ctx.backend;
+    for (int i = 0; i < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        if (!b->kernels[l->kind] || !b->kernels[l->kind]->forward)
+            return dn_fail(DN_ERR_UNSUPPORTED, "%s: layer %d [%s] is not supported on the %s backend", net->cfg_path,
+                           i, l->ops->name, b->name);
+        if (!l->in) l->in = calloc(l->n_in, sizeof *l->in);
+        if (!l->in_delta) l->in_delta = calloc(l->n_in, sizeof *l->in_delta);
+        if (!l->in || !l->in_delta) return dn_fail(DN_ERR_OOM, "out of memory building %s", net->cfg_path);
+        for (int k = 0; k < l->n_in; k++) {
+            const int src = l->in_idx[k];
+            l->in[k] = src < 0 ? &net->input : &net->layers[src].output;
+            l->in_delta[k] = src < 0 ? &net->input_delta : &net->layers[src].delta;
+        }
+    }
+    return DN_OK;
+}
+
+/* Bytes of layer outputs, deltas and the input: the part that grows with the batch. */
+static size_t activation_bytes(const dn_network *net)
+{
+    size_t n = net->input.n + net->input_delta.n + net->ctx.truth.n;
+    for (int i = 0; i < net->n; i++)
+        if (!net->layers[i].ops->in_place) n += net->layers[i].output.n + net->layers[i].delta.n;
+    return n * sizeof(float);
+}
+
+/* Memory is reserved lazily (pages are touched on first use), so a network too large
+   for the machine would build and then be killed on its first pass: refuse it now. */
+static dn_status check_memory(const dn_network *net)
+{
+    const size_t avail = dn_available_memory();
+    if (!avail || net->bytes <= avail) return DN_OK;
+    const size_t act = activation_bytes(net), fixed = net->bytes - act, per = act / net->info.batch;
+    const long fits = avail > fixed && per ? (long)((avail - fixed) / per) : 0;
+    return dn_fail(DN_ERR_OOM, "%s: a network with batch %d needs %zu MiB but only %zu MiB of memory are available; "
+                   "%s", net->cfg_path, net->info.batch, net->bytes >> 20, avail >> 20,
+                   fits > 0 ? "use a smaller batch (or more subdivisions) so that each pass holds at most the "
+                              "number of images that fit"
+                            : "the weights alone do not fit: use a smaller width/height or a smaller model");
+}
+
+/* Build the layers of net->cfg for an input of width x height (0: the cfg's). */
+static dn_status build(dn_network *net, int batch, int width, int height)
+{
+    dn_network_seed(net, 0); /* before parsing: layers draw their initial weights */
+    dn_alloc_tally(&net->bytes);
+    dn_status st = dn_network_parse(net->cfg, batch, width, height, net);
+    const dn_backend *b = net->ctx.backend;
+    if (st == DN_OK) st = b->alloc(&net->input, (size_t)net->info.batch * net->info.inputs, "the input");
+    dn_alloc_tally(NULL);
+    DN_TRY(st);
+    DN_TRY(check_memory(net));
+    DN_TRY(link_layers(net));
+    net->info.n_layers = net->n;
+    net->info.output_layer = output_layer(net);
+    net->info.outputs = net->layers[net->info.output_layer].outputs;
+    return DN_OK;
 }
 
 dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out)
 {
     *out = NULL;
-    dn_cfg *cfg;
-    DN_TRY(dn_cfg_read(cfg_path, &cfg));
     dn_network *net = calloc(1, sizeof *net);
-    dn_status st = net ? DN_OK : dn_fail(DN_ERR_OOM, "out of memory loading %s", cfg_path);
+    if (!net) return dn_fail(DN_ERR_OOM, "out of memory loading %s", cfg_path);
+    net->ctx.backend = dn_cpu_backend();
+    dn_status st = dn_cfg_read(cfg_path, &net->cfg);
     if (st == DN_OK && !(net->cfg_path = strdup(cfg_path))) st = dn_fail(DN_ERR_OOM, "out of memory");
-    if (st == DN_OK) dn_network_seed(net, 0); /* before parsing: layers draw their initial weights */
-    if (st == DN_OK) st = dn_network_parse(cfg, batch, net);
-    dn_cfg_free(cfg);
-    if (st == DN_OK) st = dn_alloc_floats(&net->input, (size_t)net->info.batch * net->info.inputs, "the input");
+    if (st == DN_OK) st = build(net, batch, 0, 0);
     if (st != DN_OK) {
         dn_network_free(net);
         return st;
     }
-    net->info.n_layers = net->n;
-    net->info.output_layer = output_layer(net);
-    net->info.outputs = net->layers[net->info.output_layer].outputs;
     *out = net;
     return DN_OK;
 }
 
-void dn_network_seed(dn_network *net, uint64_t seed) { net->rng.s = seed ? seed : 0x9E3779B97F4A7C15ULL; }
+const char *dn_network_backend(const dn_network *net) { return net->ctx.backend->name; }
+
+dn_status dn_network_set_threads(dn_network *net, int threads)
+{
+    if (threads > 1024) return dn_fail(DN_ERR_SHAPE, "threads=%d is more than 1024", threads);
+    net->ctx.threads = threads;
+    return DN_OK;
+}
+
+void dn_network_set_cancel(dn_network *net, volatile int *flag) { net->ctx.cancel = flag; }
+
+void dn_network_seed(dn_network *net, uint64_t seed) { net->ctx.rng.s = seed ? seed : 0x9E3779B97F4A7C15ULL; }
 
 dn_status dn_network_info(const dn_network *net, dn_net_info *info)
 {
@@ -73,6 +152,10 @@ dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info 
     memset(info, 0, sizeof *info);
     info->index = index;
     info->type = l->ops->name;
+    info->kind = l->kind;
+    info->caps = dn_layer_caps(l->kind);
+    info->n_inputs = l->n_in;
+    info->input_layers = l->in_idx;
     info->in_c = l->c;
     info->in_h = l->h;
     info->in_w = l->w;
@@ -92,7 +175,7 @@ dn_status dn_network_layer_output(const dn_network *net, int index, const float 
 {
     if (index < 0 || index >= net->n)
         return dn_fail(DN_ERR_SHAPE, "layer index %d out of range: the network has %d layers", index, net->n);
-    *data = net->layers[index].output;
+    *data = net->layers[index].output.data;
     *count = net->layers[index].batch * net->layers[index].outputs;
     return DN_OK;
 }
@@ -104,37 +187,68 @@ dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iterat
     return DN_OK;
 }
 
-dn_status dn_network_fuse(dn_network *net)
+static dn_status prepare_layers(dn_network *net)
 {
-    for (int i = 0; i < net->n; i++)
-        if (net->layers[i].ops->fuse) net->layers[i].ops->fuse(&net->layers[i]);
+    dn_alloc_tally(&net->bytes);
+    for (int i = 0; i < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        const dn_kernels *k = net->ctx.backend->kernels[l->kind];
+        dn_status st = k->prepare ? k->prepare(l, &net->ctx) : DN_OK;
+        if (st != DN_OK) {
+            dn_alloc_tally(NULL);
+            return st;
+        }
+    }
+    dn_alloc_tally(NULL);
+    net->ctx.prepared = 1;
     net->info.fused = 1;
     return DN_OK;
 }
 
-static void forward_all(dn_network *net)
+dn_status dn_network_prepare(dn_network *net)
 {
-    const float *in = net->input;
+    net->want_prepared = !net->info.train; /* a training network runs on its raw weights */
+    return net->want_prepared ? prepare_layers(net) : DN_OK;
+}
+
+/* The prepared copies no longer match the raw weights. */
+void dn_network_unprepare(dn_network *net)
+{
+    net->ctx.prepared = 0;
+    net->info.fused = 0;
+}
+
+static dn_status check_cancel(const dn_network *net)
+{
+    if (net->ctx.cancel && *net->ctx.cancel) return dn_fail(DN_ERR_CANCELLED, "interrupted");
+    return DN_OK;
+}
+
+static dn_status forward_all(dn_network *net)
+{
+    dn_ctx *ctx = &net->ctx;
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
-        if (net->training && l->delta && !l->ops->in_place)
-            memset(l->delta, 0, sizeof(float) * l->batch * l->outputs);
-        l->ops->forward(l, net, in);
-        in = l->output;
+        DN_TRY(check_cancel(net));
+        if (ctx->training && l->delta.data && !l->ops->in_place)
+            memset(l->delta.data, 0, sizeof(float) * l->delta.n);
+        DN_TRY(ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx));
     }
+    return DN_OK;
 }
 
 dn_status dn_network_forward(dn_network *net, const float *input, int n)
 {
     if (n < 1 || n > net->info.batch)
         return dn_fail(DN_ERR_SHAPE, "forward of %d samples on a network built for batch %d", n, net->info.batch);
-    memcpy(net->input, input, sizeof(float) * n * net->info.inputs);
-    if (n < net->info.batch)
-        memset(net->input + (size_t)n * net->info.inputs, 0,
-               sizeof(float) * (net->info.batch - n) * net->info.inputs);
-    net->training = 0;
-    forward_all(net);
-    return DN_OK;
+    const dn_backend *b = net->ctx.backend;
+    b->begin(&net->ctx);
+    if (net->want_prepared && !net->ctx.prepared) DN_TRY(prepare_layers(net));
+    const size_t used = (size_t)n * net->info.inputs;
+    DN_TRY(b->upload(&net->input, 0, input, used));
+    if (used < net->input.n) memset(net->input.data + used, 0, sizeof(float) * (net->input.n - used));
+    net->ctx.training = 0;
+    return forward_all(net);
 }
 
 /* Learning rate for the current batch (spec §4.6). */
@@ -183,48 +297,53 @@ static double network_cost(const dn_network *net)
     return count ? sum / count : 0;
 }
 
-/* input_delta: where layer 0 puts the gradient of the input, or NULL. */
-static void backward_all(dn_network *net, float *input_delta)
+static dn_status backward_all(dn_network *net)
 {
+    dn_ctx *ctx = &net->ctx;
     for (int i = net->n - 1; i >= 0; i--) {
         dn_layer *l = &net->layers[i];
         if (l->stopbackward) break;
-        if (l->onlyforward || !l->ops->backward) continue;
-        const float *in = i ? net->layers[i - 1].output : net->input;
-        float *in_delta = i ? net->layers[i - 1].delta : input_delta;
-        l->ops->backward(l, net, in, in_delta);
+        const dn_kernels *k = ctx->backend->kernels[l->kind];
+        if (l->onlyforward || !k->backward) continue;
+        DN_TRY(check_cancel(net));
+        DN_TRY(k->backward(l, l->in, l->in_delta, ctx));
     }
+    return DN_OK;
 }
 
 /* Check that the network can train and size the truth buffer. */
 static dn_status prepare_training(dn_network *net, int truth_size)
 {
     const dn_net_info *in = &net->info;
+    dn_ctx *ctx = &net->ctx;
     if (!in->train)
         return dn_fail(DN_ERR_UNSUPPORTED, "this network was built for inference; build it with batch=None (the "
                        "cfg's batch) to train");
     if (truth_size != net->layers[in->output_layer].outputs)
         return dn_fail(DN_ERR_SHAPE, "truth vectors have %d values but the network outputs %d", truth_size,
                        net->layers[in->output_layer].outputs);
-    if (!net->truth || net->truth_size != truth_size) {
-        free(net->truth);
-        net->truth_size = truth_size;
-        DN_TRY(dn_alloc_floats(&net->truth, (size_t)in->batch * truth_size, "truth vectors"));
+    if (!ctx->truth.data || ctx->truth_size != truth_size) {
+        ctx->backend->release(&ctx->truth);
+        ctx->truth_size = truth_size;
+        DN_TRY(ctx->backend->alloc(&ctx->truth, (size_t)in->batch * truth_size, "truth vectors"));
     }
+    ctx->backend->begin(ctx);
     return DN_OK;
 }
 
-/* Training forward and backward of one mini-batch; returns its network cost. */
-static double forward_backward(dn_network *net, const float *x, const float *y, float *input_delta)
+/* Training forward and backward of one mini-batch; *cost receives its network cost. */
+static dn_status forward_backward(dn_network *net, const float *x, const float *y, double *cost)
 {
     const dn_net_info *in = &net->info;
-    memcpy(net->input, x, sizeof(float) * in->batch * in->inputs);
-    memcpy(net->truth, y, sizeof(float) * in->batch * net->truth_size);
-    net->training = 1;
-    forward_all(net);
-    backward_all(net, input_delta);
-    net->training = 0;
-    return network_cost(net);
+    dn_ctx *ctx = &net->ctx;
+    DN_TRY(ctx->backend->upload(&net->input, 0, x, (size_t)in->batch * in->inputs));
+    DN_TRY(ctx->backend->upload(&ctx->truth, 0, y, (size_t)in->batch * ctx->truth_size));
+    ctx->training = 1;
+    dn_status st = forward_all(net);
+    if (st == DN_OK) st = backward_all(net);
+    ctx->training = 0;
+    *cost = network_cost(net);
+    return st;
 }
 
 static const char *const param_names[] = {"weights", "biases", "scales", "rolling_mean", "rolling_variance"};
@@ -240,6 +359,7 @@ dn_status dn_network_param(dn_network *net, int index, const char *name, float *
     if (!*data)
         return dn_fail(DN_ERR_SHAPE, "layer %d (%s) has no parameter '%s'", index, l->ops->name, name);
     *count = (int)n;
+    dn_network_unprepare(net); /* the caller may write the array */
     return DN_OK;
 }
 
@@ -260,32 +380,99 @@ dn_status dn_network_backward(dn_network *net, const float *x, const float *y, i
                               float *input_delta)
 {
     DN_TRY(prepare_training(net, truth_size));
+    const dn_backend *b = net->ctx.backend;
     const size_t n_in = (size_t)net->info.batch * net->info.inputs;
-    if (input_delta && !net->input_delta) DN_TRY(dn_alloc_floats(&net->input_delta, n_in, "the input delta"));
+    if (input_delta && !net->input_delta.data) DN_TRY(b->alloc(&net->input_delta, n_in, "the input delta"));
+    if (!input_delta) b->release(&net->input_delta);
     reset_updates(net);
-    if (input_delta) memset(net->input_delta, 0, sizeof(float) * n_in);
-    *loss = forward_backward(net, x, y, input_delta ? net->input_delta : NULL);
-    if (input_delta) memcpy(input_delta, net->input_delta, sizeof(float) * n_in);
-    return DN_OK;
+    if (input_delta) memset(net->input_delta.data, 0, sizeof(float) * n_in);
+    dn_network_unprepare(net);
+    DN_TRY(forward_backward(net, x, y, loss));
+    return input_delta ? b->download(input_delta, &net->input_delta, 0, n_in) : DN_OK;
 }
 
 dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss)
 {
     dn_net_info *in = &net->info;
     DN_TRY(prepare_training(net, truth_size));
+    net->ctx.backend->release(&net->input_delta);
+    dn_network_unprepare(net);
     double total = 0;
     for (int s = 0; s < in->subdivisions; s++) {
+        double cost;
         in->seen += in->batch;
-        total += forward_backward(net, x + (size_t)s * in->batch * in->inputs, y + (size_t)s * in->batch * truth_size,
-                                  NULL);
+        DN_TRY(forward_backward(net, x + (size_t)s * in->batch * in->inputs, y + (size_t)s * in->batch * truth_size,
+                                &cost));
+        total += cost;
     }
     in->cur_iteration++;
     dn_update up = {in->batch * in->subdivisions, dn_network_current_rate(net), in->momentum, in->decay};
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
-        if (l->train && l->ops->update) l->ops->update(l, &up);
+        const dn_kernels *k = net->ctx.backend->kernels[l->kind];
+        if (l->train && k->update) DN_TRY(k->update(l, &up, &net->ctx));
     }
-    in->fused = 0;
     *loss = (float)(total / (in->subdivisions * in->batch));
+    return DN_OK;
+}
+
+/* Copy every parameter array (values and update accumulators) from `from` to `to`,
+   which have the same layers; fails when a count differs. */
+static dn_status copy_params(dn_network *to, dn_network *from)
+{
+    for (int i = 0; i < to->n; i++) {
+        dn_layer *a = &to->layers[i], *b = &from->layers[i];
+        for (size_t k = 0; a->ops->param && k < sizeof param_names / sizeof *param_names; k++) {
+            float *da = NULL, *db = NULL;
+            size_t na = 0, nb = 0;
+            float *va = a->ops->param(a, param_names[k], &da, &na), *vb = b->ops->param(b, param_names[k], &db, &nb);
+            if (!va || !vb) continue;
+            if (na != nb)
+                return dn_fail(DN_ERR_SHAPE, "%s: layer %d [%s] has %zu %s at %d x %d but %zu at %d x %d: its "
+                               "parameters depend on the input size, so the network cannot be resized",
+                               from->cfg_path, i, a->ops->name, nb, param_names[k], from->info.width,
+                               from->info.height, na, to->info.width, to->info.height);
+            memcpy(va, vb, sizeof(float) * na);
+            if (da && db) memcpy(da, db, sizeof(float) * na);
+        }
+    }
+    return DN_OK;
+}
+
+dn_status dn_network_resize(dn_network *net, int width, int height)
+{
+    if (width < 1 || height < 1 || (long)width * height > (1L << 26))
+        return dn_fail(DN_ERR_SHAPE, "cannot resize to %d x %d: width and height must be positive", width, height);
+    dn_network *fresh = calloc(1, sizeof *fresh);
+    if (!fresh) return dn_fail(DN_ERR_OOM, "out of memory resizing %s", net->cfg_path);
+    fresh->cfg = net->cfg;
+    fresh->cfg_path = net->cfg_path;
+    fresh->ctx.backend = net->ctx.backend;
+    dn_status st = build(fresh, net->info.train ? 0 : net->info.batch, width, height);
+    if (st == DN_OK) st = copy_params(fresh, net);
+    if (st == DN_OK) {
+        fresh->info.seen = net->info.seen;
+        fresh->info.cur_iteration = net->info.cur_iteration;
+        fresh->want_prepared = net->want_prepared;
+        fresh->ctx.rng = net->ctx.rng;
+        fresh->ctx.threads = net->ctx.threads;
+        fresh->ctx.cancel = net->ctx.cancel;
+        const dn_network old = *net;
+        *net = *fresh;
+        *fresh = old;
+        st = link_layers(net); /* the input tensors moved with the struct */
+    }
+    fresh->cfg = NULL; /* shared with net */
+    fresh->cfg_path = NULL;
+    dn_network_free(fresh);
+    return st;
+}
+
+dn_status dn_network_memory(const dn_network *net, dn_memory *m)
+{
+    m->activations = activation_bytes(net);
+    m->workspace = net->ctx.workspace.n * sizeof(float);
+    const size_t rest = m->activations + m->workspace;
+    m->weights = net->bytes > rest ? net->bytes - rest : 0;
     return DN_OK;
 }

@@ -98,6 +98,15 @@ dn_status dn_opt_layer_ref(dn_parse_ctx *ctx, const char *key, int ref, int *out
     return DN_OK;
 }
 
+dn_status dn_layer_set_inputs(dn_layer *l, const int *idx, int n)
+{
+    free(l->in_idx);
+    if (!(l->in_idx = malloc(sizeof *l->in_idx * n))) return dn_fail(DN_ERR_OOM, "out of memory");
+    memcpy(l->in_idx, idx, sizeof *idx * n);
+    l->n_in = n;
+    return DN_OK;
+}
+
 dn_status dn_require_image(dn_parse_ctx *ctx, const dn_layer *l)
 {
     if (l->w <= 0 || l->h <= 0 || l->c <= 0)
@@ -148,7 +157,7 @@ static dn_status refuse_unsupported_training(dn_parse_ctx *ctx, int train)
     return DN_OK;
 }
 
-static dn_status parse_net(dn_parse_ctx *ctx, dn_network *net, int batch)
+static dn_status parse_net(dn_parse_ctx *ctx, dn_network *net, int batch, int width, int height)
 {
     dn_net_info *in = &net->info;
     in->cfg_batch = dn_opt_int(ctx, "batch", 1);
@@ -169,6 +178,10 @@ static dn_status parse_net(dn_parse_ctx *ctx, dn_network *net, int batch)
     }
     in->width = dn_opt_int(ctx, "width", 0);
     in->height = dn_opt_int(ctx, "height", 0);
+    if (width > 0 && height > 0) {
+        in->width = width;
+        in->height = height;
+    }
     in->channels = dn_opt_int(ctx, "channels", 0);
     if (in->width < 0 || in->height < 0 || in->channels < 0)
         return dn_parse_fail(ctx, "width, height and channels must be positive");
@@ -225,10 +238,10 @@ static dn_status check_unused(dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static dn_status parse_layer(dn_parse_ctx *ctx, dn_layer *l, int frozen_before)
+static dn_status parse_layer(dn_parse_ctx *ctx, dn_network *net, dn_layer *l, int frozen_before)
 {
-    dn_network *net = ctx->net;
-    const dn_layer_ops *ops = dn_layer_ops_find(ctx->sec->type);
+    dn_layer_kind kind;
+    const dn_layer_ops *ops = dn_layer_ops_find(ctx->sec->type, &kind);
     if (!ops) {
         if (is_unsupported(ctx->sec->type))
             return dn_parse_fail(ctx, "darknetpy does not support %s layers yet (recurrent, local, crop, region "
@@ -236,6 +249,7 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_layer *l, int frozen_before)
         return dn_parse_fail(ctx, "unknown section type");
     }
     l->ops = ops;
+    l->kind = kind;
     l->index = ctx->index;
     l->batch = net->info.batch;
     if (ctx->index == 0) {
@@ -259,41 +273,50 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_layer *l, int frozen_before)
     l->train = net->info.train && ctx->index >= frozen_before;
     DN_TRY(ops->parse(l, ctx));
     DN_TRY(check_unused(ctx));
+    if (!l->n_in) {
+        const int prev = ctx->index - 1;
+        DN_TRY(dn_layer_set_inputs(l, &prev, 1));
+    }
     if (l->outputs <= 0)
         return dn_parse_fail(ctx, "the layer would produce %d values per image", l->outputs);
+    const dn_backend *b = net->ctx.backend;
     if (ops->in_place) {
         const dn_layer *prev = ctx->index ? &net->layers[ctx->index - 1] : NULL;
         if (!prev) return dn_parse_fail(ctx, "an in-place layer cannot be the first layer");
         l->output = prev->output;
         l->delta = prev->delta;
     } else {
-        DN_TRY(dn_alloc_floats(&l->output, (size_t)l->batch * l->outputs, "layer outputs"));
-        if (net->info.train) DN_TRY(dn_alloc_floats(&l->delta, (size_t)l->batch * l->outputs, "layer deltas"));
+        DN_TRY(b->alloc(&l->output, (size_t)l->batch * l->outputs, "layer outputs"));
+        if (net->info.train) DN_TRY(b->alloc(&l->delta, (size_t)l->batch * l->outputs, "layer deltas"));
     }
-    if (ops->workspace) {
-        size_t ws = ops->workspace(l);
-        if (ws > net->workspace_size) net->workspace_size = ws;
+    const dn_kernels *k = b->kernels[kind];
+    if (k && k->workspace) {
+        size_t ws = k->workspace(l, net->info.train);
+        if (ws > *ctx->workspace) *ctx->workspace = ws;
     }
     return DN_OK;
 }
 
-dn_status dn_network_parse(const dn_cfg *cfg, int batch, dn_network *net)
+dn_status dn_network_parse(const dn_cfg *cfg, int batch, int width, int height, dn_network *net)
 {
     dn_section *first = &cfg->sections[0];
-    dn_parse_ctx ctx = {cfg, first, net, 0};
+    size_t workspace = 0;
+    dn_parse_ctx ctx = {cfg, first, NULL, 0, 0, &net->ctx.rng, &workspace};
     if (strcmp(first->type, "[net]") != 0 && strcmp(first->type, "[network]") != 0)
         return dn_fail(DN_ERR_CFG, "%s:%d: the first section is %s; it must be [net] or [network]", cfg->path,
                        first->line, first->type);
-    DN_TRY(parse_net(&ctx, net, batch));
+    DN_TRY(parse_net(&ctx, net, batch, width, height));
+    ctx.train = net->info.train;
     net->n = cfg->n_sections - 1;
     if (net->n == 0) return dn_fail(DN_ERR_CFG, "%s: the cfg has a [net] section but no layers", cfg->path);
     net->layers = calloc(net->n, sizeof *net->layers);
     if (!net->layers) return dn_fail(DN_ERR_OOM, "out of memory building %s", cfg->path);
+    ctx.layers = net->layers;
     int frozen_before = last_stopbackward(cfg);
     for (int i = 0; i < net->n; i++) {
         ctx.sec = &cfg->sections[i + 1];
         ctx.index = i;
-        DN_TRY(parse_layer(&ctx, &net->layers[i], frozen_before));
+        DN_TRY(parse_layer(&ctx, net, &net->layers[i], frozen_before));
     }
-    return dn_alloc_floats(&net->workspace, net->workspace_size, "the convolution workspace");
+    return net->ctx.backend->alloc(&net->ctx.workspace, workspace, "the convolution workspace");
 }

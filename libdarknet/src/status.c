@@ -36,7 +36,28 @@ void dn_log(int level, const char *fmt, ...)
     log_fn(level, msg, log_user);
 }
 
-float *dn_floats(size_t n) { return n ? calloc(n, sizeof(float)) : NULL; }
+static __thread size_t *tally;
+
+void dn_alloc_tally(size_t *counter) { tally = counter; }
+
+float *dn_floats(size_t n)
+{
+    float *p = n ? calloc(n, sizeof(float)) : NULL;
+    if (p && tally) *tally += n * sizeof(float);
+    return p;
+}
+
+size_t dn_available_memory(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[128];
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+    fclose(f);
+    return (size_t)kib * 1024;
+}
 
 dn_status dn_alloc_floats(float **dst, size_t n, const char *what)
 {

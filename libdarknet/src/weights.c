@@ -71,7 +71,7 @@ dn_status dn_network_load_weights(dn_network *net, const char *path, int cutoff,
         return dn_fail(DN_ERR_IO, "error reading %s", path);
     }
     fclose(f);
-    net->info.fused = 0;
+    dn_network_unprepare(net);
     *layers_loaded = i;
     return DN_OK;
 }

@@ -16,7 +16,7 @@
 #include <immintrin.h>
 #endif
 
-#include "dn.h"
+#include "cpu.h"
 
 #define STRIP 64                      /* tiles per transform run */
 #define WS_LIMIT ((size_t)3 << 20)    /* floats of V + M per strip of tile rows */
@@ -77,7 +77,7 @@ void dn_wino_weights(const float *w, int k, int c, int m, float *u)
     const size_t kc = (size_t)k * c;
     const int a = m + 2;
     const float(*g4)[3] = m == 2 ? G2 : G;
-    #pragma omp parallel for
+    #pragma omp parallel for num_threads(dn_cpu_threads())
     for (int f = 0; f < k; f++)
         for (int ci = 0; ci < c; ci++) {
             const float *g = w + ((size_t)f * c + ci) * 9;
@@ -96,7 +96,7 @@ void dn_wino_weights(const float *w, int k, int c, int m, float *u)
 static void input_transform4(const float *im, int c, int h, int w, int ty0, int nty, float *v, size_t pstride)
 {
     const int tx = tiles(w, 4), nt = nty * tx;
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int ci = 0; ci < c; ci++)
         for (int r = 0; r < nty; r++) {
             const float *plane = im + (size_t)ci * h * w;
@@ -180,7 +180,7 @@ static void input_transform4(const float *im, int c, int h, int w, int ty0, int 
 static void output_transform4(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride)
 {
     const int tx = tiles(ow, 4), nt = nty * tx;
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int ki = 0; ki < k; ki++)
         for (int r = 0; r < nty; r++) {
             float *plane = out + (size_t)ki * oh * ow;
@@ -245,7 +245,7 @@ static void output_transform4(const float *m, int k, int oh, int ow, int ty0, in
 static void input_transform2(const float *im, int c, int h, int w, int ty0, int nty, float *v, size_t pstride)
 {
     const int tx = tiles(w, 2), nt = nty * tx;
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int ci = 0; ci < c; ci++)
         for (int r = 0; r < nty; r++) {
             const float *plane = im + (size_t)ci * h * w;
@@ -295,7 +295,7 @@ static void input_transform2(const float *im, int c, int h, int w, int ty0, int 
 static void output_transform2(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride)
 {
     const int tx = tiles(ow, 2), nt = nty * tx;
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int ki = 0; ki < k; ki++)
         for (int r = 0; r < nty; r++) {
             float *plane = out + (size_t)ki * oh * ow;

@@ -1,10 +1,9 @@
-/* Dense linear algebra: GEMM through OpenBLAS (scipy-openblas32), im2col/col2im. */
+/* Dense linear algebra on the CPU: GEMM through OpenBLAS (scipy-openblas32), im2col/col2im, SGD. */
 #include <cblas.h>
-#include <omp.h>
 #include <pthread.h>
 #include <string.h>
 
-#include "dn.h"
+#include "cpu.h"
 
 /* One thread pool: OpenBLAS runs single-threaded and OpenMP splits each GEMM
    into blocks. Two pools (OpenBLAS's and OpenMP's spinning workers) fight for
@@ -24,7 +23,7 @@ void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const f
              const float *b, int ldb, float beta, float *c, int ldc)
 {
     pthread_once(&blas_once, blas_single_threaded);
-    const int threads = omp_get_max_threads();
+    const int threads = dn_cpu_threads();
     if (threads == 1 || (double)m * n * k < 1 << 18) {
         gemm_block(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
@@ -49,14 +48,9 @@ void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride
 {
     pthread_once(&blas_once, blas_single_threaded);
     /* one whole GEMM per iteration: no split, each stays within one core's caches */
-    #pragma omp parallel for schedule(dynamic)
+    #pragma omp parallel for schedule(dynamic) num_threads(dn_cpu_threads())
     for (int i = 0; i < count; i++)
         gemm_block(0, 0, m, n, k, 1, a + i * stride_a, lda, b + i * stride_b, ldb, 0, c + i * stride_c, ldc);
-}
-
-void dn_set_threads(int threads)
-{
-    if (threads > 0) omp_set_num_threads(threads);
 }
 
 /* Row (ci, ky, kx) of the column matrix holds, for each output pixel, the input
@@ -65,7 +59,7 @@ void dn_im2col(const float *im, const dn_conv_geom *g, float *col)
 {
     const int k2 = g->size * g->size, spatial = g->out_h * g->out_w;
     const int pad = g->pad * g->dilation;
-    #pragma omp parallel for
+    #pragma omp parallel for num_threads(dn_cpu_threads())
     for (int row = 0; row < g->c * k2; row++) {
         const int ci = row / k2, ky = (row % k2) / g->size, kx = row % g->size;
         const float *plane = im + (long)ci * g->h * g->w;
@@ -97,7 +91,7 @@ void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im)
     const int k2 = g->size * g->size, spatial = g->out_h * g->out_w;
     const int pad = g->pad * g->dilation;
     /* parallel over input planes: taps of one plane never touch another */
-    #pragma omp parallel for
+    #pragma omp parallel for num_threads(dn_cpu_threads())
     for (int ci = 0; ci < g->c; ci++) {
         float *plane = im + (long)ci * g->h * g->w;
         for (int t = 0; t < k2; t++) {
@@ -118,7 +112,7 @@ void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im)
 void dn_sgd(float *w, float *u, size_t n, const dn_update *up, float lr, int decay)
 {
     const float d = decay ? up->decay * up->batch : 0.f, step = lr / up->batch;
-    #pragma omp parallel for
+    #pragma omp parallel for num_threads(dn_cpu_threads())
     for (size_t i = 0; i < n; i++) {
         u[i] -= d * w[i];
         w[i] += step * u[i];

@@ -1,0 +1,178 @@
+/* [convolutional] on the CPU. */
+#include <math.h>
+#include <string.h>
+
+#include "../layer_convolutional.h"
+#include "cpu.h"
+
+static int is_direct(const conv *p)
+{
+    /* a 1x1, stride-1 convolution reads its input directly (spec §3.2) */
+    return p->g.size == 1 && p->g.stride_x == 1 && p->g.stride_y == 1 && p->g.dilation == 1 && p->g.pad == 0;
+}
+
+/* a 3x3, stride-1, pad-1 convolution runs as Winograd F(m x m, 3x3) when fused and
+   dn_wino_tile finds it faster */
+static int is_wino(const conv *p)
+{
+    return p->g.size == 3 && p->g.stride_x == 1 && p->g.stride_y == 1 && p->g.dilation == 1 && p->g.pad == 1 &&
+           p->groups == 1;
+}
+
+/* Whether forward runs on the folded batch-norm weights. */
+static int use_fused(const dn_layer *l, const dn_ctx *ctx)
+{
+    const conv *p = l->p;
+    return ctx->prepared && !ctx->training && p->fused_biases;
+}
+
+static const conv *params(const dn_layer *l)
+{
+    const conv *p = l->p;
+    return p->shared ? p->shared : p;
+}
+
+/* The Winograd tile size prepared inference uses for this layer, 0 for im2col. */
+static int wino_tile(const dn_layer *l)
+{
+    const conv *p = l->p;
+    return l->batch_normalize && is_wino(p) ? dn_wino_tile(p->g.c, p->n, l->h, l->w) : 0;
+}
+
+static size_t workspace(const dn_layer *l, int train)
+{
+    const conv *p = l->p;
+    size_t n = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * l->out_w * l->out_h;
+    const int m = train ? 0 : wino_tile(l);
+    if (m) {
+        const size_t wn = dn_wino_workspace(p->g.c, p->n, l->h, l->w, m);
+        if (wn > n) n = wn;
+    }
+    return n;
+}
+
+/* The inference-only arrays: a Winograd layer keeps only its transformed weights. */
+static dn_status alloc_fused(dn_layer *l)
+{
+    conv *p = l->p;
+    p->wino_m = wino_tile(l);
+    DN_TRY(dn_alloc_floats(&p->fused_biases, p->n, "fused convolution biases"));
+    if (p->wino_m)
+        return dn_alloc_floats(&p->wino_weights, (size_t)(p->wino_m + 2) * (p->wino_m + 2) * p->n * p->g.c,
+                               "Winograd convolution weights");
+    return dn_alloc_floats(&p->fused_weights, p->nweights, "fused convolution weights");
+}
+
+/* Fold batch norm into the weights and bias (spec §3.3); the raw arrays stay
+   for saving and training. */
+static dn_status prepare(dn_layer *l, dn_ctx *ctx)
+{
+    (void)ctx;
+    conv *p = l->p;
+    const conv *src = params(l);
+    if (!l->batch_normalize) return DN_OK;
+    if (!p->fused_biases) DN_TRY(alloc_fused(l));
+    const int per = p->nweights / p->n, taps = (p->wino_m + 2) * (p->wino_m + 2);
+    if (p->wino_weights) dn_wino_weights(src->weights, p->n, p->g.c, p->wino_m, p->wino_weights);
+    for (int f = 0; f < p->n; f++) {
+        double sd = sqrt((double)src->bn.variance[f] + 1e-5);
+        float t = (float)(src->bn.scales[f] / sd);
+        p->fused_biases[f] = (float)(src->biases[f] - src->bn.scales[f] * src->bn.mean[f] / sd);
+        if (p->wino_weights) /* the transform is linear: scale each filter's transformed taps */
+            for (int e = 0; e < taps; e++) {
+                float *u = p->wino_weights + ((size_t)e * p->n + f) * p->g.c;
+                for (int c = 0; c < p->g.c; c++) u[c] *= t;
+            }
+        else
+            for (int i = 0; i < per; i++) p->fused_weights[f * per + i] = src->weights[f * per + i] * t;
+    }
+    return DN_OK;
+}
+
+static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *out, dn_ctx *ctx)
+{
+    (void)out;
+    const float *in = srcs[0]->data;
+    conv *p = l->p;
+    const conv *src = params(l);
+    const int fused = use_fused(l, ctx);
+    const float *weights = fused ? p->fused_weights : src->weights;
+    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
+    for (int b = 0; b < l->batch; b++)
+        for (int g = 0; g < p->groups; g++) {
+            if (fused && p->wino_weights) {
+                dn_wino_conv3x3(in + (size_t)b * l->inputs, p->g.c, l->h, l->w, p->n, p->wino_m, p->wino_weights,
+                                l->output.data + (size_t)b * l->outputs, ctx->workspace.data);
+                continue;
+            }
+            const float *im = in + (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
+            const float *col = im;
+            if (!is_direct(p)) {
+                dn_im2col(im, &p->g, ctx->workspace.data);
+                col = ctx->workspace.data;
+            }
+            float *out = l->output.data + (size_t)b * l->outputs + (size_t)g * ng * spatial;
+            dn_gemm(0, 0, ng, spatial, k, 1, weights + (size_t)g * ng * k, k, col, spatial, 0, out, spatial);
+        }
+    const float *bias = fused ? p->fused_biases : src->biases;
+    if (!fused && l->batch_normalize) dn_bn_forward((dn_bn *)&src->bn, l->output.data, l->batch, ctx->training);
+    if (ctx->training && p->preact) {
+        dn_add_bias(l->output.data, bias, l->batch, p->n, spatial);
+        memcpy(p->preact, l->output.data, sizeof(float) * l->batch * l->outputs);
+        dn_activate(l->output.data, l->batch, p->n, spatial, p->act);
+    } else {
+        dn_activate_bias(l->output.data, bias, l->batch, p->n, spatial, p->act);
+    }
+    return DN_OK;
+}
+
+/* A share_index layer accumulates into the updates of the layer owning the weights
+   (none when that layer is frozen). */
+static dn_status backward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *const *src_deltas, dn_ctx *ctx)
+{
+    const float *in = srcs[0]->data;
+    float *in_delta = src_deltas[0]->data;
+    conv *p = l->p;
+    const conv *src = params(l);
+    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
+    dn_activate_grad(p->preact, l->output.data, l->batch, p->n, spatial, p->act, l->delta.data);
+    if (src->bias_updates) dn_backward_bias(src->bias_updates, l->delta.data, l->batch, p->n, spatial);
+    if (l->batch_normalize) dn_bn_backward(&p->bn, l->delta.data, l->batch);
+    const float *weights = src->weights;
+    for (int b = 0; b < l->batch; b++)
+        for (int g = 0; g < p->groups; g++) {
+            const size_t in_off = (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
+            const float *delta = l->delta.data + (size_t)b * l->outputs + (size_t)g * ng * spatial;
+            const float *col = in + in_off;
+            if (!is_direct(p)) {
+                dn_im2col(in + in_off, &p->g, ctx->workspace.data);
+                col = ctx->workspace.data;
+            }
+            if (src->weight_updates)
+                dn_gemm(0, 1, ng, k, spatial, 1, delta, spatial, col, spatial, 1,
+                        src->weight_updates + (size_t)g * ng * k, k);
+            if (!in_delta) continue;
+            const float *w = weights + (size_t)g * ng * k;
+            if (is_direct(p)) {
+                dn_gemm(1, 0, k, spatial, ng, 1, w, k, delta, spatial, 1, in_delta + in_off, spatial);
+            } else {
+                dn_gemm(1, 0, k, spatial, ng, 1, w, k, delta, spatial, 0, ctx->workspace.data, spatial);
+                dn_col2im_add(ctx->workspace.data, &p->g, in_delta + in_off);
+            }
+        }
+    return DN_OK;
+}
+
+static dn_status update(dn_layer *l, const dn_update *u, dn_ctx *ctx)
+{
+    (void)ctx;
+    conv *p = l->p;
+    if (p->shared) return DN_OK;
+    const float lr = u->learning_rate * l->lr_mult;
+    dn_sgd(p->weights, p->weight_updates, p->nweights, u, lr, 1);
+    dn_sgd(p->biases, p->bias_updates, p->n, u, lr, 0);
+    if (l->batch_normalize) dn_sgd(p->bn.scales, p->bn.scale_updates, p->n, u, lr, 0);
+    return DN_OK;
+}
+
+const dn_kernels DN_CPU(kernels_convolutional) = {.prepare = prepare, .workspace = workspace, .forward = forward, .backward = backward, .update = update};

@@ -1,0 +1,96 @@
+/* The CPU backend's internal API. Every file in cpu/ is compiled once per
+   instruction-set level (DN_ISA: base, avx2, avx512) and the level is picked at
+   run time (dispatch.c), so each external name here is remapped to a per-level
+   symbol: cpu/ code calls dn_gemm, the linker sees dn_cpu_avx2_gemm. */
+#ifndef DN_CPU_H
+#define DN_CPU_H
+
+#include "../dn.h"
+
+#ifndef DN_ISA
+#define DN_ISA base
+#endif
+#define DN_CPU_CAT_(isa, name) dn_cpu_##isa##_##name
+#define DN_CPU_CAT(isa, name) DN_CPU_CAT_(isa, name)
+#define DN_CPU(name) DN_CPU_CAT(DN_ISA, name)
+
+/* ---- threads (dispatch.c, compiled once) -------------------------------- */
+
+/* OpenMP threads for the calling thread's current network call: every parallel
+   loop in cpu/ asks for this many (num_threads clause), so one network's setting
+   never leaks into another's or into the caller's OpenMP state. 1 in a child
+   made by fork(), where the parent's OpenMP pool does not exist. */
+int dn_cpu_threads(void);
+void dn_cpu_set_threads(int threads);
+
+/* ---- activate.c (spec §3.4) --------------------------------------------- */
+
+#define dn_activate_bias DN_CPU(activate_bias)
+#define dn_activate DN_CPU(activate)
+#define dn_activate_grad DN_CPU(activate_grad)
+/* x = act(x + bias[channel]) in one pass over (batch, c, spatial); bias may be NULL. */
+void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a);
+/* In place on (batch, c, spatial). */
+void dn_activate(float *x, int batch, int c, int spatial, dn_act a);
+/* delta *= f'(.) given the output y and, where needed, the pre-activation x. */
+void dn_activate_grad(const float *x, const float *y, int batch, int c, int spatial, dn_act a, float *delta);
+
+/* ---- bn.c: batch normalisation and bias (spec §3.3, §4.4) ---------------- */
+
+#define dn_bn_forward DN_CPU(bn_forward)
+#define dn_bn_backward DN_CPU(bn_backward)
+#define dn_add_bias DN_CPU(add_bias)
+#define dn_backward_bias DN_CPU(backward_bias)
+/* y (batch, n, spatial) in place: normalise and scale (no bias). */
+void dn_bn_forward(dn_bn *bn, float *y, int batch, int training);
+/* Backward through scale and normalisation; delta in place. */
+void dn_bn_backward(dn_bn *bn, float *delta, int batch);
+/* Add bias per channel. */
+void dn_add_bias(float *y, const float *bias, int batch, int n, int spatial);
+/* bias_updates[f] += sum of delta over batch and pixels. */
+void dn_backward_bias(float *bias_updates, const float *delta, int batch, int n, int spatial);
+
+/* ---- gemm.c: GEMM through OpenBLAS, im2col, SGD -------------------------- */
+
+#define dn_gemm DN_CPU(gemm)
+#define dn_gemm_batch DN_CPU(gemm_batch)
+#define dn_im2col DN_CPU(im2col)
+#define dn_col2im_add DN_CPU(col2im_add)
+#define dn_sgd DN_CPU(sgd)
+/* Row-major C = alpha*op(A)*op(B) + beta*C. */
+void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc);
+/* count independent C_i = A_i * B_i (no transposes), split across threads. */
+void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride_a, int lda, const float *b,
+                   size_t stride_b, int ldb, float *c, size_t stride_c, int ldc);
+/* col (c*size*size, out_h*out_w) from im (c, h, w). */
+void dn_im2col(const float *im, const dn_conv_geom *g, float *col);
+/* im += col2im(col). */
+void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im);
+/* Momentum SGD on one tensor: U -= decay*B*W; W += lr/B*U; U *= m. */
+void dn_sgd(float *w, float *u, size_t n, const dn_update *up, float lr, int decay);
+
+/* ---- winograd.c: F(4x4 or 2x2, 3x3) for 3x3 stride-1 pad-1 inference convolutions ---- */
+
+#define dn_wino_tile DN_CPU(wino_tile)
+#define dn_wino_workspace DN_CPU(wino_workspace)
+#define dn_wino_weights DN_CPU(wino_weights)
+#define dn_wino_conv3x3 DN_CPU(wino_conv3x3)
+/* the output tile size m (4 or 2) that makes Winograd F(m x m, 3x3) faster
+   than im2col for this layer shape, else 0 */
+int dn_wino_tile(int c, int k, int h, int w);
+/* floats of scratch dn_wino_conv3x3 needs */
+size_t dn_wino_workspace(int c, int k, int h, int w, int m);
+/* u ((m+2)^2, k, c) from w (k, c, 3, 3) */
+void dn_wino_weights(const float *w, int k, int c, int m, float *u);
+/* out (k, h, w) = 3x3 stride-1 pad-1 convolution of im (c, h, w), no bias */
+void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, float *out, float *ws);
+
+/* ---- the kernel tables (cpu/<kind>.c) and the backend (backend.c) -------- */
+
+#define DN_LAYER(kind, caps) extern const dn_kernels DN_CPU(kernels_##kind);
+#include "../layers.def"
+#undef DN_LAYER
+extern const dn_backend DN_CPU(backend);
+
+#endif /* DN_CPU_H */

@@ -1,0 +1,105 @@
+/* [maxpool] on the CPU. */
+#include <float.h>
+#include <string.h>
+
+#include "../layer_maxpool.h"
+#include "cpu.h"
+
+/* Output channel g is the max over input channels k = g (mod out_channels) at each pixel. */
+static void forward_depth(dn_layer *l, const maxpool *p, const float *in)
+{
+    const int sp = l->w * l->h;
+    #pragma omp parallel for collapse(2) num_threads(dn_cpu_threads())
+    for (int b = 0; b < l->batch; b++)
+        for (int g = 0; g < l->out_c; g++)
+            for (int i = 0; i < sp; i++) {
+                float best = -FLT_MAX;
+                int arg = -1;
+                for (int k = g; k < l->c; k += p->out_channels) {
+                    int idx = (b * l->c + k) * sp + i;
+                    if (in[idx] > best) { best = in[idx]; arg = idx; }
+                }
+                int o = (b * l->out_c + g) * sp + i;
+                l->output.data[o] = best;
+                if (p->argmax) p->argmax[o] = arg;
+            }
+}
+
+/* Inference (no argmax to record): the window max is separable, so take the max
+   over the window's rows into one row, then over its columns. */
+static void forward_separable(dn_layer *l, const dn_pool *w, const float *in)
+{
+    #pragma omp parallel for collapse(2) num_threads(dn_cpu_threads())
+    for (int b = 0; b < l->batch; b++)
+        for (int k = 0; k < l->c; k++) {
+            const float *plane = in + ((size_t)b * l->c + k) * l->h * l->w;
+            float *out = l->output.data + ((size_t)b * l->c + k) * l->out_h * l->out_w;
+            float row[l->w];
+            for (int i = 0; i < l->out_h; i++) {
+                int y0, y1, x0, x1;
+                dn_pool_span(w, i, w->stride_y, l->h, &y0, &y1);
+                for (int x = 0; x < l->w; x++) row[x] = -FLT_MAX;
+                for (int y = y0; y < y1; y++) {
+                    const float *src = plane + (size_t)y * l->w;
+                    #pragma omp simd
+                    for (int x = 0; x < l->w; x++) row[x] = src[x] > row[x] ? src[x] : row[x];
+                }
+                for (int j = 0; j < l->out_w; j++) {
+                    dn_pool_span(w, j, w->stride_x, l->w, &x0, &x1);
+                    float best = -FLT_MAX;
+                    for (int x = x0; x < x1; x++) best = row[x] > best ? row[x] : best;
+                    out[i * l->out_w + j] = best;
+                }
+            }
+        }
+}
+
+static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *out, dn_ctx *ctx)
+{
+    (void)out;
+    const float *in = srcs[0]->data;
+    maxpool *p = l->p;
+    if (p->depth) {
+        forward_depth(l, p, in);
+        return DN_OK;
+    }
+    if (!p->argmax && l->w <= 1 << 14) { /* the row buffer lives on the stack */
+        forward_separable(l, &p->win, in);
+        return DN_OK;
+    }
+    const dn_pool *w = &p->win;
+    #pragma omp parallel for collapse(2) num_threads(dn_cpu_threads())
+    for (int b = 0; b < l->batch; b++)
+        for (int k = 0; k < l->c; k++) {
+            const float *plane = in + ((size_t)b * l->c + k) * l->h * l->w;
+            for (int i = 0; i < l->out_h; i++)
+                for (int j = 0; j < l->out_w; j++) {
+                    float best = -FLT_MAX;
+                    int arg = -1;
+                    int y0, y1, x0, x1;
+                    dn_pool_span(w, i, w->stride_y, l->h, &y0, &y1);
+                    dn_pool_span(w, j, w->stride_x, l->w, &x0, &x1);
+                    for (int y = y0; y < y1; y++)
+                        for (int x = x0; x < x1; x++) {
+                            float v = plane[y * l->w + x];
+                            if (v > best) { best = v; arg = y * l->w + x; }
+                        }
+                    size_t o = (((size_t)b * l->c + k) * l->out_h + i) * l->out_w + j;
+                    l->output.data[o] = best;
+                    if (p->argmax) p->argmax[o] = arg < 0 ? -1 : (int)(((size_t)b * l->c + k) * l->h * l->w) + arg;
+                }
+        }
+    return DN_OK;
+}
+
+static dn_status backward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *const *src_deltas, dn_ctx *ctx)
+{
+    float *in_delta = src_deltas[0]->data;
+    maxpool *p = l->p;
+    if (!in_delta) return DN_OK;
+    for (size_t i = 0; i < (size_t)l->batch * l->outputs; i++)
+        if (p->argmax[i] >= 0) in_delta[p->argmax[i]] += l->delta.data[i];
+    return DN_OK;
+}
+
+const dn_kernels DN_CPU(kernels_maxpool) = {.forward = forward, .backward = backward};

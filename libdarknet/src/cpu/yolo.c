@@ -1,0 +1,47 @@
+/* [yolo] on the CPU. */
+#include <math.h>
+#include <string.h>
+
+#include "../layer_yolo.h"
+#include "cpu.h"
+
+static float logistic(float x) { return 1.f / (1.f + expf(-x)); }
+
+/* Per anchor slot: entries 0,1 (x, y) and 4..4+classes get the logistic (not with
+   new_coords=1), then x, y <- s*v - (s-1)/2 (spec §3.10). */
+static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *out, dn_ctx *ctx)
+{
+    (void)out;
+    const float *in = srcs[0]->data;
+    const yolo *p = l->p;
+    const int entries = p->classes + 5, spatial = l->w * l->h;
+    const float s = p->scale_x_y, shift = (s - 1) / 2;
+    const long planes = (long)l->batch * p->n * entries;
+    #pragma omp parallel for num_threads(dn_cpu_threads())
+    for (long pl = 0; pl < planes; pl++) {
+        const int e = (int)(pl % entries);
+        const float *src = in + pl * spatial;
+        float *dst = l->output.data + pl * spatial;
+        if (!p->new_coords && e != 2 && e != 3) {
+            for (int i = 0; i < spatial; i++) dst[i] = logistic(src[i]);
+        } else {
+            memcpy(dst, src, sizeof(float) * spatial);
+        }
+        if (e < 2 && s != 1)
+            for (int i = 0; i < spatial; i++) dst[i] = s * dst[i] - shift;
+    }
+    return DN_OK;
+}
+
+/* No loss yet: this layer's delta stays as the network left it (zero) and is passed on. */
+static dn_status backward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *const *src_deltas, dn_ctx *ctx)
+{
+    float *in_delta = src_deltas[0]->data;
+    if (!in_delta) return DN_OK;
+    const long total = (long)l->batch * l->outputs;
+    #pragma omp parallel for num_threads(dn_cpu_threads())
+    for (long i = 0; i < total; i++) in_delta[i] += l->delta.data[i];
+    return DN_OK;
+}
+
+const dn_kernels DN_CPU(kernels_yolo) = {.forward = forward, .backward = backward};

@@ -1,0 +1,23 @@
+/* State of a [convolutional] layer, shared by layer_convolutional.c and its kernels. */
+#ifndef DN_LAYER_CONVOLUTIONAL_H
+#define DN_LAYER_CONVOLUTIONAL_H
+
+#include "dn.h"
+
+typedef struct conv {
+    int n, groups, nweights;
+    dn_conv_geom g;        /* geometry of one group's input */
+    dn_act act;
+    const struct conv *shared; /* share_index: weights live in that layer */
+    float *weights, *biases;
+    dn_bn bn;
+    /* inference weights with batch norm folded in (spec §3.3): made by the
+       backend's prepare, which may keep them in its own layout */
+    float *fused_weights, *fused_biases;
+    float *wino_weights;   /* fused weights Winograd-transformed ((m+2)^2, n, c), 3x3 layers only */
+    int wino_m;            /* Winograd output tile size (2 or 4) where wino_weights is set */
+    float *weight_updates, *bias_updates;
+    float *preact;         /* pre-activation copy for swish/mish backward */
+} conv;
+
+#endif /* DN_LAYER_CONVOLUTIONAL_H */
