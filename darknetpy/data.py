@@ -23,6 +23,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from .cfgfile import read_options
 from .errors import CfgError, DarknetError
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
 log = logging.getLogger("darknetpy")
 
 PathArg = Union[str, os.PathLike]
-_WHITESPACE = str.maketrans("", "", " \t\r\n")
 _LEADING_INT = re.compile(r"[+-]?\d+")
 _EXAMPLES = 5
 
@@ -146,19 +146,11 @@ class DataConfig:
 
 
 def _parse_options(path: PathArg) -> list[tuple[str, str | None, int]]:
-    """(key, value, line number) per option line, lexed as a cfg (spec §1.1)."""
-    options = []
-    for number, raw in enumerate(_split_lines(_read_text(path, ".data file")), 1):
-        line = raw.translate(_WHITESPACE)
-        if not line or line[0] in "#;":
-            continue
-        key, sep, value = line.partition("=")
-        if sep and not value:
-            log.warning("%s:%d: empty value ignored, as darknet does: %r", path, number, raw)
-            continue
-        # A line without '=' is a key with no value: it still shadows later lines.
-        options.append((key, value if sep else None, number))
-    return options
+    """(key, value, line number) per option line, lexed by the engine's cfg reader (spec §1.1).
+    A key without ``=`` has no value (None) but still shadows later lines."""
+    if not os.path.isfile(path):
+        _read_text(path, ".data file")  # the FileNotFoundError users expect, naming the file
+    return [(key, value if value else None, number) for key, value, number in read_options(path)]
 
 
 def _parse_int(path: PathArg, number: int, key: str, value: str) -> int:

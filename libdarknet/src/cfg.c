@@ -58,9 +58,16 @@ static dn_status add_option(dn_cfg *cfg, char *text, int line)
                        "a cfg file starts with [net]", cfg->path, line, text);
     dn_section *s = &cfg->sections[cfg->n_sections - 1];
     char *eq = strchr(text, '=');
-    if (!eq)
+    /* a .data file keeps upstream's leniency: a bare key has an empty value (it still
+       shadows later lines), an empty value drops the line */
+    if (!eq && !cfg->sections_required) eq = text + strlen(text);
+    else if (!eq)
         return dn_fail(DN_ERR_CFG, "%s:%d: '%s' is not key=value (missing '=')", cfg->path, line, text);
-    if (eq[1] == 0)
+    else if (eq[1] == 0 && !cfg->sections_required) {
+        dn_log(DN_LOG_WARNING, "%s:%d: empty value ignored, as darknet does: '%s'", cfg->path, line, text);
+        free(text);
+        return DN_OK;
+    } else if (eq[1] == 0)
         return dn_fail(DN_ERR_CFG, "%s:%d: '%s' has no value; write key=value", cfg->path, line, text);
     dn_option *grown = realloc(s->opts, (s->n_opts + 1) * sizeof *grown);
     if (!grown) return dn_fail(DN_ERR_OOM, "out of memory reading %s", cfg->path);
@@ -69,8 +76,8 @@ static dn_status add_option(dn_cfg *cfg, char *text, int line)
     o->key = text;
     o->line = line;
     o->used = 0;
+    o->val = *eq ? eq + 1 : eq;
     *eq = 0;
-    o->val = eq + 1;
     return DN_OK;
 }
 

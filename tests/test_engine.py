@@ -1,0 +1,316 @@
+"""The engine's structure seen from Python: backends and instruction-set dispatch,
+the explicit layer graph, resize, memory accounting, per-network threads, fork,
+Ctrl-C and the shared cfg reader."""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import darknetpy as dn
+from darknetpy.cfgfile import read_cfg, read_options
+from conftest import package_env
+
+# conv (Winograd-sized, BN), maxpool, a 1x1 conv, route, upsample, shortcut, yolo head
+SMALL = """[net]
+width={w}
+height={h}
+channels=3
+batch={batch}
+subdivisions=1
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=1
+pad=1
+activation=mish
+
+[convolutional]
+filters=16
+size=1
+stride=1
+pad=0
+activation=linear
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,0
+
+[convolutional]
+filters=16
+size=1
+stride=1
+activation=leaky
+
+[shortcut]
+from=0
+activation=linear
+
+[convolutional]
+filters=18
+size=1
+stride=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=10,14, 23,27, 37,58
+classes=1
+num=3
+"""
+
+
+def write_cfg(tmp_path, w=64, h=64, batch=1, name="small.cfg"):
+    path = tmp_path / name
+    path.write_text(SMALL.format(w=w, h=h, batch=batch))
+    return path
+
+
+def randomise(net, seed=0):
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        if "weights" not in layer.caps or not layer.n_weights:
+            continue
+        for name in ("weights", "biases", "scales", "rolling_mean", "rolling_variance"):
+            try:
+                values = net.param(layer.index, name)
+            except dn.InputError:
+                continue
+            if name == "rolling_variance":
+                net.set_param(layer.index, name, rng.uniform(0.5, 1.5, values.shape))
+            else:
+                net.set_param(layer.index, name, rng.normal(0, 0.3, values.shape))
+
+
+@pytest.fixture
+def small(tmp_path):
+    cfg = write_cfg(tmp_path)
+    with dn.Network(cfg) as net:
+        randomise(net)
+        weights = tmp_path / "small.weights"
+        net.save_weights(weights)
+    return cfg, weights
+
+
+def image(shape, seed=1):
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def test_layers_list_their_inputs_and_caps(small):
+    net = dn.Network(small[0])
+    route, shortcut, yolo = net.layers[5], net.layers[7], net.layers[9]
+    assert net.layers[0].input_layers == (-1,)
+    assert route.input_layers == (4, 0)
+    assert shortcut.input_layers == (6, 0)
+    assert {"detection", "cost"} <= yolo.caps and "classifier" not in yolo.caps
+    assert {"weights", "trainable"} <= net.layers[0].caps
+    assert net.classes is None
+
+
+def run_child(code, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env or package_env(), timeout=timeout,
+                          capture_output=True, text=True)
+
+
+def test_baseline_kernels_match_the_dispatched_ones(small, tmp_path):
+    """Every instruction-set level computes the same network (fp-contract off)."""
+    cfg, weights = small
+    x = image((3, 64, 64))
+    np.save(tmp_path / "x.npy", x)
+    code = f"""
+        import numpy as np, darknetpy as dn
+        net = dn.Network({str(cfg)!r}, {str(weights)!r})
+        print(net.backend)
+        np.save({str(tmp_path / 'out.npy')!r}, net.predict(np.load({str(tmp_path / 'x.npy')!r})))
+    """
+    child = run_child(code, {**package_env(), "DARKNETPY_CPU": "baseline"})
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "cpu (base)"
+    ours = dn.Network(cfg, weights).predict(x)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), ours, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("qemu-x86_64"), reason="qemu-user is not installed")
+def test_runs_on_an_old_cpu(small, tmp_path):
+    """A 2008 CPU (Nehalem: SSE4.2, no AVX) runs the default build without an illegal instruction."""
+    cfg, weights = small
+    code = f"""
+        import numpy as np, darknetpy as dn
+        net = dn.Network({str(cfg)!r}, {str(weights)!r})
+        print(net.backend, float(net.predict(np.full((3, 64, 64), 0.5, np.float32)).sum()))
+    """
+    child = subprocess.run(["qemu-x86_64", "-cpu", "Nehalem", sys.executable, "-c", textwrap.dedent(code)],
+                           env=package_env(), capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    backend, total = child.stdout.split(")")
+    assert backend == "cpu (base"
+    expected = dn.Network(cfg, weights).predict(np.full((3, 64, 64), 0.5, np.float32)).sum()
+    assert float(total) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_resize_equals_a_network_built_at_that_size(small, tmp_path):
+    cfg, weights = small
+    net = dn.Network(cfg, weights)
+    net.predict(image((3, 64, 64)))
+    net.resize(96, 32)
+    assert net.input_shape == (3, 32, 96) and net.layers[9].output_shape == (18, 32, 96)
+    fresh = dn.Network(write_cfg(tmp_path, 96, 32, name="big.cfg"), weights)
+    x = image((3, 32, 96))
+    np.testing.assert_array_equal(net.predict(x), fresh.predict(x))
+
+
+def test_resize_keeps_training_state(tmp_path, small):
+    """Multi-scale training: parameters, momentum and counters survive a resize."""
+    cfg = tmp_path / "cls.cfg"
+    cfg.write_text("[net]\nwidth=32\nheight=32\nchannels=3\nbatch=4\nsubdivisions=1\nlearning_rate=0.1\n"
+                   "momentum=0.9\n\n[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=leaky\n\n"
+                   "[avgpool]\n\n[softmax]\n")
+    net = dn.Network(cfg, batch=None)
+    x, y = image((4, 3, 32, 32)), np.eye(8, dtype=np.float32)[[0, 1, 2, 3]]
+    net.train_step(x, y)
+    w, u = net.param(0, "weights"), net.param_delta(0, "weights")
+    net.resize(48, 48)
+    assert net.iteration == 1
+    np.testing.assert_array_equal(net.param(0, "weights"), w)
+    np.testing.assert_array_equal(net.param_delta(0, "weights"), u)
+    assert np.isfinite(net.train_step(image((4, 3, 48, 48)), y))
+
+
+def test_resize_refuses_size_dependent_layers(tmp_path):
+    cfg = tmp_path / "fc.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=1\n\n[connected]\noutput=4\nactivation=linear\n")
+    net = dn.Network(cfg)
+    before = net.predict(image((1, 8, 8)))
+    with pytest.raises(dn.InputError, match="cannot be resized"):
+        net.resize(16, 16)
+    np.testing.assert_array_equal(net.predict(image((1, 8, 8))), before)  # unchanged
+
+
+def test_memory_counts_what_the_network_holds(tmp_path):
+    one = dn.Network(write_cfg(tmp_path, batch=1), batch=1).memory()
+    four = dn.Network(write_cfg(tmp_path, batch=1), batch=4).memory()
+    assert four["weights"] == one["weights"] > 0
+    assert four["activations"] == 4 * one["activations"]
+    # outputs of every layer that has its own buffer, float32
+    net = dn.Network(write_cfg(tmp_path))
+    expect = 4 * (sum(layer.outputs for layer in net.layers) + net.inputs)
+    assert one["activations"] == expect
+
+
+def test_oversized_network_is_refused_before_it_is_touched(tmp_path):
+    cfg = write_cfg(tmp_path, 416, 416)
+    code = f"""
+        import darknetpy as dn
+        try:
+            dn.Network({str(cfg)!r}, batch=3000)
+        except dn.OutOfMemoryError as e:
+            print("OOM", e)
+    """
+    child = run_child(code, timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("OOM") and "batch" in child.stdout
+
+
+def test_threads_are_per_network_and_per_call(small):
+    cfg, weights = small
+    x = image((3, 64, 64))
+    one = dn.Network(cfg, weights, threads=1)
+    first = one.predict(x)
+    dn.Network(cfg, weights, threads=2).predict(x)  # another network's setting ...
+    np.testing.assert_array_equal(one.predict(x), first)  # ... does not leak into this one
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("y", one.predict(x)))
+    worker.start()
+    worker.join()
+    np.testing.assert_array_equal(result["y"], first)  # and it holds on any calling thread
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_predict_after_fork(small):
+    cfg, weights = small
+    code = f"""
+        import multiprocessing as mp, numpy as np, darknetpy as dn
+        net = dn.Network({str(cfg)!r}, {str(weights)!r}, threads=2)
+        x = np.full((3, 64, 64), 0.25, np.float32)
+        parent = net.predict(x)
+
+        def child(q):
+            q.put(net.predict(x))
+
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+        p = ctx.Process(target=child, args=(q,))
+        p.start()
+        got = q.get(timeout=60)
+        p.join()
+        print(np.abs(got - parent).max())
+    """
+    child = run_child(code, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert float(child.stdout) < 1e-5
+
+
+def test_ctrl_c_stops_a_long_forward(tmp_path):
+    """SIGINT during a forward ends it at the next layer boundary with KeyboardInterrupt,
+    and the network still works afterwards."""
+    cfg = tmp_path / "heavy.cfg"
+    layer = "[convolutional]\nfilters=64\nsize=3\npad=1\nactivation=leaky\n\n"
+    cfg.write_text("[net]\nwidth=256\nheight=256\nchannels=64\n\n" + layer * 12)
+    code = f"""
+        import os, signal, threading, time, numpy as np, darknetpy as dn
+        net = dn.Network({str(cfg)!r}, fuse=False)
+        x = np.full(net.input_shape, 0.1, np.float32)
+        t0 = time.perf_counter(); net.predict(x); full = time.perf_counter() - t0
+        threading.Timer(full / 4, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.perf_counter()
+        try:
+            net.predict(x)
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted", (time.perf_counter() - t0) / full)
+        print(net.predict(x[None]).shape)
+    """
+    child = run_child(code, timeout=300)
+    assert child.returncode == 0, child.stderr
+    words = child.stdout.split()
+    assert words[0] == "interrupted", child.stdout
+    assert float(words[1]) < 0.75  # it stopped well before the end of the pass
+    assert "(1, 4194304)" in child.stdout
+
+
+def test_cfg_reader_is_the_engines(tmp_path):
+    cfg = tmp_path / "a.cfg"
+    cfg.write_text("[net]\n width = 32 # not a comment\nheight=32\n\n# comment\n[convolutional]\nfilters=4\n"
+                   "filters=8\n")
+    net_section, conv = read_cfg(cfg)
+    assert (net_section.type, net_section.line, conv.name) == ("[net]", 1, "convolutional")
+    assert net_section.get("width") == "32#notacomment"  # darknet removes all whitespace, keeps the rest
+    assert conv.get("filters") == "4" and conv.options[1] == ("filters", "8", 8)
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("[net]\nwidth\n")
+    with pytest.raises(dn.CfgError, match=r"bad.cfg:2"):
+        read_cfg(bad)
+    data = tmp_path / "d.data"
+    data.write_text("classes = 2\nnames=x.names\nresults\n")
+    assert read_options(data) == [("classes", "2", 1), ("names", "x.names", 2), ("results", "", 3)]
