@@ -42,17 +42,21 @@ def with_batch(cfg: Path, batch: int, out_dir: Path) -> Path:
     return out
 
 
+def import_darknetpy():
+    try:
+        import darknetpy as dn
+    except ImportError:  # run from a source checkout built in place
+        sys.path.insert(0, str(HERE.parent))
+        import darknetpy as dn
+    return dn
+
+
 def sections(cfg: Path):
-    """(type, {key: value}) per section, enough for the layers these networks use."""
-    result = []
-    for raw in cfg.read_text().splitlines():
-        line = raw.split("#")[0].strip()
-        if line.startswith("["):
-            result.append((line.strip("[]"), {}))
-        elif "=" in line:
-            k, v = line.split("=", 1)
-            result[-1][1][k.strip()] = v.strip()
-    return result
+    """(name, {key: value}) per section, read by darknetpy's cfg reader (first value of a key wins)."""
+    import_darknetpy()
+    from darknetpy.cfgfile import read_cfg
+
+    return [(sec.name, {k: v for k, v, _ in reversed(sec.options)}) for sec in read_cfg(cfg)]
 
 
 def median_s(step, repeat):
@@ -66,12 +70,7 @@ def median_s(step, repeat):
 
 
 def bench_darknetpy(cfg, threads, repeat):
-    try:
-        import darknetpy as dn
-    except ImportError:  # run from a source checkout built in place
-        sys.path.insert(0, str(HERE.parent))
-        import darknetpy as dn
-
+    dn = import_darknetpy()
     net = dn.Network(cfg, batch=None, threads=threads)
     rng = np.random.default_rng(0)
     n = net.batch * net.subdivisions
