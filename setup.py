@@ -15,8 +15,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = sorted(glob.glob(os.path.join("libdarknet", "src", "*.c")))
 
 blas_lib_dir = scipy_openblas32.get_lib_dir()
-# darknetpy/ and scipy_openblas32/ are siblings in site-packages
-rpaths = ["$ORIGIN/../scipy_openblas32/lib", blas_lib_dir]
+# darknetpy/ and scipy_openblas32/ are siblings in site-packages. No absolute path: at build time
+# blas_lib_dir is a temporary build environment. (darknetpy imports scipy_openblas32 first, which
+# loads the library wherever it is, so an in-place build finds it too.)
+rpaths = ["$ORIGIN/../scipy_openblas32/lib"]
 
 # Like ggml's GGML_NATIVE: tune the engine's own loops (activations, im2col,
 # pooling) for the building CPU. DARKNETPY_NATIVE=0 builds portable code.
