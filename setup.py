@@ -29,8 +29,10 @@ NATIVE = os.environ.get("DARKNETPY_NATIVE", "0") == "1"
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 blas_lib_dir = scipy_openblas32.get_lib_dir()
-# darknetpy/ and scipy_openblas32/ are siblings in site-packages
-rpaths = ["$ORIGIN/../scipy_openblas32/lib", blas_lib_dir]
+# darknetpy/ and scipy_openblas32/ are siblings in site-packages. No absolute path: at build time
+# blas_lib_dir is a temporary build environment. (darknetpy imports scipy_openblas32 first, which
+# loads the library wherever it is, so an in-place build finds it too.)
+rpaths = ["$ORIGIN/../scipy_openblas32/lib"]
 
 INCLUDE = ["libdarknet/include", "libdarknet/src", "src_ext", scipy_openblas32.get_include_dir(), numpy.get_include()]
 # no-trapping-math and no-math-errno change no result; they let GCC vectorise branchy float loops.

@@ -7,6 +7,11 @@ import os
 # costs a few microseconds per parallel region instead. Users can override it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Loads libscipy_openblas.so, which the extension links to, wherever that wheel is installed. The
+# extension's rpath ($ORIGIN/../scipy_openblas32/lib) misses it when the two packages sit in different
+# site directories, in an in-place build, or after an auditwheel that drops entries leaving the wheel.
+import scipy_openblas32  # noqa: E402,F401
+
 from .errors import (CfgError, DarknetError, DeviceError, InputError, OutOfMemoryError, UnsupportedError,
                      WeightsError)
 from .classifier import (Classification, Classifier, ValidationResult, classify, top_k,
@@ -15,7 +20,7 @@ from .image import center_crop, crop_image, load_image, resize_image, resize_min
 from .network import LayerInfo, Network, partial
 from .train import TrainResult, train_classifier
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 logging.getLogger("darknetpy").addHandler(logging.NullHandler())
 

@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     inet = _verb(sub, "imagenet", "ImageNet (ILSVRC-2012) data treatment", common)
     inet_verbs = inet.add_subparsers(dest="verb", metavar="VERB", required=True)
-    prepare = _verb(inet_verbs, "prepare", "official ILSVRC2012 downloads -> darknet tree, lists, "
-                                           ".data file (spec §9)", common)
+    prepare = _verb(inet_verbs, "prepare", "official ILSVRC2012 downloads or Kaggle's copy -> darknet "
+                                           "tree, lists, .data file", common)
     imagenet.add_cli_arguments(prepare)
     prepare.set_defaults(run=imagenet.run_cli)
 

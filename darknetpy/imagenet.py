@@ -1,7 +1,7 @@
 """ILSVRC-2012 (ImageNet-1k) in the layout darknet expects (spec §9).
 
-:func:`prepare` turns the official downloads, or folders already extracted from
-them, into::
+:func:`prepare` turns the official downloads, folders already extracted from
+them, or Kaggle's copy (the "ImageNet Object Localization Challenge" layout) into::
 
     OUT/train/<wnid>/<wnid>_<n>.JPEG                  one folder per synset
     OUT/val/<wnid>/ILSVRC2012_val_<8 digits>.JPEG     sorted with the devkit ground truth
@@ -48,6 +48,7 @@ from .errors import CfgError, DarknetError
 
 __all__ = [
     "IncompleteError",
+    "NoImagesError",
     "PrepareReport",
     "SplitReport",
     "Synset",
@@ -77,6 +78,8 @@ META = "data/meta.mat"
 TRAIN_CSV = "imagenet_2012_bounding_boxes.csv"
 VAL_CSV = "imagenet_2012_validation_bounding_boxes.csv"
 DATA_FILE = "imagenet1k.data"
+KAGGLE_SYNSETS = "LOC_synset_mapping.txt"
+KAGGLE_VAL_SOLUTION = "LOC_val_solution.csv"
 
 # Official names in a download folder: (archive, extracted folder).
 _OFFICIAL = {
@@ -85,6 +88,13 @@ _OFFICIAL = {
     "devkit": (f"{DEVKIT_DIR}.tar.gz", DEVKIT_DIR),
     "bbox_train": (BBOX_TRAIN_TGZ, "ILSVRC2012_bbox_train_v2"),
     "bbox_val": (BBOX_VAL_TGZ, "ILSVRC2012_bbox_val_v3"),
+}
+# Kaggle's layout: the same images and XML as the official archives, unpacked to these folders.
+_KAGGLE = {
+    "train": "ILSVRC/Data/CLS-LOC/train",
+    "val": "ILSVRC/Data/CLS-LOC/val",
+    "bbox_train": "ILSVRC/Annotations/CLS-LOC/train",
+    "bbox_val": "ILSVRC/Annotations/CLS-LOC/val",
 }
 _WNID = re.compile(r"n\d{8}")
 _IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
@@ -97,6 +107,10 @@ class IncompleteError(DarknetError):
     def __init__(self, message: str, report: PrepareReport) -> None:
         super().__init__(message)
         self.report = report
+
+
+class NoImagesError(DarknetError, FileNotFoundError):
+    """:func:`prepare` found no image; the message lists where it looked."""
 
 
 def _val_name(number: int) -> str:
@@ -160,28 +174,58 @@ def _list_synsets(labels_list: PathArg) -> list[Synset]:
     return [Synset(i, w, w) for i, w in enumerate(wnids, 1)]
 
 
+def _mapping_synsets(path: PathArg) -> list[Synset]:
+    """Synsets of Kaggle's LOC_synset_mapping.txt (``<wnid> <words>`` lines), in file order."""
+    synsets = []
+    for number, line in enumerate(read_lines(path), 1):
+        wnid, _, words = line.partition(" ")
+        if not _WNID.fullmatch(wnid):
+            raise CfgError(f"{path}:{number}: expected '<wnid> <names>', found {line!r}")
+        synsets.append(Synset(number, wnid, words.split(",")[0].strip() or wnid))
+    if not synsets:
+        raise CfgError(f"{path} is empty")
+    return synsets
+
+
 def read_synsets(devkit: PathArg | None = None, labels_list: PathArg | None = None,
-                 names_list: PathArg | None = None) -> list[Synset]:
+                 names_list: PathArg | None = None,
+                 synset_mapping: PathArg | None = None) -> list[Synset]:
     """The ILSVRC-2012 classes in ILSVRC2012_ID order (= darknet class order).
 
     *devkit* is the devkit folder or ``.tar.gz``; its ``data/meta.mat`` gives
     WNIDs, names (the first synonym of ``words``) and training counts.  Without
     meta.mat the first 1000 lines of *labels_list* (e.g. darknet's
     ``imagenet.labels.list``) give the order; when both exist they must agree.
-    *names_list* (same order, e.g. ``imagenet.shortnames.list``) overrides the
-    names.  Raises ``CfgError`` when neither source is available or they disagree.
+    Without either, Kaggle's *synset_mapping* (``LOC_synset_mapping.txt``)
+    gives the order, which is sorted by WNID and so is not darknet's: pass
+    darknet's labels list too to keep darknet's class indices (pretrained
+    weights).  The mapping's names are used unless meta.mat gives them, and it
+    must hold the same synsets as the order.  *names_list* (same order, e.g.
+    ``imagenet.shortnames.list``) overrides the names.  Raises ``CfgError``
+    when no source is available or they disagree.
     """
     meta = _read_member(Path(devkit), META) if devkit is not None else None
-    if meta is None and labels_list is None:
-        raise CfgError("the class order needs the devkit's data/meta.mat or a labels list whose "
-                       "first 1000 lines are WNIDs in ILSVRC2012_ID order (imagenet.labels.list)")
-    synsets = _meta_synsets(meta) if meta is not None else _list_synsets(labels_list)
+    mapping = _mapping_synsets(synset_mapping) if synset_mapping is not None else None
+    if meta is None and labels_list is None and mapping is None:
+        raise CfgError("the class order needs the devkit's data/meta.mat, Kaggle's "
+                       f"{KAGGLE_SYNSETS} or a labels list whose first 1000 lines are WNIDs in "
+                       "ILSVRC2012_ID order (imagenet.labels.list)")
+    synsets = (_meta_synsets(meta) if meta is not None
+               else _list_synsets(labels_list) if labels_list is not None else mapping)
     if meta is not None and labels_list is not None:
         listed = [s.wnid for s in _list_synsets(labels_list)]
         for s in synsets:
             if s.ilsvrc_id > len(listed) or listed[s.ilsvrc_id - 1] != s.wnid:
                 raise CfgError(f"{labels_list} disagrees with meta.mat at ILSVRC2012_ID "
                                f"{s.ilsvrc_id} ({s.wnid})")
+    if mapping is not None and synsets is not mapping:
+        names = {s.wnid: s.name for s in mapping}
+        if set(names) != {s.wnid for s in synsets}:
+            other = sorted(set(names) ^ {s.wnid for s in synsets})[0]
+            raise CfgError(f"{synset_mapping} and the {'meta.mat' if meta else labels_list} "
+                           f"class order list different synsets (e.g. {other})")
+        if meta is None:
+            synsets = [Synset(s.ilsvrc_id, s.wnid, names[s.wnid]) for s in synsets]
     if names_list is not None:
         names = read_lines(names_list)
         if len(names) < len(synsets):
@@ -202,6 +246,33 @@ def _ground_truth(devkit: Path | None, classes: int) -> list[int] | None:
     if classes == CLASSES and len(ids) != VAL_IMAGES:
         log.warning("%s has %d lines, the official file %d", GROUND_TRUTH, len(ids), VAL_IMAGES)
     return ids
+
+
+def _solution_truth(path: Path, wnids: Sequence[str]) -> list[int]:
+    """Like :func:`_ground_truth`, from Kaggle's LOC_val_solution.csv.
+
+    Its rows (any order, after the header) are ``ILSVRC2012_val_<n>,<wnid> <box>
+    ...``; the first WNID is the image's class.  The result is 1-based in *wnids*.
+    """
+    index = {w: i for i, w in enumerate(wnids, 1)}
+    classes = {}
+    for line in read_lines(path):
+        stem, _, boxes = line.partition(",")
+        if stem in ("ImageId", ""):
+            continue
+        match = re.fullmatch(r"ILSVRC2012_val_(\d{8})", stem)
+        wnid = boxes.split(" ", 1)[0]
+        if match is None or wnid not in index:
+            raise CfgError(f"{path}: expected 'ILSVRC2012_val_<8 digits>,<wnid> <box> ...' with a "
+                           f"WNID of the class list, found {line!r}")
+        classes[int(match.group(1))] = index[wnid]
+    absent = next((n for n in range(1, len(classes) + 1) if n not in classes), None)
+    if absent is not None:
+        raise CfgError(f"{path}: no row for {_val_name(absent)}; the rows must cover the "
+                       f"validation images 1..{len(classes)}")
+    if len(wnids) == CLASSES and len(classes) != VAL_IMAGES:
+        log.warning("%s has %d rows, the official file %d", path, len(classes), VAL_IMAGES)
+    return [classes[n] for n in range(1, len(classes) + 1)]
 
 
 # --------------------------------------------------------------------------- boxes
@@ -406,7 +477,7 @@ def _prepare_val(source: Path | None, dest: Path, wnids: Sequence[str],
         return source, 0
     if truth is None:
         raise CfgError("sorting the validation images needs the devkit ground truth "
-                       f"({GROUND_TRUTH}); pass devkit=")
+                       f"({GROUND_TRUTH}; pass devkit=) or Kaggle's {KAGGLE_VAL_SOLUTION}")
     targets = {f"{_val_name(i)}.JPEG": dest / wnids[g - 1] / f"{_val_name(i)}.JPEG"
                for i, g in enumerate(truth, 1)}
     for folder in {t.parent for t in targets.values()}:
@@ -562,8 +633,13 @@ class PrepareReport:
 # --------------------------------------------------------------------------- prepare
 
 
+def _candidates(role: str) -> tuple[str, ...]:
+    """Names in a download folder that hold *role*: official archive, its folder, Kaggle's folder."""
+    return _OFFICIAL[role] + ((_KAGGLE[role],) if role in _KAGGLE else ())
+
+
 def _locate(root: Path | None, role: str, explicit: PathArg | None) -> Path | None:
-    """The source for *role*: the explicit path, else an official name in *root*."""
+    """The source for *role*: the explicit path, else the first candidate in *root*."""
     if explicit is not None:
         path = Path(explicit)
         if not path.exists():
@@ -571,7 +647,26 @@ def _locate(root: Path | None, role: str, explicit: PathArg | None) -> Path | No
         return path
     if root is None:
         return None
-    return next((root / n for n in _OFFICIAL[role] if (root / n).exists()), None)
+    return next((root / n for n in _candidates(role) if (root / n).exists()), None)
+
+
+def _kaggle_file(root: Path | None, name: str) -> Path | None:
+    return root / name if root is not None and (root / name).is_file() else None
+
+
+def _no_images(root: Path | None, sources: dict[str, Path | None]) -> NoImagesError:
+    """The error for a preparation without images, saying where images were looked for."""
+    looked = []
+    for role in ("train", "val"):
+        if sources[role] is not None:
+            looked.append(f"{role}: {sources[role]} holds no image")
+        elif root is not None:
+            looked.append(f"{role}: none of {', '.join(_candidates(role))} in {root}")
+        else:
+            looked.append(f"{role}: no source given ({role}=)")
+    return NoImagesError("no ImageNet image found: " + "; ".join(looked) + " (expected the official "
+                         f"downloads, or Kaggle's layout with {KAGGLE_SYNSETS} and "
+                         f"{KAGGLE_VAL_SOLUTION}; --train/--val name other places)")
 
 
 def _write_outputs(out: Path, synsets: Sequence[Synset], train: list[str], val: list[str]) -> Path:
@@ -603,8 +698,15 @@ def prepare(root: PathArg | None, out: PathArg, *, train: PathArg | None = None,
     (``ILSVRC2012_img_train.tar``, ``ILSVRC2012_img_val.tar``,
     ``ILSVRC2012_devkit_t12.tar.gz``, ``ILSVRC2012_bbox_train_v2.tar.gz``,
     ``ILSVRC2012_bbox_val_v3.tgz``, or folders extracted from them under the same
-    names without the extension); missing ones are skipped.  The keyword paths
-    override single pieces, each an archive or a folder:
+    names without the extension); missing ones are skipped.  Kaggle's layout is
+    detected in *root* too: ``ILSVRC/Data/CLS-LOC/{train,val}`` (``test`` holds
+    no labels and is not used) and ``ILSVRC/Annotations/CLS-LOC/{train,val}``
+    (the XML boxes) are the same images and boxes as the official archives;
+    ``LOC_synset_mapping.txt`` gives the classes (see :func:`read_synsets` for
+    its order) and ``LOC_val_solution.csv`` the validation labels, where no
+    devkit does.  (``LOC_train_solution.csv`` holds the XML's boxes without the
+    image sizes that relative boxes need, so it is not read.)  The keyword
+    paths override single pieces, each an archive or a folder:
 
     * *train*: the train tar, a folder of ``<wnid>.tar`` (unpacked into
       ``out/train``) or of ``<wnid>/`` image folders (used in place);
@@ -625,7 +727,10 @@ def prepare(root: PathArg | None, out: PathArg, *, train: PathArg | None = None,
     are written (:func:`darknetpy.data.check_labelled`; raises ``LabelError``,
     e.g. when *out* itself contains a WNID).
     Missing images are reported in the result; with *strict* they raise
-    :class:`IncompleteError`.  *progress*: tqdm bars on stderr, None = on a TTY.
+    :class:`IncompleteError`.  When no image is found at all, no list and no
+    ``.data`` file are written and :class:`NoImagesError` lists where images
+    were looked for.  *progress*:
+    tqdm bars on stderr, None = on a TTY.
     """
     root_path = None if root is None else Path(root)
     if root_path is not None and not root_path.is_dir():
@@ -633,10 +738,17 @@ def prepare(root: PathArg | None, out: PathArg, *, train: PathArg | None = None,
     sources = {role: _locate(root_path, role, path) for role, path in (
         ("train", train), ("val", val), ("devkit", devkit),
         ("bbox_train", bbox_train), ("bbox_val", bbox_val))}
-    synsets = read_synsets(sources["devkit"], labels_list, names_list)
+    out = Path(out).resolve()
+    if sources["train"] is None and sources["val"] is None \
+            and not (out / "train").is_dir() and not (out / "val").is_dir():
+        raise _no_images(root_path, sources)
+    synsets = read_synsets(sources["devkit"], labels_list, names_list,
+                           _kaggle_file(root_path, KAGGLE_SYNSETS))
     wnids = [s.wnid for s in synsets]
     truth = _ground_truth(sources["devkit"], len(synsets))
-    out = Path(out).resolve()
+    solution = _kaggle_file(root_path, KAGGLE_VAL_SOLUTION)
+    if truth is None and solution is not None:
+        truth = _solution_truth(solution, wnids)
     out.mkdir(parents=True, exist_ok=True)
 
     train_root, train_written = _prepare_train(sources["train"], out / "train", wnids, progress)
@@ -650,6 +762,8 @@ def prepare(root: PathArg | None, out: PathArg, *, train: PathArg | None = None,
 
     train_report, train_list = _train_report(train_root, synsets, train_written)
     val_report, val_list = _val_report(val_root, wnids, truth, val_written)
+    if not train_list and not val_list:
+        raise _no_images(root_path, sources)
     if verify:
         check_labelled(train_list + val_list, wnids)
     data_file = _write_outputs(out, synsets, train_list, val_list)
@@ -778,7 +892,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     ``--progress/--no-progress`` flags set it; they are not added here.
     """
     parser.add_argument("source", help="folder with the official ILSVRC2012 downloads "
-                                       "(archives or extracted folders)")
+                                       "(archives or extracted folders) or Kaggle's copy "
+                                       f"(ILSVRC/, {KAGGLE_SYNSETS}, ...)")
     parser.add_argument("out", help="output folder for the darknet tree, lists and .data file")
     for flag, what in (("--train", "train tar, or folder of <wnid>.tar or <wnid>/"),
                        ("--val", "validation tar, or flat or <wnid>/-sorted folder"),

@@ -1,7 +1,9 @@
 """darknetpy.imagenet: ILSVRC-2012 downloads to darknet lists (spec §9), on a generated tree."""
 import argparse
+import random
 import shutil
 import tarfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
@@ -33,6 +35,41 @@ def fake(tmp_path_factory) -> Path:
 def prepared(fake, tmp_path_factory) -> tuple[Path, imagenet.PrepareReport]:
     out = tmp_path_factory.mktemp("prepared")
     return out, imagenet.prepare(fake, out)
+
+
+def make_kaggle(fake: Path, root: Path) -> Path:
+    """The fake download laid out as Kaggle's ImageNet Object Localization Challenge."""
+    data, boxes = root / "ILSVRC/Data/CLS-LOC", root / "ILSVRC/Annotations/CLS-LOC"
+    with tarfile.open(fake / imagenet.TRAIN_TAR) as outer:
+        for member in outer:
+            with tarfile.open(fileobj=outer.extractfile(member)) as inner:
+                inner.extractall(data / "train" / Path(member.name).stem, **SAFE)
+    for archive, folder in ((imagenet.VAL_TAR, data / "val"), (imagenet.BBOX_TRAIN_TGZ, boxes / "train"),
+                            (imagenet.BBOX_VAL_TGZ, boxes)):          # the val XML sit in val/
+        with tarfile.open(fake / archive) as tar:
+            tar.extractall(folder, **SAFE)
+    (data / "test").mkdir()                                           # unlabelled: never listed
+    shutil.copy(next((data / "val").iterdir()), data / "test" / "ILSVRC2012_test_00000001.JPEG")
+    # WNID-sorted, not in ILSVRC2012_ID order, like the real file
+    (root / imagenet.KAGGLE_SYNSETS).write_text("".join(f"{w} name of {w}, other name\n"
+                                                        for w in sorted(SYNSETS)))
+    for split, csv in (("train", "LOC_train_solution.csv"), ("val", imagenet.KAGGLE_VAL_SOLUTION)):
+        rows = [f"{xml.stem},{solution_boxes(xml)}" for xml in (boxes / split).rglob("*.xml")]
+        random.Random(0).shuffle(rows)
+        (root / csv).write_text("ImageId,PredictionString\n" + "".join(f"{r}\n" for r in rows))
+    return root
+
+
+def solution_boxes(xml: Path) -> str:
+    """An XML's objects as Kaggle's PredictionString: '<wnid> xmin ymin xmax ymax ...'."""
+    return " ".join(" ".join([obj.findtext("name")] + [obj.findtext(f"bndbox/{k}") for k in
+                                                       ("xmin", "ymin", "xmax", "ymax")])
+                    for obj in ET.parse(xml).getroot().iter("object"))
+
+
+@pytest.fixture(scope="module")
+def kaggle(fake, tmp_path_factory) -> Path:
+    return make_kaggle(fake, tmp_path_factory.mktemp("kaggle"))
 
 
 def colour_of(path: Path) -> tuple[int, ...]:
@@ -172,7 +209,7 @@ def test_labels_list_replaces_meta(fake, prepared, tmp_path):
     shutil.copy(fake / imagenet.DEVKIT_DIR / imagenet.GROUND_TRUTH, devkit / imagenet.GROUND_TRUTH)
     labels = tmp_path / "labels.list"
     labels.write_text("".join(f"{w}\n" for w in SYNSETS))
-    with pytest.raises(CfgError, match="meta.mat or a labels list"):
+    with pytest.raises(CfgError, match="meta.mat, Kaggle.s LOC_synset_mapping.txt or a labels list"):
         imagenet.prepare(fake, tmp_path / "out", devkit=devkit)
     report = imagenet.prepare(fake, tmp_path / "out", devkit=devkit, labels_list=labels)
     reference, _ = prepared
@@ -199,6 +236,80 @@ def test_missing_sources(fake, tmp_path):
         imagenet.prepare(tmp_path / "nowhere", tmp_path / "out")
     with pytest.raises(FileNotFoundError):
         imagenet.prepare(fake, tmp_path / "out", val=tmp_path / "no.tar")
+
+
+def relative(out: Path, name: str) -> list:
+    return [Path(p).relative_to(out) for p in data.read_list(out / name)]
+
+
+def test_kaggle_layout_is_prepared_like_the_official_archives(kaggle, prepared, tmp_path):
+    out = tmp_path / "out"
+    report = imagenet.prepare(kaggle, out)
+    assert report.complete and report.classes == 3
+    assert report.train.root == kaggle / "ILSVRC/Data/CLS-LOC/train"          # used in place
+    assert (report.train.found, report.train.written) == (12, 0)
+    assert (report.val.found, report.val.written) == (9, 9)
+    order = sorted(SYNSETS)                                                  # the mapping's order
+    assert data.read_lines(out / "labels.list") == order
+    assert data.read_lines(out / "names.list") == [f"name of {w}" for w in order]
+    reference, _ = prepared
+    # validation images sorted by LOC_val_solution.csv, listed in image-number order
+    assert relative(out, "valid.list") == relative(reference, "valid.list")
+    for path in data.read_list(out / "valid.list"):
+        assert np.allclose(colour_of(Path(path)), COLOURS[Path(path).parent.name], atol=3)
+    train = [Path(p).relative_to(report.train.root) for p in data.read_list(out / "train.list")]
+    assert train == sorted(Path(p).relative_to(reference / "train")
+                           for p in data.read_list(reference / "train.list"))
+    for csv in (imagenet.TRAIN_CSV, imagenet.VAL_CSV):                       # boxes from the XML
+        assert (out / csv).read_text() == (reference / csv).read_text()
+    labels = sorted((out / "labels").rglob("*.txt"))
+    assert len(labels) == 15
+    for label in labels:                  # the same boxes; class indices in the mapping's order
+        ours = label.read_text().split()
+        theirs = (reference / label.relative_to(out)).read_text().split()
+        assert ours[1:] == theirs[1:] and order[int(ours[0])] == SYNSETS[int(theirs[0])]
+
+
+def test_kaggle_layout_with_darknet_class_order(kaggle, prepared, tmp_path):
+    labels = tmp_path / "labels.list"
+    labels.write_text("".join(f"{w}\n" for w in SYNSETS))
+    out = tmp_path / "out"
+    report = imagenet.prepare(kaggle, out, labels_list=labels)
+    reference, _ = prepared
+    assert report.complete and data.read_lines(out / "labels.list") == SYNSETS
+    assert data.read_lines(out / "names.list") == [f"name of {w}" for w in SYNSETS]
+    assert relative(out, "valid.list") == relative(reference, "valid.list")
+    assert tree(out / "labels") == tree(reference / "labels")
+    labels.write_text("".join(f"{w}\n" for w in SYNSETS[:2] + ["n01440764"]))
+    with pytest.raises(CfgError, match="list different synsets"):
+        imagenet.prepare(kaggle, tmp_path / "other", labels_list=labels)
+
+
+def test_kaggle_val_solution_must_cover_every_image(kaggle, tmp_path):
+    source = tmp_path / "kaggle"
+    shutil.copytree(kaggle, source)
+    solution = source / imagenet.KAGGLE_VAL_SOLUTION
+    rows = [r for r in data.read_lines(solution) if not r.startswith("ILSVRC2012_val_00000004,")]
+    solution.write_text("".join(f"{r}\n" for r in rows))
+    with pytest.raises(CfgError, match="no row for ILSVRC2012_val_00000004"):
+        imagenet.prepare(source, tmp_path / "out")
+
+
+def test_source_without_images_is_an_error(kaggle, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(imagenet.NoImagesError) as info:
+        imagenet.prepare(empty, tmp_path / "out")
+    for looked_for in (imagenet.TRAIN_TAR, "ILSVRC2012_img_val", "ILSVRC/Data/CLS-LOC/train",
+                       imagenet.KAGGLE_SYNSETS, imagenet.KAGGLE_VAL_SOLUTION):
+        assert looked_for in str(info.value)
+    assert isinstance(info.value, FileNotFoundError) and not (tmp_path / "out").exists()
+    # Kaggle's files and folders, but no image in them
+    source = tmp_path / "kaggle"
+    shutil.copytree(kaggle, source, ignore=shutil.ignore_patterns("*.JPEG"))
+    with pytest.raises(imagenet.NoImagesError, match="ILSVRC/Data/CLS-LOC/train holds no image"):
+        imagenet.prepare(source, tmp_path / "out")
+    assert not (tmp_path / "out" / imagenet.DATA_FILE).exists()
 
 
 def test_parse_bbox_xml_follows_the_tensorflow_rule():
