@@ -44,7 +44,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .data import PathArg, check_labelled, read_lines
-from .errors import CfgError, DarknetError
+from .errors import CfgError, IncompleteError
 
 __all__ = [
     "IncompleteError",
@@ -89,14 +89,6 @@ _OFFICIAL = {
 _WNID = re.compile(r"n\d{8}")
 _IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 _EXAMPLES = 10
-
-
-class IncompleteError(DarknetError):
-    """``prepare(strict=True)`` found missing images; ``report`` says which."""
-
-    def __init__(self, message: str, report: PrepareReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 def _val_name(number: int) -> str:
