@@ -12,10 +12,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # site directories, in an in-place build, or after an auditwheel that drops entries leaving the wheel.
 import scipy_openblas32  # noqa: E402,F401
 
-from .errors import (CfgError, DarknetError, DeviceError, InputError, OutOfMemoryError, UnsupportedError,
-                     WeightsError)
-from .classifier import (Classification, Classifier, ValidationResult, classify, top_k,
-                         validate_classifier)
+from .errors import (CfgError, DarknetError, DeviceError, IncompleteError, InputError, LabelError,
+                     OutOfMemoryError, UnsupportedError, WeightsError)
+from .results import Classification, ValidationResult, ValidationStep, top_k
+from .classifier import Classifier, classify
+from .validation import validate_classifier
 from .image import center_crop, crop_image, load_image, resize_image, resize_min, to_chw
 from .network import LayerInfo, Network, partial
 from .train import TrainResult, train_classifier
@@ -23,9 +24,10 @@ from .train import TrainResult, train_classifier
 from ._version import __version__
 
 logging.getLogger("darknetpy").addHandler(logging.NullHandler())
+del logging, os, scipy_openblas32   # the namespace holds the public API and submodules only
 
 __all__ = ["Network", "LayerInfo", "partial", "load_image", "resize_image", "resize_min", "crop_image",
            "center_crop", "to_chw", "DarknetError", "CfgError", "WeightsError", "InputError",
-           "UnsupportedError", "DeviceError", "OutOfMemoryError", "train_classifier", "TrainResult",
-           "Classifier", "Classification", "ValidationResult", "classify", "validate_classifier", "top_k",
-           "__version__"]
+           "UnsupportedError", "DeviceError", "OutOfMemoryError", "LabelError", "IncompleteError",
+           "train_classifier", "TrainResult", "Classifier", "Classification", "ValidationResult",
+           "ValidationStep", "classify", "validate_classifier", "top_k", "__version__"]

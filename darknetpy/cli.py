@@ -214,7 +214,7 @@ def _run_classify(args: argparse.Namespace) -> int:
 
 def _run_valid(args: argparse.Namespace) -> int:
     """darknet's validate_classifier_* console (spec §6.4) on stdout."""
-    from .classifier import validate_classifier
+    from .validation import validate_classifier
 
     _warn_device_flags(args)
     single = args.mode == "single"
@@ -244,7 +244,7 @@ def _run_train(args: argparse.Namespace) -> int:
                               progress=args.progress, darknet_log=True, seed=args.seed)
     print(f"Saving weights to {result.final_weights}")
     if args.topk:
-        from .classifier import validate_classifier
+        from .validation import validate_classifier
         from .data import read_data_cfg
 
         data = read_data_cfg(args.data)

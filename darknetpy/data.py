@@ -24,7 +24,7 @@ from typing import Any, Union
 import numpy as np
 
 from .cfgfile import read_options
-from .errors import CfgError, DarknetError
+from .errors import CfgError, LabelError
 
 __all__ = [
     "DataConfig",
@@ -44,17 +44,6 @@ log = logging.getLogger("darknetpy")
 PathArg = Union[str, os.PathLike]
 _LEADING_INT = re.compile(r"[+-]?\d+")
 _EXAMPLES = 5
-
-
-class LabelError(DarknetError, ValueError):
-    """Image paths that do not contain exactly one label (spec §5.5).
-
-    ``check`` holds the full :class:`LabelCheck`; the message explains the fix.
-    """
-
-    def __init__(self, message: str, check: LabelCheck) -> None:
-        super().__init__(message)
-        self.check = check
 
 
 # --------------------------------------------------------------------------- files

@@ -28,9 +28,11 @@ import cv2
 import numpy as np
 
 from . import imagenet
-from .classifier import Classifier, ValidationResult, validate_classifier
+from .classifier import Classifier
 from .data import read_data_cfg, read_list
 from .network import partial
+from .results import ValidationResult
+from .validation import validate_classifier
 
 __all__ = ["CFG", "SHAPES", "DemoResult", "draw_shape", "run_demo"]
 

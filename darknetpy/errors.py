@@ -1,8 +1,15 @@
 """Exceptions raised by darknetpy. Each also derives from the built-in class
 that fits, so ``except ValueError`` keeps working."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .data import LabelCheck
+    from .imagenet import PrepareReport
 
 __all__ = ["DarknetError", "CfgError", "WeightsError", "InputError", "UnsupportedError", "DeviceError",
-           "OutOfMemoryError"]
+           "OutOfMemoryError", "LabelError", "IncompleteError"]
 
 
 class DarknetError(Exception):
@@ -32,3 +39,26 @@ class DeviceError(DarknetError, RuntimeError):
 
 class OutOfMemoryError(DeviceError, MemoryError):
     """An allocation failed; lower batch (or raise subdivisions) or the input size."""
+
+
+class LabelError(DarknetError, ValueError):
+    """Image paths that do not contain exactly one label (spec §5.5).
+
+    ``check`` holds the full :class:`~darknetpy.data.LabelCheck`; the message explains the fix.
+    """
+
+    def __init__(self, message: str, check: LabelCheck) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+class IncompleteError(DarknetError):
+    """``imagenet.prepare(strict=True)`` found missing images; ``report`` says which."""
+
+    def __init__(self, message: str, report: PrepareReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class NoImagesError(DarknetError, FileNotFoundError):
+    """``imagenet.prepare`` found no image; the message lists where it looked."""

@@ -44,7 +44,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .data import PathArg, check_labelled, read_lines
-from .errors import CfgError, DarknetError
+from .errors import CfgError, IncompleteError, NoImagesError
 
 __all__ = [
     "IncompleteError",
@@ -99,18 +99,6 @@ _KAGGLE = {
 _WNID = re.compile(r"n\d{8}")
 _IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 _EXAMPLES = 10
-
-
-class IncompleteError(DarknetError):
-    """``prepare(strict=True)`` found missing images; ``report`` says which."""
-
-    def __init__(self, message: str, report: PrepareReport) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-class NoImagesError(DarknetError, FileNotFoundError):
-    """:func:`prepare` found no image; the message lists where it looked."""
 
 
 def _val_name(number: int) -> str:

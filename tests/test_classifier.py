@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 import darknetpy as dn
-from darknetpy import classifier as C
-from darknetpy.data import LabelError
-from darknetpy.errors import CfgError
+from darknetpy.errors import CfgError, LabelError
+from darknetpy.results import c_float
+from darknetpy.validation import _resized_cfg
 
 from conftest import COLOURS, VALID_ORDER, oracle_lines
 
 @pytest.fixture(scope="module")
 def clf(colors):
-    with C.Classifier(colors["cfg"], colors["weights"], data=colors["data"]) as c:
+    with dn.Classifier(colors["cfg"], colors["weights"], data=colors["data"]) as c:
         yield c
 
 
@@ -21,23 +21,23 @@ def clf(colors):
 
 
 def test_top_k_ties_keep_the_lower_index():
-    assert C.top_k(np.array([1, 3, 3, 2, 3], np.float32), 3).tolist() == [1, 2, 4]
-    assert C.top_k(np.array([0.0, -0.0, 0.0], np.float32), 2).tolist() == [0, 1]
-    assert C.top_k(np.array([5, 1], np.float32), 10).tolist() == [0, 1]   # k clamped
+    assert dn.top_k(np.array([1, 3, 3, 2, 3], np.float32), 3).tolist() == [1, 2, 4]
+    assert dn.top_k(np.array([0.0, -0.0, 0.0], np.float32), 2).tolist() == [0, 1]
+    assert dn.top_k(np.array([5, 1], np.float32), 10).tolist() == [0, 1]   # k clamped
 
 
 def test_top_k_nan_never_displaces():
     nan = np.nan
-    assert C.top_k(np.full(6, nan, np.float32), 5).tolist() == [0, 1, 2, 3, 4]
+    assert dn.top_k(np.full(6, nan, np.float32), 5).tolist() == [0, 1, 2, 3, 4]
     # NaN fills the empty slot 0 and stays there; 0.9 then goes before 0.5 only
-    assert C.top_k(np.array([nan, 0.5, 0.9], np.float32), 2).tolist() == [0, 2]
-    assert C.top_k(np.array([0.2, nan, 0.7, 0.1], np.float32), 3).tolist() == [2, 0, 1]
+    assert dn.top_k(np.array([nan, 0.5, 0.9], np.float32), 2).tolist() == [0, 2]
+    assert dn.top_k(np.array([0.2, nan, 0.7, 0.1], np.float32), 3).tolist() == [2, 0, 1]
 
 
 def test_c_float_spells_nan_like_glibc():
-    assert C.c_float(np.float32(0.5)) == "0.500000"
-    assert C.c_float(-np.float32(np.nan)) == "-nan"
-    assert C.c_float(np.float32(np.nan)) == "nan"
+    assert c_float(np.float32(0.5)) == "0.500000"
+    assert c_float(-np.float32(np.nan)) == "-nan"
+    assert c_float(np.float32(np.nan)) == "nan"
 
 
 # --------------------------------------------------------------------------- predict
@@ -60,9 +60,9 @@ def test_numpy_bgr_rgb_float_and_file_agree(clf, colors):
                   clf.predict(dn.load_image(path), top=4), clf.predict(clf.preprocess(path), top=4)):
         np.testing.assert_array_equal(other.output, from_file.output)
         assert other.pairs() == from_file.pairs()
-    assert C.classify(clf, bgr, top=4) == from_file.pairs()
-    net_pairs = C.classify(clf.network, bgr, top=4, names=list(COLOURS))
-    assert net_pairs == from_file.pairs()
+    classified = dn.classify(clf, bgr, top=4)
+    assert isinstance(classified, dn.Classification) and list(classified) == from_file.pairs()
+    assert dn.classify(clf.network, bgr, top=4, names=list(COLOURS)).pairs() == from_file.pairs()
 
 
 def test_batches(clf, colors):
@@ -73,7 +73,7 @@ def test_batches(clf, colors):
     floats = clf.predict(np.stack([clf.preprocess(p) for p in paths]), top=3)
     for batch in (as_list, stacked, floats):
         assert [r.pairs() for r in batch] == [r.pairs() for r in singles]
-    assert C.classify(clf, paths, top=1) == [[r.pairs()[0]] for r in singles]
+    assert [r.pairs() for r in dn.classify(clf, paths, top=1)] == [[r.pairs()[0]] for r in singles]
 
 
 def test_bad_inputs_say_what_is_accepted(clf):
@@ -91,22 +91,22 @@ def test_class_count_check(colors, tmp_path):
     data = tmp_path / "three.data"
     data.write_text(f"classes=3\nlabels={colors['root'] / 'labels.txt'}\n")
     with pytest.raises(CfgError, match="num of filters = 4 .* classes = 3"):
-        C.Classifier(colors["cfg"], colors["weights"], data=data)
+        dn.Classifier(colors["cfg"], colors["weights"], data=data)
 
 
 @pytest.mark.parametrize("cfg,section", [("oracle/yolov4-tiny/yolov4-tiny.cfg", "yolo"),
                                          ("darknet/cfg/yolov2-tiny.cfg", "region")])
 def test_detector_pitfall(shared, colors, cfg, section):
     with pytest.raises(CfgError, match=rf"last layer is \[{section}\].*detector.*0\.001"):
-        C.Classifier(shared / cfg, None, data=colors["data"])
+        dn.Classifier(shared / cfg, None, data=colors["data"])
     with pytest.raises(CfgError, match="detector"):
-        C.validate_classifier(colors["data"], shared / cfg, None)
+        dn.validate_classifier(colors["data"], shared / cfg, None)
 
 
 def test_detector_network_passed_to_classify(oracle):
     with dn.Network(oracle / "yolov4-tiny" / "yolov4-tiny.cfg") as net:
         with pytest.raises(CfgError, match="detector"):
-            C.classify(net, np.zeros((416, 416, 3), np.uint8))
+            dn.classify(net, np.zeros((416, 416, 3), np.uint8))
 
 
 # --------------------------------------------------------------------------- valid
@@ -114,11 +114,11 @@ def test_detector_network_passed_to_classify(oracle):
 
 def test_valid_reproduces_upstream_lines(oracle, colors):
     steps = []
-    result = C.validate_classifier(colors["data"], colors["cfg"], colors["weights"], confusion=True,
+    result = dn.validate_classifier(colors["data"], colors["cfg"], colors["weights"], confusion=True,
                                    progress=False, workers=2, on_step=steps.append)
     assert [s.text for s in steps] == oracle_lines(oracle, "classifier_valid_20iter.console.txt")
     assert str(result) == steps[-1].text
-    assert (result.top1, result.topk, result.k, result.count, result.n) == (0.5, 0.75, 2, 40, 40)
+    assert (result.top1, result.topk, result.k, result.count) == (0.5, 0.75, 2, 40)
     np.testing.assert_array_equal(result.per_class, [1, 0, 1, 0])
     np.testing.assert_array_equal(result.class_counts, [10, 10, 10, 10])
     assert result.confusion.sum() == 40 and np.trace(result.confusion) == 20
@@ -131,8 +131,8 @@ def test_valid_refuses_the_shared_path_pitfall(oracle, colors, tmp_path):
     data = tmp_path / "pit.data"
     data.write_text(f"classes=4\nvalid={tmp_path / 'v.list'}\nlabels={colors['root'] / 'labels.txt'}\n")
     with pytest.raises(LabelError, match="shared"):
-        C.validate_classifier(data, colors["cfg"], colors["weights"])
-    upstream = C.validate_classifier(data, colors["cfg"], colors["weights"], allow_ambiguous=True,
+        dn.validate_classifier(data, colors["cfg"], colors["weights"])
+    upstream = dn.validate_classifier(data, colors["cfg"], colors["weights"], allow_ambiguous=True,
                                      progress=False)
     assert upstream.class_counts.tolist() == [40, 0, 0, 0]
 
@@ -145,8 +145,8 @@ def test_unlabelled_and_unreadable(colors, tmp_path):
     data = tmp_path / "u.data"
     data.write_text(f"classes=4\nvalid={tmp_path / 'v.list'}\nlabels={colors['root'] / 'labels.txt'}\n")
     with pytest.raises(LabelError, match="nolabel"):
-        C.validate_classifier(data, colors["cfg"], colors["weights"])
-    r = C.validate_classifier(data, colors["cfg"], colors["weights"], allow_ambiguous=True, progress=False)
+        dn.validate_classifier(data, colors["cfg"], colors["weights"])
+    r = dn.validate_classifier(data, colors["cfg"], colors["weights"], allow_ambiguous=True, progress=False)
     assert r.count == 3 and r.unlabelled == 1 and len(r.unreadable) == 2
     assert r.k == 1
 
@@ -154,7 +154,7 @@ def test_unlabelled_and_unreadable(colors, tmp_path):
 @pytest.mark.parametrize("mode", ["10", "full", "multi", "crop"])
 def test_other_modes(colors, mode):
     steps = []
-    r = C.validate_classifier(colors["data"], colors["cfg"], colors["weights"], mode=mode, progress=False,
+    r = dn.validate_classifier(colors["data"], colors["cfg"], colors["weights"], mode=mode, progress=False,
                               on_step=steps.append)
     assert r.count == 40 and r.mode == mode and 0.25 <= r.top1 <= 1
     assert len(steps) == (1 if mode == "crop" else 40)
@@ -165,18 +165,18 @@ def test_other_modes(colors, mode):
 def test_full_mode_is_single_unfused_when_no_crop_is_needed(colors):
     """Images are 64x64 and the net 32x32: resize_min gives the net size, so validfull's
     rebuilt network sees the same input as valid (up to BN fusion)."""
-    single = C.validate_classifier(colors["data"], colors["cfg"], colors["weights"], progress=False)
-    full = C.validate_classifier(colors["data"], colors["cfg"], colors["weights"], mode="full",
+    single = dn.validate_classifier(colors["data"], colors["cfg"], colors["weights"], progress=False)
+    full = dn.validate_classifier(colors["data"], colors["cfg"], colors["weights"], mode="full",
                                  progress=False)
     assert (full.top1, full.topk) == (single.top1, single.topk)
 
 
 def test_resized_cfg_replaces_only_the_net_section():
     text = "[net]\n# c\n width = 224\nheight=224\nchannels=3\n[convolutional]\nwidth=7\n"
-    out = C._resized_cfg(text, 300, 200)
+    out = _resized_cfg(text, 300, 200)
     assert out == "[net]\nwidth=300\nheight=200\n# c\nchannels=3\n[convolutional]\nwidth=7\n"
 
 
 def test_bad_mode():
     with pytest.raises(ValueError, match="single"):
-        C.validate_classifier("x.data", "x.cfg", None, mode="five")
+        dn.validate_classifier("x.data", "x.cfg", None, mode="five")

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from darknetpy import classifier as C
-from darknetpy import cli, imagenet
+import darknetpy as dn
+from darknetpy import cli, imagenet, validation
 
 from conftest import oracle_lines, package_env
 
@@ -37,7 +37,7 @@ def test_predict_prints_upstream_lines(oracle, colors, capsys):
     assert lines[:2] == expected[-6:-4] == [" classes = 4, output in cfg = 0 ", "32 32"]
     assert re.fullmatch(re.escape(str(image)) + r": Predicted in \d+\.\d{6} milli-seconds\.", lines[2])
     assert lines[3:] == expected[-3:] == ["red: 1.000000", "green: 0.000000", ""]
-    with C.Classifier(colors["cfg"], colors["weights"], data=colors["data"]) as clf:
+    with dn.Classifier(colors["cfg"], colors["weights"], data=colors["data"]) as clf:
         assert "\n".join(lines[3:5]) == str(clf.predict(image, top=None))   # Python == CLI
 
 
@@ -63,7 +63,7 @@ def test_valid_prints_upstream_lines(oracle, colors, capsys):
     expected = (oracle / "cli" / "classifier_valid_20iter.console.txt").read_text()
     assert out == expected[expected.index(" TOP calculation..."):]
     assert not out.endswith("\n")
-    python = C.validate_classifier(colors["data"], colors["cfg"], colors["weights"], progress=False)
+    python = dn.validate_classifier(colors["data"], colors["cfg"], colors["weights"], progress=False)
     assert out.split("\n")[-1] == str(python)                                # Python == CLI
     assert out.split("\n")[2:] == oracle_lines(oracle, "classifier_valid_20iter.console.txt")
 
@@ -125,7 +125,7 @@ def test_ctrl_c_exits_130(colors, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(C, "validate_classifier", interrupted)
+    monkeypatch.setattr(validation, "validate_classifier", interrupted)
     rc, _, err = run(capsys, "classifier", "valid", colors["data"], colors["cfg"], colors["weights"])
     assert rc == 130
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import darknetpy as dn
-from darknetpy.data import LabelError
+from darknetpy.errors import LabelError
 from darknetpy.train import _Augment, _distort, augment_image
 
 SHAPES = ("hbar", "vbar", "square", "plus")

@@ -1,0 +1,81 @@
+"""Type stub of the Cython extension (src_ext/_libdarknet.pyx): thin handles over libdarknet.
+Engine failures raise darknetpy.errors types (CfgError, WeightsError, InputError, OutOfMemoryError,
+UnsupportedError, DarknetError), FileNotFoundError, OSError or KeyboardInterrupt (cancelled)."""
+from typing import Optional, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float32]
+
+
+class NetInfo(TypedDict):
+    """The [net] values as parsed (dn_net_info)."""
+    width: int
+    height: int
+    channels: int
+    inputs: int
+    batch: int
+    cfg_batch: int
+    subdivisions: int
+    max_batches: int
+    learning_rate: float
+    momentum: float
+    decay: float
+    burn_in: int
+    power: float
+    angle: float
+    aspect: float
+    saturation: float
+    exposure: float
+    hue: float
+    min_crop: int
+    max_crop: int
+    flip: int
+    label_smooth_eps: float
+    seen: int
+    cur_iteration: int
+    train: int
+    fused: int
+    n_layers: int
+    output_layer: int
+    outputs: int
+
+
+class LayerInfoDict(TypedDict):
+    """One row of darknet's layer table (the fields of darknetpy.LayerInfo)."""
+    index: int
+    type: str
+    input_shape: tuple[int, int, int]
+    inputs: int
+    output_shape: tuple[int, int, int]
+    outputs: int
+    batch_normalize: bool
+    n_weights: int
+    bflops: float
+    summary: str
+
+
+def set_threads(threads: int) -> None: ...
+def resize_image(src: Floats, w: int, h: int) -> Floats: ...
+
+
+class NetworkHandle:
+    """Owns one dn_network; not thread-safe. Methods raise ValueError after close()."""
+
+    def __init__(self, cfg_path: str, batch: int) -> None: ...
+    def close(self) -> None: ...
+    def info(self) -> NetInfo: ...
+    def layer_info(self, index: int) -> LayerInfoDict: ...
+    def load_weights(self, path: str, cutoff: int) -> int: ...
+    def save_weights(self, path: str, cutoff: int) -> None: ...
+    def set_counters(self, seen: int, cur_iteration: int) -> None: ...
+    def fuse(self) -> None: ...
+    def seed(self, seed: int) -> None: ...
+    def forward(self, x: Floats) -> None: ...
+    def layer_output(self, index: int) -> Floats: ...
+    def train_step(self, x: Floats, y: Floats) -> float: ...
+    def backward(self, x: Floats, y: Floats, want_input_delta: bool) -> tuple[float, Optional[Floats]]: ...
+    def param(self, index: int, name: str) -> tuple[Floats, Optional[Floats]]: ...
+    def set_param(self, index: int, name: str, values: Floats) -> None: ...
+    def current_rate(self) -> float: ...
