@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from .imagenet import PrepareReport
 
 __all__ = ["DarknetError", "CfgError", "WeightsError", "InputError", "UnsupportedError", "DeviceError",
-           "OutOfMemoryError", "LabelError", "IncompleteError"]
+           "OutOfMemoryError", "LabelError", "IncompleteError", "NoImagesError"]
 
 
 class DarknetError(Exception):
