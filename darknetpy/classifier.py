@@ -21,6 +21,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from .cfgfile import read_cfg
 from .data import DataConfig, read_data_cfg, read_lines
 from .errors import CfgError, InputError
 from .image import center_crop, load_image, resize_min, to_chw
@@ -39,15 +40,8 @@ DETECTOR_SECTIONS = ("yolo", "region", "detection", "gaussian_yolo")
 
 def _last_section(cfg: PathLike) -> str:
     """Name (lower case) of the last layer section of a cfg, ignoring ``[cost]``."""
-    last = ""
-    with open(cfg, encoding="utf-8", errors="replace") as f:
-        for raw in f:
-            line = "".join(raw.split())
-            if line.startswith("[") and line.endswith("]"):
-                name = line[1:-1].lower()
-                if name not in ("net", "network", "cost"):
-                    last = name
-    return last
+    names = [sec.name for sec in read_cfg(cfg)[1:]]
+    return next((name for name in reversed(names) if name != "cost"), "")
 
 
 def _detector_error(cfg: PathLike, section: str, classes: Optional[int] = None) -> CfgError:

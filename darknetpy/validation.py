@@ -7,12 +7,10 @@ import itertools
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -32,7 +30,6 @@ log = logging.getLogger("darknetpy")
 VALID_MODES = ("single", "10", "full", "multi", "crop")
 MULTI_SCALES = (224, 288, 320, 352, 384)
 VALID10_OFFSETS = ((-32, -32), (32, -32), (0, 0), (-32, 32), (32, 32))
-_SIZED_NETWORKS = 4   # networks kept per size by validfull/validmulti
 
 
 @dataclass
@@ -112,56 +109,20 @@ def _prefetch(fn: Callable[[str], Any], items: Sequence[str], workers: int) -> I
                 f.cancel()
 
 
-def _resized_cfg(cfg_text: str, width: int, height: int) -> str:
-    """*cfg_text* with the [net] width/height replaced (the first section only)."""
-    out, in_net, done = [], False, False
-    for line in cfg_text.splitlines():
-        key = "".join(line.split()).split("=", 1)[0]
-        if key.startswith("["):
-            in_net = not done and key.lower() in ("[net]", "[network]")
-            out.append(line)
-            if in_net:
-                out += [f"width={width}", f"height={height}"]
-                done = True
-            continue
-        if in_net and key in ("width", "height"):
-            continue
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
 class _SizedNetworks:
-    """Unfused batch-1 networks of one cfg + weights at any input size (validfull/validmulti).
-
-    libdarknet cannot resize a built network, so each size is rebuilt from the
-    cfg with width/height replaced and the same weights (identical records for
-    convolutional networks); the last few sizes are kept.
-    """
+    """One unfused batch-1 network of cfg + weights, resized to each input size it is asked
+    for (validfull/validmulti; upstream's resize_network)."""
 
     def __init__(self, cfg: PathLike, weights: Optional[PathLike], threads: Optional[int]):
-        self._text = Path(cfg).read_text(encoding="utf-8", errors="surrogateescape")
-        self._weights = weights
-        self._threads = threads
-        self._dir = tempfile.TemporaryDirectory(prefix="darknetpy-sized-")
-        self._nets: collections.OrderedDict[tuple[int, int], Network] = collections.OrderedDict()
+        self._net = Network(cfg, weights, batch=1, fuse=False, threads=threads)
 
     def get(self, width: int, height: int) -> Network:
-        key = (width, height)
-        if key in self._nets:
-            self._nets.move_to_end(key)
-            return self._nets[key]
-        path = Path(self._dir.name) / f"net_{width}x{height}.cfg"
-        path.write_text(_resized_cfg(self._text, width, height), encoding="utf-8", errors="surrogateescape")
-        net = Network(path, self._weights, batch=1, fuse=False, threads=self._threads)
-        self._nets[key] = net
-        if len(self._nets) > _SIZED_NETWORKS:
-            self._nets.popitem(last=False)[1].close()
-        return net
+        if (self._net.width, self._net.height) != (width, height):
+            self._net.resize(width, height)
+        return self._net
 
     def close(self) -> None:
-        for net in self._nets.values():
-            net.close()
-        self._dir.cleanup()
+        self._net.close()
 
 
 def _flip(im: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ import pytest
 import darknetpy as dn
 from darknetpy.errors import CfgError, LabelError
 from darknetpy.results import c_float
-from darknetpy.validation import _resized_cfg
 
 from conftest import COLOURS, VALID_ORDER, oracle_lines
 
@@ -169,12 +168,6 @@ def test_full_mode_is_single_unfused_when_no_crop_is_needed(colors):
     full = dn.validate_classifier(colors["data"], colors["cfg"], colors["weights"], mode="full",
                                  progress=False)
     assert (full.top1, full.topk) == (single.top1, single.topk)
-
-
-def test_resized_cfg_replaces_only_the_net_section():
-    text = "[net]\n# c\n width = 224\nheight=224\nchannels=3\n[convolutional]\nwidth=7\n"
-    out = _resized_cfg(text, 300, 200)
-    assert out == "[net]\nwidth=300\nheight=200\n# c\nchannels=3\n[convolutional]\nwidth=7\n"
 
 
 def test_bad_mode():
