@@ -24,7 +24,7 @@ import numpy as np
 from .cfgfile import read_cfg
 from .data import DataConfig, read_data_cfg, read_lines
 from .errors import CfgError, InputError
-from .image import center_crop, load_image, resize_min, to_chw
+from .image import load_image, resize_min_center_crop, to_chw
 from .network import Network, PathLike
 from .results import Classification, top_k
 
@@ -107,7 +107,7 @@ def preprocess(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """darknet's predict/valid pipeline (spec §5.4): ``resize_min(width)`` then a
     centre crop of width x height.  *image* is float32 RGB (C, H, W); returns a
     new or the same array of shape (C, height, width)."""
-    return center_crop(resize_min(image, width), width, height)
+    return resize_min_center_crop(image, width, width, height)
 
 
 def _prepare(image: Any, net: Network, channel_order: str) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from . import _libdarknet
 from .errors import InputError
 
-__all__ = ["load_image", "to_chw", "resize_image", "resize_min", "crop_image", "center_crop"]
+__all__ = ["load_image", "to_chw", "resize_image", "resize_min", "resize_min_center_crop", "crop_image", "center_crop"]
 
 
 def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
@@ -68,6 +68,18 @@ def resize_min(im: np.ndarray, m: int) -> np.ndarray:
     else:
         nw, nh = w * m // h, m
     return im if (nw, nh) == (w, h) else _libdarknet.resize_image(im, nw, nh)
+
+
+def resize_min_center_crop(im: np.ndarray, m: int, w: int, h: int) -> np.ndarray:
+    """``center_crop(resize_min(im, m), w, h)`` with the same values, computing only the
+    cropped window: a very long image (1 x 20000) does not make a huge intermediate."""
+    im = _check_chw(im)
+    _, ih, iw = im.shape
+    nw, nh = (m, ih * m // iw) if iw < ih else (iw * m // ih, m)
+    dx, dy = int((nw - w) / 2), int((nh - h) / 2)
+    if (nw, nh) == (iw, ih) or dx < 0 or dy < 0 or dx + w > nw or dy + h > nh or max(nw, nh) >= 2**31:
+        return center_crop(resize_min(im, m), w, h)
+    return _libdarknet.resize_image_window(im, nw, nh, dx, dy, w, h)
 
 
 def crop_image(im: np.ndarray, dx: int, dy: int, w: int, h: int) -> np.ndarray:

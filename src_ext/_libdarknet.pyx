@@ -60,6 +60,18 @@ cdef int _finish(dn_status st, int caught) except -1:
     return _check(st)
 
 
+def resize_image_window(const float[:, :, ::1] src, int w, int h, int x0, int y0, int cw, int ch):
+    """The (c, ch, cw) window at (x0, y0) of darknet's resize of src to (c, h, w)."""
+    out = np.empty((src.shape[0], ch, cw), dtype=np.float32)
+    cdef float[:, :, ::1] dst = out
+    cdef dn_status st
+    with nogil:
+        st = dn_resize_image_window(&src[0, 0, 0], <int>src.shape[0], <int>src.shape[1], <int>src.shape[2],
+                                    &dst[0, 0, 0], h, w, x0, y0, cw, ch)
+    _check(st)
+    return out
+
+
 def cfg_sections(path, bint sections):
     """darknet's key=value reader: [(type, line, [(key, value, line), ...]), ...]."""
     cdef bytes b = os.fsencode(path)

@@ -90,6 +90,8 @@ cdef extern from "darknet.h" nogil:
     float dn_network_current_rate(const dn_network *net)
     void dn_network_seed(dn_network *net, uint64_t seed)
     dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow)
+    dn_status dn_resize_image_window(const float *src, int c, int h, int w, float *dst, int oh, int ow, int x0,
+                                     int y0, int cw, int ch)
 
 
 cdef extern from "interrupt.h":

@@ -4,6 +4,7 @@ import pytest
 
 import darknetpy as dn
 from conftest import read_f32
+from darknetpy.image import resize_min_center_crop
 
 
 @pytest.mark.parametrize("name,size", [("astronaut", 224), ("astronaut", 416), ("chelsea", 224)])
@@ -41,3 +42,26 @@ def test_to_chw_channel_order():
     np.testing.assert_array_equal(dn.to_chw(bgr[..., ::-1].copy(), "rgb"), chw)
     with pytest.raises(TypeError):
         dn.to_chw(bgr.astype(np.float64))
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 300), (3, 300, 41), (1, 97, 97), (3, 224, 224), (3, 500, 223)])
+def test_resize_min_center_crop_equals_resize_then_crop(shape):
+    im = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
+    full = dn.center_crop(dn.resize_min(im, 224), 224, 200)
+    np.testing.assert_array_equal(resize_min_center_crop(im, 224, 224, 200), full)
+
+
+def test_a_very_long_image_is_cropped_before_it_is_resized():
+    """1 x 20000 would resize to 224 x 4480000 (12 GB); only the crop is computed. Each output
+    column is then darknet's vertical interpolation of the single source column (NumPy, float32)."""
+    h, oh = 20000, 20000 * 224
+    im = np.random.default_rng(0).random((3, h, 1), dtype=np.float32)
+    out = resize_min_center_crop(im, 224, 224, 224)
+    assert out.shape == (3, 224, 224)
+    rows = np.arange(oh // 2 - 112, oh // 2 + 112)
+    sy = rows.astype(np.float32) * (np.float32(h - 1) / np.float32(oh - 1))
+    iy = sy.astype(np.int64)
+    dy = sy - iy.astype(np.float32)
+    col = im[:, :, 0]
+    expect = (np.float32(1) - dy) * col[:, iy] + dy * col[:, iy + 1]
+    np.testing.assert_array_equal(out, np.repeat(expect[:, :, None], 224, axis=2))

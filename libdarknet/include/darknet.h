@@ -195,6 +195,10 @@ void dn_network_seed(dn_network *net, uint64_t seed);
  * pass first, with upstream's last-row quirk. src (c, h, w) -> dst (c, oh, ow).
  */
 dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow);
+/* The cw x ch window at (x0, y0) of that resize, computed alone (same values, no full-size buffer):
+   darknet's resize-then-crop for images whose resize would not fit in memory. dst is (c, ch, cw). */
+dn_status dn_resize_image_window(const float *src, int c, int h, int w, float *dst, int oh, int ow, int x0, int y0,
+                                 int cw, int ch);
 
 /*
  * darknet's key=value reader (spec §1.1), for .cfg and .data files: all
