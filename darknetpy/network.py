@@ -9,7 +9,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _libdarknet
-from .errors import InputError
+from .errors import InputError, OutOfMemoryError
 
 PathLike = Union[str, os.PathLike]
 
@@ -46,7 +46,9 @@ class Network:
     images per forward, with batch norm folded into the convolutions when
     ``fuse`` is true (what darknet's ``classifier predict``/``valid`` do).
     ``batch=None`` builds the cfg's mini-batch (batch/subdivisions) with training
-    buffers, for :meth:`train_step`.
+    buffers, for :meth:`train_step`. ``threads`` sets this network's CPU threads;
+    ``max_memory`` (bytes) refuses, with OutOfMemoryError naming the batch that fits, a
+    network that would need more (the engine always refuses more than the machine has).
 
     Calls on one Network are serialised by a lock and release the GIL inside
     the engine; for parallel throughput use one Network per thread. Results are
@@ -55,13 +57,15 @@ class Network:
     """
 
     def __init__(self, cfg: PathLike, weights: Optional[PathLike] = None, batch: Optional[int] = 1, *,
-                 fuse: bool = True, threads: Optional[int] = None):
+                 fuse: bool = True, threads: Optional[int] = None, max_memory: Optional[int] = None):
         if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
             raise ValueError(f"batch must be a positive int or None (the cfg's batch), not {batch!r}")
         self.cfg_path = os.fspath(cfg)
         self.weights_path: Optional[str] = None
         self._lock = threading.Lock()
         self._handle = _libdarknet.NetworkHandle(self.cfg_path, 0 if batch is None else int(batch))
+        if max_memory is not None:
+            self._check_memory(int(max_memory))
         if threads is not None:
             self._handle.set_threads(int(threads))
         if fuse:
@@ -70,6 +74,22 @@ class Network:
         self._read_shapes()
         if weights is not None:
             self.load_weights(weights)
+
+    def _check_memory(self, limit: int) -> None:
+        """Refuse a network that needs more than ``limit`` bytes (nothing is touched yet:
+        the engine reserves memory lazily). The engine itself refuses what the machine lacks."""
+        need = self._handle.memory()
+        total = sum(need.values())
+        if total <= limit:
+            return
+        info = self._handle.info()
+        per_image = need["activations"] / info["batch"]
+        fits = int((limit - total + need["activations"]) // per_image) if per_image else 0
+        self._handle.close()
+        hint = (f"a batch of {fits} fits" if fits >= 1 else "the weights alone do not fit: use a smaller model "
+                "or input size")
+        raise OutOfMemoryError(f"{self.cfg_path}: the network with batch {info['batch']} needs {total >> 20} MiB, "
+                               f"more than max_memory={limit >> 20} MiB; {hint}")
 
     def _read_shapes(self) -> None:
         info = self._handle.info()

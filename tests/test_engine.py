@@ -314,3 +314,13 @@ def test_cfg_reader_is_the_engines(tmp_path):
     data = tmp_path / "d.data"
     data.write_text("classes = 2\nnames=x.names\nresults\n")
     assert read_options(data) == [("classes", "2", 1), ("names", "x.names", 2), ("results", "", 3)]
+
+
+def test_max_memory_names_the_batch_that_fits(tmp_path):
+    cfg = write_cfg(tmp_path, 128, 128)
+    need = dn.Network(cfg, batch=8).memory()
+    per_image = need["activations"] // 8
+    limit = sum(need.values()) - 3 * per_image  # room for 5 images
+    with pytest.raises(dn.OutOfMemoryError, match="a batch of 5 fits"):
+        dn.Network(cfg, batch=8, max_memory=limit)
+    dn.Network(cfg, batch=5, max_memory=limit).close()
