@@ -4,7 +4,7 @@
 them, or Kaggle's copy (the "ImageNet Object Localization Challenge" layout) into::
 
     OUT/train/<wnid>/<wnid>_<n>.JPEG                  one folder per synset
-    OUT/val/<wnid>/ILSVRC2012_val_<8 digits>.JPEG     sorted with the devkit ground truth
+    OUT/val/<wnid>/ILSVRC2012_val_<8 digits>.JPEG     sorted with the ground truth (devkit or Kaggle CSV)
     OUT/labels/{train,val}/<wnid>/<image stem>.txt     YOLO boxes "<class> <xc> <yc> <w> <h>"
     OUT/imagenet_2012_bounding_boxes.csv               train boxes, TensorFlow inception format
     OUT/imagenet_2012_validation_bounding_boxes.csv    validation boxes, same format
