@@ -50,7 +50,7 @@ def _detector_error(cfg: PathLike, section: str, classes: Optional[int] = None) 
         f"{os.fspath(cfg)}: the last layer is [{section}], so this is a detector cfg, not a classifier. "
         "classifier predict/valid rank the first `classes` values of the network output; for a detector "
         "those are box coordinates and objectness scores of the first grid cells, not class scores, so "
-        f"top-1 would be about {chance} (0.001 with imagenet1k.data) (spec §8.3). Use a classification cfg "
+        f"top-1 would be about {chance} (0.001 with imagenet1k.data). Use a classification cfg "
         "(e.g. darknet19.cfg, darknet53.cfg) with its weights, or a detector API for detection.")
 
 

@@ -73,7 +73,7 @@ def _add_classifier(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
     _darknet_flags(predict)
     predict.set_defaults(run=_run_predict)
     for verb, mode in _VALID_VERBS.items():
-        v = _verb(verbs, verb, f"top-1/top-k accuracy on the .data valid list ({mode} mode, spec §6.4)",
+        v = _verb(verbs, verb, f"top-1/top-k accuracy on the .data valid list ({mode} mode, as darknet's classifier valid)",
                   common)
         _data_cfg_weights(v)
         v.add_argument("--allow-ambiguous", action="store_true",
@@ -81,7 +81,7 @@ def _add_classifier(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
         v.add_argument("--workers", type=int, metavar="N", help="image decoding threads (default: up to 4)")
         _darknet_flags(v)
         v.set_defaults(run=_run_valid, mode=mode)
-    train = _verb(verbs, "train", "train a classifier on the .data train list (spec §4.8)", common)
+    train = _verb(verbs, "train", "train a classifier on the .data train list, as darknet's classifier train", common)
     _data_cfg_weights(train)
     train.add_argument("-clear", action="store_true",
                        help="reset the images seen and the iteration after loading weights")
