@@ -24,7 +24,8 @@ def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
     try:
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV allows
-        raise InputError(f"cannot decode image {path}: {str(e).strip().splitlines()[-1]}") from None
+        raise InputError(f"cannot decode image {path}: OpenCV refuses it ({str(e).strip().splitlines()[-1]}); "
+                         "is its header corrupt or its size absurd?") from None
     if bgr is None:
         raise InputError(f"cannot decode image {path}: not an image OpenCV reads (or corrupt)")
     return to_chw(bgr, "bgr")
