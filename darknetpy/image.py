@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _libdarknet
 from .errors import InputError
+from .paths import existing_file
 
 __all__ = ["load_image", "to_chw", "resize_image", "resize_min", "resize_min_center_crop", "crop_image", "center_crop"]
 
@@ -19,11 +20,14 @@ def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
     """darknet's ``load_image_color``: decode with OpenCV, RGB float32 CHW in [0, 1]."""
     import cv2
 
-    bgr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    path = existing_file(path, "image")
+    try:
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV allows
+        raise InputError(f"cannot decode image {path}: OpenCV refuses it ({str(e).strip().splitlines()[-1]}); "
+                         "is its header corrupt or its size absurd?") from None
     if bgr is None:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"image not found: {os.fspath(path)}")
-        raise InputError(f"cannot decode image {os.fspath(path)}")
+        raise InputError(f"cannot decode image {path}: not an image OpenCV reads (or corrupt)")
     return to_chw(bgr, "bgr")
 
 
@@ -39,6 +43,8 @@ def to_chw(image: np.ndarray, channel_order: str = "bgr") -> np.ndarray:
         a = np.repeat(a[:, :, None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] != 3:
         raise InputError(f"expected a uint8 (H, W, 3) or (H, W) image, got shape {a.shape}")
+    if a.size == 0:
+        raise InputError(f"the image {a.shape} is empty; height and width must be at least 1")
     if channel_order == "bgr":
         a = a[:, :, ::-1]
     return np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32) / np.float32(255)
@@ -48,12 +54,21 @@ def _check_chw(im: np.ndarray) -> np.ndarray:
     im = np.ascontiguousarray(im, dtype=np.float32)
     if im.ndim != 3:
         raise InputError(f"expected a float32 (C, H, W) image, got shape {im.shape}")
+    if im.size == 0:
+        raise InputError(f"the image {im.shape} is empty; channels, height and width must be at least 1")
     return im
+
+
+def _check_size(**sizes) -> None:
+    for name, v in sizes.items():
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 1 <= v <= 1 << 16:
+            raise InputError(f"{name} must be an int from 1 to 65536, not {v!r}")
 
 
 def resize_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
     """darknet's ``resize_image`` (corner-aligned bilinear, last-row quirk; spec §5.2) -> new array."""
     im = _check_chw(im)
+    _check_size(w=w, h=h)
     if im.shape[1:] == (h, w):
         return im.copy()
     return _libdarknet.resize_image(im, int(w), int(h))
@@ -62,6 +77,7 @@ def resize_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
 def resize_min(im: np.ndarray, m: int) -> np.ndarray:
     """Scale the shorter side to ``m`` with integer truncation (spec §5.3)."""
     im = _check_chw(im)
+    _check_size(m=m)
     _, h, w = im.shape
     if w < h:
         nw, nh = m, h * m // w

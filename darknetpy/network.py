@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _libdarknet
 from .errors import InputError, OutOfMemoryError
+from .paths import checked_path, existing_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -57,10 +58,12 @@ class Network:
     """
 
     def __init__(self, cfg: PathLike, weights: Optional[PathLike] = None, batch: Optional[int] = 1, *,
-                 fuse: bool = True, threads: Optional[int] = None, max_memory: Optional[int] = None):
+                 fuse: bool = True, threads: Optional[int] = None, strict: bool = False,
+                 max_memory: Optional[int] = None):
         if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
             raise ValueError(f"batch must be a positive int or None (the cfg's batch), not {batch!r}")
-        self.cfg_path = os.fspath(cfg)
+        _check_threads(threads)
+        self.cfg_path = existing_file(cfg, "cfg")
         self.weights_path: Optional[str] = None
         self._lock = threading.Lock()
         self._handle = _libdarknet.NetworkHandle(self.cfg_path, 0 if batch is None else int(batch))
@@ -73,7 +76,7 @@ class Network:
         self._last_n = 0
         self._read_shapes()
         if weights is not None:
-            self.load_weights(weights)
+            self.load_weights(weights, strict=strict)
 
     def _check_memory(self, limit: int) -> None:
         """Refuse a network that needs more than ``limit`` bytes (nothing is touched yet:
@@ -139,18 +142,25 @@ class Network:
         return f"<darknetpy.Network {self.cfg_path!r} batch={self.batch}>\n{self.summary()}"
 
     # ---- weights -------------------------------------------------------
-    def load_weights(self, path: PathLike, upto: Optional[int] = None) -> int:
+    def load_weights(self, path: PathLike, upto: Optional[int] = None, *, strict: bool = False) -> int:
         """Load a darknet .weights file into layers [0, upto); returns darknet's
-        "Loaded N layers" count (a short file loads what it holds, spec §2.3)."""
+        "Loaded N layers" count. A file shorter or longer than the network's records
+        (truncated, or made for another cfg) loads what it holds, as darknet does, with
+        a WARNING log; ``strict=True`` raises :class:`WeightsError` instead (the layers
+        read before the error keep the file's values)."""
+        path = existing_file(path, "weights")
         with self._lock:
-            loaded = self._handle.load_weights(os.fspath(path), 0 if upto is None else int(upto))
-        self.weights_path = os.fspath(path)
+            loaded = self._handle.load_weights(path, 0 if upto is None else int(upto), bool(strict))
+        self.weights_path = path
         return loaded
 
     def save_weights(self, path: PathLike, upto: Optional[int] = None) -> None:
-        """Write layers [0, upto) in darknet's format, atomically (temp file + rename)."""
+        """Write layers [0, upto) in darknet's format, atomically (temp file + rename).
+        A symbolic link is written through (its target is replaced); a directory or
+        device raises OSError."""
+        path = checked_path(path, "weights")
         with self._lock:
-            self._handle.save_weights(os.fspath(path), 0 if upto is None else int(upto))
+            self._handle.save_weights(path, 0 if upto is None else int(upto))
 
     def set_counters(self, seen: int, iteration: int) -> None:
         """Set the training counters written in the weights header."""
@@ -168,6 +178,8 @@ class Network:
         if x.ndim != 4 or x.shape[1:] != self.input_shape:
             raise InputError(f"input shape {x.shape} does not fit the network: expected (C,H,W) or (N,C,H,W) "
                              f"with (C,H,W) = {self.input_shape}")
+        if len(x) == 0:
+            raise InputError(f"the batch {x.shape} holds no image; pass at least one (C,H,W) image")
         return np.ascontiguousarray(x.reshape(len(x), -1))
 
     def predict(self, x) -> np.ndarray:
@@ -293,6 +305,17 @@ class Network:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+MAX_THREADS = 1024
+
+
+def _check_threads(threads) -> None:
+    if threads is None:
+        return
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) \
+            or not 1 <= threads <= MAX_THREADS:
+        raise InputError(f"threads must be None (all cores) or an int from 1 to {MAX_THREADS}, not {threads!r}")
 
 
 def partial(cfg: PathLike, weights: PathLike, out: PathLike, upto: int) -> int:

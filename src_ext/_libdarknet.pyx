@@ -153,14 +153,14 @@ cdef class NetworkHandle:
                     batch_normalize=bool(i.batch_normalize), n_weights=i.n_weights, bflops=i.bflops,
                     summary=i.summary.decode())
 
-    def load_weights(self, path, int cutoff):
+    def load_weights(self, path, int cutoff, bint strict=False):
         cdef bytes b = os.fsencode(path)
         cdef const char *p = b
         cdef int loaded = 0
         cdef dn_network *net = self._get()
         cdef dn_status st
         with nogil:
-            st = dn_network_load_weights(net, p, cutoff, &loaded)
+            st = dn_network_load_weights_checked(net, p, cutoff, strict, &loaded)
         _check(st)
         return loaded
 

@@ -54,6 +54,8 @@ cdef extern from "darknet.h" nogil:
     dn_status dn_network_info(const dn_network *net, dn_net_info *info)
     dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info)
     dn_status dn_network_load_weights(dn_network *net, const char *path, int cutoff, int *layers_loaded)
+    dn_status dn_network_load_weights_checked(dn_network *net, const char *path, int cutoff, int strict,
+                                              int *layers_loaded)
     dn_status dn_network_save_weights(const dn_network *net, const char *path, int cutoff)
     dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iteration)
     dn_status dn_network_prepare(dn_network *net)

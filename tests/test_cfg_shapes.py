@@ -27,6 +27,8 @@ REFUSED = {
     # upstream asserts here: a shortcut adds layers of different spatial sizes
     "resnet50": "[shortcut]", "resnet101": "[shortcut]", "resnet152": "[shortcut]",
     "resnext152-32x4d": "[shortcut]",
+    # a missing comma ("61,45    61,45" reads as 4561) leaves an odd anchors= count, which upstream pads silently
+    "cspx-p7-mish_hp": "odd count",
 }
 
 TYPE_NAMES = {"upsample": "none", "reorg3d": "reorg", "local_avgpool": "avgpool"}

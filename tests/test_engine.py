@@ -218,12 +218,24 @@ def test_memory_counts_what_the_network_holds(tmp_path):
     assert one["activations"] == expect
 
 
+def available_bytes():
+    with open("/proc/meminfo") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="needs /proc/meminfo")
 def test_oversized_network_is_refused_before_it_is_touched(tmp_path):
-    cfg = write_cfg(tmp_path, 416, 416)
+    """Memory is reserved lazily, so without the check a network twice the machine's
+    memory would build and the process would be killed on its first pass."""
+    per_layer = 1000 * 16 * 256 * 256 * 4  # batch 1000, each tensor well under the size limit
+    layers = 2 * available_bytes() // per_layer + 2
+    cfg = tmp_path / "deep.cfg"
+    cfg.write_text("[net]\nwidth=256\nheight=256\nchannels=3\n\n"
+                   + "[convolutional]\nfilters=16\nsize=1\nactivation=leaky\n\n" * layers)
     code = f"""
         import darknetpy as dn
         try:
-            dn.Network({str(cfg)!r}, batch=3000)
+            dn.Network({str(cfg)!r}, batch=1000)
         except dn.OutOfMemoryError as e:
             print("OOM", e)
     """

@@ -131,11 +131,16 @@ dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info 
  * index darknet prints in "Done! Loaded %d layers". Clears any fusion.
  */
 dn_status dn_network_load_weights(dn_network *net, const char *path, int cutoff, int *layers_loaded);
+/* The same; a file shorter or longer than the network's records fails with
+   DN_ERR_WEIGHTS when `strict`, else it loads what fits and logs a warning. */
+dn_status dn_network_load_weights_checked(dn_network *net, const char *path, int cutoff, int strict,
+                                          int *layers_loaded);
 
 /*
  * Write layers [0, cutoff) (cutoff <= 0: all) in darknet's format, byte for
  * byte as upstream's writer; seen is recomputed from cur_iteration (spec §2.1).
- * The file is written to a temporary name and renamed: never half-written.
+ * The file is written to a temporary name and renamed: never half-written. A
+ * symbolic link is written through; a directory or device is refused.
  */
 dn_status dn_network_save_weights(const dn_network *net, const char *path, int cutoff);
 

@@ -12,24 +12,50 @@ static void strip_all(char *s)
     *w = 0;
 }
 
-/* Read one line of any length; NULL at end of file or on OOM (*oom set). */
-static char *read_line(FILE *f, int *oom)
+/* Limits that keep a hostile or mistaken file (/dev/zero, a binary, one endless line)
+   from growing memory without bound: upstream cfgs are under 100 KiB, lines under 1 KiB. */
+enum { CFG_MAX_LINE = 1 << 16, CFG_MAX_BYTES = 16 << 20 };
+
+/* Read one line into *out (NULL at end of file); *total counts the file's bytes so far. */
+static dn_status read_line(FILE *f, const char *path, int line_no, size_t *total, char **out)
 {
+    *out = NULL;
     size_t cap = 256, len = 0;
     char *buf = malloc(cap);
-    if (!buf) { *oom = 1; return NULL; }
+    if (!buf) return dn_fail(DN_ERR_OOM, "out of memory reading %s", path);
     int ch;
-    while ((ch = fgetc(f)) != EOF && ch != '\n') {
-        if (len + 1 >= cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown) { free(buf); *oom = 1; return NULL; }
-            buf = grown;
+    dn_status st = DN_OK;
+    while (st == DN_OK && (ch = fgetc(f)) != EOF && ch != '\n') {
+        if (++*total > CFG_MAX_BYTES) {
+            st = dn_fail(DN_ERR_CFG, "%s: larger than %d MiB; a cfg file is a small text file (is this one?)", path,
+                         CFG_MAX_BYTES >> 20);
+        } else if (len + 1 >= CFG_MAX_LINE) {
+            st = dn_fail(DN_ERR_CFG, "%s:%d: line longer than %d bytes; a cfg file has one [section] or key=value "
+                         "per line (is this a cfg file?)", path, line_no, CFG_MAX_LINE);
+        } else if (ch == 0) {
+            buf[len] = 0;
+            st = dn_fail(DN_ERR_CFG, "%s:%d: NUL byte after '%.40s'; a cfg file is plain text: remove it", path,
+                         line_no, buf);
+        } else {
+            if (len + 1 >= cap) {
+                char *grown = realloc(buf, cap *= 2);
+                if (!grown) {
+                    free(buf);
+                    return dn_fail(DN_ERR_OOM, "out of memory reading %s", path);
+                }
+                buf = grown;
+            }
+            buf[len++] = (char)ch;
         }
-        buf[len++] = (char)ch;
     }
-    if (ch == EOF && len == 0) { free(buf); return NULL; }
+    if (st != DN_OK || (ch == EOF && len == 0)) {
+        free(buf);
+        return st;
+    }
+    ++*total;
     buf[len] = 0;
-    return buf;
+    *out = buf;
+    return DN_OK;
 }
 
 static dn_status add_section(dn_cfg *cfg, char *type, int line)
@@ -94,9 +120,10 @@ static dn_status read_cfg(const char *path, int sections, dn_cfg **out)
     }
     cfg->sections_required = sections;
     dn_status st = DN_OK;
-    int line_no = 0, oom = 0;
+    int line_no = 0;
+    size_t total = 0;
     char *line;
-    while (st == DN_OK && (line = read_line(f, &oom))) {
+    while (st == DN_OK && (st = read_line(f, path, line_no + 1, &total, &line)) == DN_OK && line) {
         line_no++;
         strip_all(line);
         if (line[0] == 0 || line[0] == '#' || line[0] == ';') {
@@ -109,7 +136,6 @@ static dn_status read_cfg(const char *path, int sections, dn_cfg **out)
             if (st != DN_OK) free(line);
         }
     }
-    if (st == DN_OK && oom) st = dn_fail(DN_ERR_OOM, "out of memory reading %s", path);
     if (st == DN_OK && ferror(f)) st = dn_fail(DN_ERR_IO, "error reading %s", path);
     fclose(f);
     if (st == DN_OK && sections && cfg->n_sections == 0)

@@ -121,13 +121,15 @@ typedef struct dn_parse_ctx {
     int train;              /* the network is built with training buffers */
     dn_rng *rng;            /* initial weights */
     size_t *workspace;      /* floats of shared scratch the layers so far need */
+    char opt_error[768]; /* first malformed number read by dn_opt_*; generic code raises it */
 } dn_parse_ctx;
 
-/* Option readers (spec §1.1: atoi/atof semantics, first key wins). */
+/* Option readers (first key wins). Numbers must be whole tokens in range: a
+   malformed one is recorded in ctx->opt_error and `def` is returned. */
 int dn_opt_int(dn_parse_ctx *ctx, const char *key, int def);
 float dn_opt_float(dn_parse_ctx *ctx, const char *key, float def);
 const char *dn_opt_str(dn_parse_ctx *ctx, const char *key, const char *def);
-/* Comma list of ints; returns the count (<= max) or -1 after dn_parse_fail. */
+/* Comma list of ints; returns the count (<= max) or -1 after dn_parse_fail (also on a malformed item). */
 int dn_opt_ints(dn_parse_ctx *ctx, const char *key, int *out, int max);
 int dn_opt_floats(dn_parse_ctx *ctx, const char *key, float *out, int max);
 /* Mark keys that upstream reads but inference/our training does not use. NULL-terminated. */
@@ -257,6 +259,10 @@ struct dn_layer {
     int has_cost;
     void *p;                           /* layer-specific state */
 };
+
+/* Most floats one layer may hold per tensor (outputs x batch, weights, workspace):
+   the layers index them with int. */
+#define DN_MAX_TENSOR INT32_MAX
 
 /* Window geometry shared by [maxpool] and [local_avgpool] (spec §1.5). */
 typedef struct dn_pool {

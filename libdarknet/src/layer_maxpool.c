@@ -17,11 +17,17 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     DN_TRY(dn_pool_parse(l, ctx, &p->win));
     if (p->depth) {
         if (p->out_channels < 1) return dn_parse_fail(ctx, "out_channels=%d must be >= 1", p->out_channels);
+        if ((int64_t)l->w * l->h * p->out_channels * l->batch > DN_MAX_TENSOR)
+            return dn_parse_fail(ctx, "out_channels=%d on a %d x %d input x batch %d is larger than the limit of %d "
+                                 "floats", p->out_channels, l->w, l->h, l->batch, DN_MAX_TENSOR);
         l->out_w = l->w;
         l->out_h = l->h;
         l->out_c = p->out_channels;
         l->outputs = l->out_w * l->out_h * l->out_c;
     }
+    if ((int64_t)l->batch * l->outputs > DN_MAX_TENSOR)
+        return dn_parse_fail(ctx, "the output x batch %d is larger than the limit of %d floats", l->batch,
+                             DN_MAX_TENSOR);
     if (l->train && !(p->argmax = calloc((size_t)l->batch * l->outputs, sizeof *p->argmax)))
         return dn_fail(DN_ERR_OOM, "out of memory for maxpool indexes");
     return DN_OK;

@@ -52,9 +52,11 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
         int cap = count_items(anchors);
         if (!(listed = malloc(sizeof *listed * cap))) return dn_fail(DN_ERR_OOM, "out of memory");
         na = dn_opt_floats(ctx, "anchors", listed, cap);
-        if (na < 0) {
+        if (na < 0 || na % 2) {
             free(listed);
-            return DN_ERR_CFG;
+            return na < 0 ? DN_ERR_CFG
+                          : dn_parse_fail(ctx, "anchors= lists %d values, an odd count; it needs width,height pairs",
+                                          na);
         }
     }
     p->n_anchors = na / 2 > p->total ? na / 2 : p->total;

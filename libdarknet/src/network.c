@@ -273,10 +273,16 @@ float dn_network_current_rate(const dn_network *net)
     }
     case DN_POLICY_SIGMOID: return lr / (1.f + expf(net->gamma * (b - net->step)));
     case DN_POLICY_SGDR: {
-        int start = 0, len = net->sgdr_cycle;
-        while (start + len < b) {
-            start += len;
-            len *= net->sgdr_mult;
+        /* parse guarantees mult >= 1; an inference cfg may leave the cycle at 0 (then 1).
+           The loop runs at most ~31 times: cycles of constant length are skipped by division. */
+        int64_t start = 0, len = net->sgdr_cycle > 0 ? net->sgdr_cycle : 1;
+        if (net->sgdr_mult <= 1) {
+            if (b > len) start = (b - 1) / len * len;
+        } else {
+            while (start + len < b) {
+                start += len;
+                len *= net->sgdr_mult;
+            }
         }
         return net->learning_rate_min +
                .5f * (lr - net->learning_rate_min) * (1.f + cosf((b - start) * 3.14159265f / len));

@@ -13,11 +13,17 @@ dn_status dn_pool_parse(dn_layer *l, dn_parse_ctx *ctx, dn_pool *p)
     if (p->size < 1 || p->stride_x < 1 || p->stride_y < 1 || p->padding < 0)
         return dn_parse_fail(ctx, "size=%d, stride=%d/%d must be >= 1 and padding=%d >= 0", p->size, p->stride_x,
                              p->stride_y, p->padding);
-    l->out_w = (l->w + p->padding - p->size) / p->stride_x + 1;
-    l->out_h = (l->h + p->padding - p->size) / p->stride_y + 1;
-    l->out_c = l->c;
-    if (l->w + p->padding < p->size || l->h + p->padding < p->size)
+    /* 64-bit: hostile sizes must reach the generic size check, not overflow here */
+    const int64_t out_w = ((int64_t)l->w + p->padding - p->size) / p->stride_x + 1;
+    const int64_t out_h = ((int64_t)l->h + p->padding - p->size) / p->stride_y + 1;
+    if ((int64_t)l->w + p->padding < p->size || (int64_t)l->h + p->padding < p->size)
         return dn_parse_fail(ctx, "a %dx%d window does not fit the %d x %d input", p->size, p->size, l->w, l->h);
+    if (out_w * out_h * l->c > DN_MAX_TENSOR)
+        return dn_parse_fail(ctx, "the output %lld x %lld x %d is larger than the limit of %d floats; check size, "
+                             "stride and padding", (long long)out_w, (long long)out_h, l->c, DN_MAX_TENSOR);
+    l->out_w = (int)out_w;
+    l->out_h = (int)out_h;
+    l->out_c = l->c;
     l->outputs = l->out_w * l->out_h * l->out_c;
     l->bflops = (double)p->size * p->size * l->c * l->out_h * l->out_w / 1e9;
     return DN_OK;
