@@ -1,4 +1,4 @@
-"""Image classification as darknet's ``classifier predict`` and ``valid*`` (spec §6).
+"""Image classification as darknet's ``classifier predict`` (spec §6.5); validation lives in ``validation``.
 
 Images reach the network exactly as upstream prepares them: decoded to RGB
 float32 (C, H, W) in [0, 1], the shorter side scaled to the network width with

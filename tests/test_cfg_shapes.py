@@ -57,6 +57,14 @@ def upstream_rows(name):
     return rows
 
 
+def assert_layer_like_upstream(layer, row):
+    """One layer against its upstream .shapes row: type name, output shape and size, BN."""
+    assert row.group(2) == TYPE_NAMES.get(layer.type, layer.type), layer
+    out_c, out_h, out_w, outputs = (int(row.group(i)) for i in (6, 7, 8, 9))
+    assert (layer.output_shape, layer.outputs) == ((out_c, out_h, out_w), outputs), layer
+    assert layer.batch_normalize == bool(row.group(10)), layer
+
+
 @pytest.mark.parametrize("path", cfg_files(), ids=cfg_name)
 def test_cfg_builds_like_upstream(path):
     name = cfg_name(path)
@@ -70,11 +78,7 @@ def test_cfg_builds_like_upstream(path):
     with dn.Network(path, batch=1, fuse=False) as net:
         assert len(net.layers) == len(rows)
         for layer in net.layers:
-            m = rows[layer.index]
-            assert m.group(2) == TYPE_NAMES.get(layer.type, layer.type), layer
-            out_c, out_h, out_w, outputs = (int(m.group(i)) for i in (6, 7, 8, 9))
-            assert (layer.output_shape, layer.outputs) == ((out_c, out_h, out_w), outputs), layer
-            assert layer.batch_normalize == bool(m.group(10)), layer
+            assert_layer_like_upstream(layer, rows[layer.index])
 
 
 def test_refused_list_is_current(shared):

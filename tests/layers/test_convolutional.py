@@ -1,0 +1,160 @@
+"""[convolutional]: forward (spec §3.2, §3.3) against a NumPy convolution, unfused and with batch
+norm folded; gradients; the fused 3x3 path (Winograd F(4x4,3x3) / F(2x2,3x3)) against im2col + GEMM;
+shapes of upstream cfgs."""
+import numpy as np
+import pytest
+
+from _harness import (COST, assert_matches, assert_same_outputs, assert_shapes_like_upstream, activate, build,
+                      cfg_id, check_gradients, conv, copy_params, on_devices, outputs, param, random_input,
+                      upstream_cfgs)
+
+
+def reference_conv(x, weights, groups, stride_xy, padding, dilation):
+    """z[n, f, oy, ox] = sum over the group's input channels and the kernel of
+    W[f, ci, ky, kx] * x[n, g*Cg + ci, oy*sy - p*d + ky*d, ox*sx - p*d + kx*d], zero outside."""
+    n, c, h, w = x.shape
+    f, cg, k, _ = weights.shape
+    sx, sy = stride_xy
+    out_h, out_w = (h + 2 * padding - k) // sy + 1, (w + 2 * padding - k) // sx + 1
+    margin = padding * dilation + k * dilation
+    xp = np.zeros((n, c, h + 2 * margin, w + 2 * margin))
+    xp[:, :, margin:margin + h, margin:margin + w] = x
+    z = np.zeros((n, f, out_h, out_w))
+    fg = f // groups
+    for g in range(groups):
+        for ky in range(k):
+            for kx in range(k):
+                y0 = margin - padding * dilation + ky * dilation
+                x0 = margin - padding * dilation + kx * dilation
+                patch = xp[:, g * cg:(g + 1) * cg, y0:y0 + (out_h - 1) * sy + 1:sy, x0:x0 + (out_w - 1) * sx + 1:sx]
+                z[:, g * fg:(g + 1) * fg] += np.einsum("ncyx,fc->nfyx", patch, weights[g * fg:(g + 1) * fg, :, ky, kx])
+    return z
+
+
+def reference_layer(net, layer, x, filters, size, groups=1, stride_xy=(1, 1), padding=0, dilation=1, bn=False,
+                    act="linear"):
+    c = x.shape[1]
+    weights = param(net, layer, "weights", (filters, c // groups, size, size))
+    z = reference_conv(x.astype(np.float64), weights, groups, stride_xy, padding, dilation)
+    per_filter = (1, filters, 1, 1)
+    if bn:
+        mean, var = param(net, layer, "rolling_mean", per_filter), param(net, layer, "rolling_variance", per_filter)
+        z = param(net, layer, "scales", per_filter) * (z - mean) / np.sqrt(var + 1e-5)
+    return activate(z + param(net, layer, "biases", per_filter), act)
+
+
+# (cfg extra, input shape, reference arguments)
+CASES = {
+    "3x3": (conv(4), (3, 6, 7), dict(filters=4, size=3, padding=1)),
+    "groups-stride2": (conv(4, stride=2, extra="groups=2"), (4, 7, 7),
+                       dict(filters=4, size=3, groups=2, stride_xy=(2, 2), padding=1)),
+    "depthwise-stride_xy": (conv(6, extra="groups=3\nstride_x=2\nstride_y=1"), (3, 6, 6),
+                            dict(filters=6, size=3, groups=3, stride_xy=(2, 1), padding=1)),
+    "dilation2": (conv(3, extra="dilation=2"), (2, 7, 7), dict(filters=3, size=3, padding=1, dilation=2)),
+    "1x1-direct": (conv(5, size=1, pad=0), (4, 5, 5), dict(filters=5, size=1)),
+    "explicit-padding": (conv(4, pad=0, extra="padding=2"), (2, 5, 5), dict(filters=4, size=3, padding=2)),
+    "5x5-stride3": (conv(3, size=5, stride=3), (2, 11, 10), dict(filters=3, size=5, stride_xy=(3, 3), padding=2)),
+    "bn-leaky": (conv(4, act="leaky", extra="batch_normalize=1"), (3, 6, 6),
+                 dict(filters=4, size=3, padding=1, bn=True, act="leaky")),
+    "bn-mish-1x1": (conv(6, size=1, act="mish", extra="batch_normalize=1"), (3, 4, 5),
+                    dict(filters=6, size=1, bn=True, act="mish")),
+    "bn-swish-groups": (conv(4, act="swish", extra="batch_normalize=1\ngroups=2"), (4, 5, 5),
+                        dict(filters=4, size=3, groups=2, padding=1, bn=True, act="swish")),
+    "logistic-default": ("[convolutional]\nfilters=2\nsize=3\npad=1\n", (2, 4, 4),
+                         dict(filters=2, size=3, padding=1, act="logistic")),
+}
+
+
+@on_devices
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("fuse", [False, True], ids=["unfused", "fused"])
+def test_forward_matches_numpy(tmp_path, device, case, fuse):
+    body, shape, kwargs = CASES[case]
+    net = build(tmp_path, body, shape, batch=2, fuse=fuse, device=device)
+    x = random_input(net)
+    got = outputs(net, x)[0]
+    assert_matches(got, reference_layer(net, 0, x, **kwargs), case, tol=1e-5 if not fuse else 1e-4)
+
+
+@pytest.mark.parametrize("body,shape", [
+    (conv(4, act="logistic"), (3, 6, 6)),
+    (conv(4, stride=2, act="tanh", extra="groups=2"), (4, 7, 7)),
+    (conv(6, act="linear", extra="groups=3\nstride_x=2\nstride_y=1"), (3, 6, 6)),
+    (conv(3, act="logistic", extra="dilation=2"), (2, 7, 7)),
+    (conv(3, size=1, pad=0, act="linear"), (4, 5, 5)),
+    (conv(4, size=3, pad=0, act="linear", extra="padding=2"), (2, 5, 5)),
+], ids=["plain", "groups-stride", "depthwise-stride_xy", "dilation", "1x1", "explicit-padding"])
+def test_gradients(tmp_path, body, shape):
+    check_gradients(build(tmp_path, body + COST, shape, train=True))
+
+
+@pytest.mark.parametrize("act", ["linear", "mish", "swish", "logistic"])
+def test_batchnorm_training_gradients(tmp_path, act):
+    body = conv(4, act=act, extra="batch_normalize=1") + conv(3, act="linear") + COST
+    check_gradients(build(tmp_path, body, (3, 5, 5), batch=3, train=True), n_idx=12)
+
+
+@pytest.mark.parametrize("act", ["leaky", "relu6", "selu", "gelu", "hard_mish", "normalize_channels"])
+def test_activation_gradients(tmp_path, act):
+    net = build(tmp_path, conv(3, act=act) + conv(2, size=1, pad=0) + COST, (2, 4, 4), train=True)
+    check_gradients(net, seed=6, eps=1e-4)
+
+
+def test_shared_weights(tmp_path):
+    """share_index: the second layer runs with the first one's weights, and both uses add to
+    the owner's delta."""
+    body = conv(3, act="tanh") + conv(3, act="logistic", extra="share_index=0")
+    net = build(tmp_path, body, (3, 4, 4))
+    x = random_input(net)
+    first, second = outputs(net, x)
+    assert_matches(second, reference_layer(net, 0, first, filters=3, size=3, padding=1, act="logistic"), "shared")
+    grads = check_gradients(build(tmp_path, body + COST, (3, 4, 4), train=True))
+    assert set(grads) == {(0, "weights"), (0, "biases")}
+
+
+def test_stopbackward_freezes_earlier_layers(tmp_path):
+    body = conv(3, act="tanh") + conv(3, act="tanh", extra="stopbackward=1") + conv(2) + COST
+    net = build(tmp_path, body, (2, 4, 4), train=True)
+    x = np.ones((2, 2, 4, 4), np.float32)
+    y = np.zeros((2, net.outputs), np.float32)
+    _, dx = net.backward(x, y, input_delta=True)
+    assert net.param_delta(0, "weights") is None  # frozen: no training buffers
+    assert np.all(dx == 0)
+    assert np.any(net.param_delta(2, "weights"))
+
+
+# input c, h, w; layers (filters, size, stride, batch_normalize, activation)
+FUSED_3X3 = [
+    (1, 5, 7, [(3, 3, 1, 1, "leaky")]),
+    (3, 8, 8, [(8, 3, 1, 1, "linear"), (5, 3, 1, 1, "mish")]),
+    (5, 13, 13, [(17, 3, 1, 1, "leaky"), (9, 1, 1, 1, "linear"), (11, 3, 1, 1, "linear")]),
+    (7, 1, 1, [(4, 3, 1, 1, "linear")]),
+    (2, 3, 11, [(6, 3, 1, 1, "linear")]),
+    (16, 33, 29, [(32, 3, 1, 1, "leaky"), (24, 3, 2, 1, "leaky"), (13, 3, 1, 1, "logistic")]),
+    (3, 70, 150, [(10, 3, 1, 1, "leaky"), (20, 3, 1, 0, "linear")]),
+    (64, 20, 20, [(64, 3, 1, 1, "linear")]),
+    # weight sets large enough that small maps take 2x2 tiles (F(2x2, 3x3))
+    (256, 13, 11, [(128, 3, 1, 1, "leaky")]),
+    (192, 9, 8, [(160, 3, 1, 1, "linear")]),
+]
+
+
+@pytest.mark.parametrize("c,h,w,layers", FUSED_3X3)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_3x3_matches_im2col(tmp_path, c, h, w, layers, threads):
+    """The fused inference path of 3x3 stride-1 pad-1 convolutions (Winograd) against the
+    unfused im2col + GEMM path, every layer, on the same random parameters."""
+    body = "".join(conv(f, size=k, stride=s, act=act, extra=f"batch_normalize={bn}") for f, k, s, bn, act in layers)
+    reference = build(tmp_path, body, (c, h, w), batch=1, fuse=False, threads=threads)
+    fused = build(tmp_path, body, (c, h, w), batch=1, fuse=True, threads=threads)
+    for i, _ in enumerate(layers):  # weights scaled by 1/sqrt(fan-in) keep activations in range
+        scaled = reference.param(i, "weights") / np.sqrt(reference.layers[i].input_shape[0] * 9)
+        reference.set_param(i, "weights", scaled)
+    copy_params(reference, fused)
+    x = np.random.default_rng(1).uniform(-1, 1, (1, c, h, w)).astype(np.float32)
+    assert_same_outputs(reference, fused, x)
+
+
+@pytest.mark.parametrize("path", upstream_cfgs("convolutional"), ids=cfg_id)
+def test_shapes_like_upstream(shared, path):
+    assert_shapes_like_upstream(path, "convolutional")
