@@ -336,3 +336,13 @@ def test_max_memory_names_the_batch_that_fits(tmp_path):
     with pytest.raises(dn.OutOfMemoryError, match="a batch of 5 fits"):
         dn.Network(cfg, batch=8, max_memory=limit)
     dn.Network(cfg, batch=5, max_memory=limit).close()
+
+
+def test_import_leaves_the_environment_alone():
+    child = run_child("""
+        import os
+        before = dict(os.environ)
+        import darknetpy
+        print(dict(os.environ) == before)
+    """, {k: v for k, v in package_env().items() if k != "OMP_WAIT_POLICY"})
+    assert child.stdout.strip() == "True", child.stderr
