@@ -346,3 +346,14 @@ def test_import_leaves_the_environment_alone():
         print(dict(os.environ) == before)
     """, {k: v for k, v in package_env().items() if k != "OMP_WAIT_POLICY"})
     assert child.stdout.strip() == "True", child.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-gcc"), reason="no aarch64 cross compiler")
+def test_engine_builds_for_aarch64():
+    script = os.path.join(os.path.dirname(__file__), "..", "tools", "check_aarch64.sh")
+    if not os.path.exists(script):
+        pytest.skip("source checkout only")
+    done = subprocess.run(["bash", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ARM aarch64" in done.stdout
