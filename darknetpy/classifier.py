@@ -32,6 +32,7 @@ __all__ = ["Classifier", "as_chw", "check_classifier_cfg", "classify", "preproce
 
 log = logging.getLogger("darknetpy")
 
+# detection heads, by section name: checked before a network is built (built layers say it with caps)
 DETECTOR_SECTIONS = ("yolo", "region", "detection", "gaussian_yolo")
 
 
@@ -64,7 +65,7 @@ def check_classifier_cfg(cfg: PathLike) -> None:
 def check_network(net: Network, classes: Optional[int]) -> None:
     """The detector pitfall and darknet's class-count check (spec §4.8, §6.5)."""
     out = net.layers[net.output_layer]
-    if out.type in DETECTOR_SECTIONS:
+    if "detection" in out.caps:
         raise _detector_error(net.cfg_path, out.type, classes)
     last = net.layers[-1]
     if classes is not None and last.type in ("softmax", "cost") and classes != last.outputs:
