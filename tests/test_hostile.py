@@ -226,13 +226,16 @@ def png_header(w: int, h: int) -> bytes:
 
 
 def test_smaller_cases_raise_typed_errors_with_a_hint(tmp_path):
-    files = {"a.cfg": net() + CONV, "huge.png": png_header(100_000, 100_000), "text.weights": "hello\n" * 10}
+    lying_chunk = png_header(7, 5).replace(b"\x00\x00\x00\x00IEND", b"\xff\xff\xff\xffIEND")
+    files = {"a.cfg": net() + CONV, "huge.png": png_header(100_000, 100_000), "text.weights": "hello\n" * 10,
+             "chunk.png": lying_chunk}
     os.mkdir(tmp_path / "dir.weights")
     os.symlink("loop2", tmp_path / "loop1")
     os.symlink("loop1", tmp_path / "loop2")
     res, _ = run_child(tmp_path, """
         n = dn.Network("a.cfg")
         attempt("png", lambda: dn.load_image("huge.png"))
+        attempt("png_chunk", lambda: dn.load_image("chunk.png"))  # OpenCV would reserve 4 GiB
         attempt("empty_batch", lambda: n.predict(np.zeros((0, 3, 4, 4), np.float32)))
         attempt("zero_height", lambda: dn.image.to_chw(np.zeros((0, 5, 3), np.uint8)))
         attempt("zero_height_chw", lambda: dn.image.resize_min(np.zeros((3, 0, 5), np.float32), 4))
@@ -242,6 +245,8 @@ def test_smaller_cases_raise_typed_errors_with_a_hint(tmp_path):
         attempt("empty_weights", lambda: n.load_weights(""))
     """, files)
     assert res["png"].startswith("InputError: cannot decode image huge.png") and "absurd" in res["png"]
+    assert res["png_chunk"].startswith("InputError: cannot decode image chunk.png: its PNG chunk b'IEND' claims "
+                                       "4294967295 bytes")
     assert res["empty_batch"].startswith("InputError: the batch (0, 3, 4, 4) holds no image")
     assert res["zero_height"].startswith("InputError: the image (0, 5, 3) is empty")
     assert res["zero_height_chw"].startswith("InputError: the image (3, 0, 5) is empty")

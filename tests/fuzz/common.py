@@ -107,12 +107,15 @@ def main(name: str, check, seeds=lambda: ()) -> None:
     # a hostile cfg may reserve (not touch) gigabytes: only resident memory is limited
     defaults = {"-rss_limit_mb": "4096", "-malloc_limit_mb": "65536", "-timeout": "20"}
     args += [f"{k}={v}" for k, v in defaults.items() if not any(a.startswith(k + "=") for a in args)]
-    if not any(os.path.exists(a) for a in args[1:] if not a.startswith("-")):
-        corpus = tempfile.mkdtemp(prefix=f"darknetpy-{name}-corpus-")
+    given = [a for a in args[1:] if not a.startswith("-")]
+    if not any(os.path.isfile(a) or os.path.isdir(a) and os.listdir(a) for a in given):
+        corpus = given[0] if given else tempfile.mkdtemp(prefix=f"darknetpy-{name}-corpus-")
+        os.makedirs(corpus, exist_ok=True)
         for i, seed in enumerate(seeds()):
             with open(os.path.join(corpus, f"seed{i}"), "wb") as f:
                 f.write(seed)
-        args.append(corpus)
+        if not given:
+            args.append(corpus)
     first = []
 
     def one_input(data: bytes) -> None:
