@@ -194,6 +194,23 @@ def test_10_numbers_are_whole_tokens_in_range(tmp_path):
         assert res[name].startswith(f"CfgError: {name}.cfg:{line}:") and text in res[name], res[name]
 
 
+def test_training_loss_layers_must_fit_the_truth(tmp_path):
+    """Fuzz finding: a [softmax] before the last layer read training truth past its end."""
+    mid = net(extra="batch=2\n") + "[softmax]\n[connected]\noutput=5\nactivation=linear\n"
+    files = {"mid.cfg": mid, "noloss.cfg": mid.replace("[softmax]\n", "[softmax]\nnoloss=1\n")}
+    res, _ = run_child(tmp_path, """
+        for name in ("mid", "noloss"):
+            def go():
+                n = dn.Network(name + ".cfg", batch=None)
+                x = np.full((2, 3, 4, 4), .5, np.float32)
+                return round(n.train_step(x, np.zeros((2, n.outputs), np.float32)), 3)
+            attempt(name, go)
+        attempt("infer", lambda: dn.Network("mid.cfg").outputs)
+    """, files)
+    assert res["mid"].startswith("CfgError: mid.cfg:6: [softmax] (layer 0) computes a loss over its 48 outputs")
+    assert res["noloss"].startswith("OK ") and res["infer"] == "OK 5"
+
+
 def test_12_save_writes_through_links_and_refuses_special_files(tmp_path):
     files = {"a.cfg": net() + CONV, "target.weights": "old"}
     os.symlink("target.weights", tmp_path / "link.weights")

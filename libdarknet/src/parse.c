@@ -404,6 +404,23 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_layer *l, int frozen_before)
     return DN_OK;
 }
 
+/* In training every loss layer reads the truth vectors, which have the output layer's size. */
+static dn_status check_loss_layers(const dn_cfg *cfg, const dn_network *net)
+{
+    if (!net->info.train) return DN_OK;
+    int out = net->n - 1;
+    while (out > 0 && strcmp(net->layers[out].ops->name, "cost") == 0) out--;
+    for (int i = 0; i < net->n; i++) {
+        const dn_layer *l = &net->layers[i];
+        if (l->has_cost && l->outputs != net->layers[out].outputs)
+            return dn_fail(DN_ERR_CFG, "%s:%d: %s (layer %d) computes a loss over its %d outputs, but training truth "
+                           "has the %d values of the output layer %d; set noloss=1 there or end the network with "
+                           "it", cfg->path, cfg->sections[i + 1].line, cfg->sections[i + 1].type, i, l->outputs,
+                           net->layers[out].outputs, out);
+    }
+    return DN_OK;
+}
+
 dn_status dn_network_parse(const dn_cfg *cfg, int batch, dn_network *net)
 {
     dn_section *first = &cfg->sections[0];
@@ -423,5 +440,6 @@ dn_status dn_network_parse(const dn_cfg *cfg, int batch, dn_network *net)
         ctx.opt_error[0] = 0;
         DN_TRY(parse_layer(&ctx, &net->layers[i], frozen_before));
     }
+    DN_TRY(check_loss_layers(cfg, net));
     return dn_alloc_floats(&net->workspace, net->workspace_size, "the convolution workspace");
 }
