@@ -21,6 +21,7 @@ def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
     import cv2
 
     path = existing_file(path, "image")
+    _check_png_chunks(path)
     try:
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV allows
@@ -29,6 +30,30 @@ def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
     if bgr is None:
         raise InputError(f"cannot decode image {path}: not an image OpenCV reads (or corrupt)")
     return to_chw(bgr, "bgr")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_chunks(path: str) -> None:
+    """Refuse a PNG whose chunk lengths run past the end of the file: OpenCV (4.x) allocates
+    a chunk's claimed size before reading it, so a 200-byte file can reserve 4 GiB."""
+    with open(path, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return
+        size = os.fstat(f.fileno()).st_size
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return  # truncated: OpenCV reports it
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            end = f.tell() + length + 4
+            if length > 0x7FFFFFFF or end > size:
+                raise InputError(f"cannot decode image {path}: its PNG chunk {kind!r} claims {length} bytes, "
+                                 f"past the end of the {size}-byte file (corrupt or truncated)")
+            if kind == b"IEND":
+                return
+            f.seek(end)
 
 
 def to_chw(image: np.ndarray, channel_order: str = "bgr") -> np.ndarray:

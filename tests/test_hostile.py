@@ -159,7 +159,7 @@ def test_09_short_long_and_foreign_weights_warn_or_raise(tmp_path):
         assert res[f"{w} False"] == "OK (2, 4, 4)"
         assert res[f"{w} True"].startswith(f"WeightsError: {w} ") and what in res[f"{w} True"]
         assert any(line.startswith(f"LOG WARNING {w} ") and what in line for line in logs), (w, logs)
-    assert "layers 0..0 of 2 loaded" in res["short.weights True"]
+    assert "1 of 2 layers loaded" in res["short.weights True"]
     for strict in (False, True):
         assert res[f"text.weights {strict}"].startswith("WeightsError: text.weights: not a darknet weights file")
     assert len(logs) == 4
@@ -194,6 +194,23 @@ def test_10_numbers_are_whole_tokens_in_range(tmp_path):
         assert res[name].startswith(f"CfgError: {name}.cfg:{line}:") and text in res[name], res[name]
 
 
+def test_training_loss_layers_must_fit_the_truth(tmp_path):
+    """Fuzz finding: a [softmax] before the last layer read training truth past its end."""
+    mid = net(extra="batch=2\n") + "[softmax]\n[connected]\noutput=5\nactivation=linear\n"
+    files = {"mid.cfg": mid, "noloss.cfg": mid.replace("[softmax]\n", "[softmax]\nnoloss=1\n")}
+    res, _ = run_child(tmp_path, """
+        for name in ("mid", "noloss"):
+            def go():
+                n = dn.Network(name + ".cfg", batch=None)
+                x = np.full((2, 3, 4, 4), .5, np.float32)
+                return round(n.train_step(x, np.zeros((2, n.outputs), np.float32)), 3)
+            attempt(name, go)
+        attempt("infer", lambda: dn.Network("mid.cfg").outputs)
+    """, files)
+    assert res["mid"].startswith("CfgError: mid.cfg:6: [softmax] (layer 0) computes a loss over its 48 outputs")
+    assert res["noloss"].startswith("OK ") and res["infer"] == "OK 5"
+
+
 def test_12_save_writes_through_links_and_refuses_special_files(tmp_path):
     files = {"a.cfg": net() + CONV, "target.weights": "old"}
     os.symlink("target.weights", tmp_path / "link.weights")
@@ -226,13 +243,16 @@ def png_header(w: int, h: int) -> bytes:
 
 
 def test_smaller_cases_raise_typed_errors_with_a_hint(tmp_path):
-    files = {"a.cfg": net() + CONV, "huge.png": png_header(100_000, 100_000), "text.weights": "hello\n" * 10}
+    lying_chunk = png_header(7, 5).replace(b"\x00\x00\x00\x00IEND", b"\xff\xff\xff\xffIEND")
+    files = {"a.cfg": net() + CONV, "huge.png": png_header(100_000, 100_000), "text.weights": "hello\n" * 10,
+             "chunk.png": lying_chunk}
     os.mkdir(tmp_path / "dir.weights")
     os.symlink("loop2", tmp_path / "loop1")
     os.symlink("loop1", tmp_path / "loop2")
     res, _ = run_child(tmp_path, """
         n = dn.Network("a.cfg")
         attempt("png", lambda: dn.load_image("huge.png"))
+        attempt("png_chunk", lambda: dn.load_image("chunk.png"))  # OpenCV would reserve 4 GiB
         attempt("empty_batch", lambda: n.predict(np.zeros((0, 3, 4, 4), np.float32)))
         attempt("zero_height", lambda: dn.image.to_chw(np.zeros((0, 5, 3), np.uint8)))
         attempt("zero_height_chw", lambda: dn.image.resize_min(np.zeros((3, 0, 5), np.float32), 4))
@@ -242,6 +262,8 @@ def test_smaller_cases_raise_typed_errors_with_a_hint(tmp_path):
         attempt("empty_weights", lambda: n.load_weights(""))
     """, files)
     assert res["png"].startswith("InputError: cannot decode image huge.png") and "absurd" in res["png"]
+    assert res["png_chunk"].startswith("InputError: cannot decode image chunk.png: its PNG chunk b'IEND' claims "
+                                       "4294967295 bytes")
     assert res["empty_batch"].startswith("InputError: the batch (0, 3, 4, 4) holds no image")
     assert res["zero_height"].startswith("InputError: the image (0, 5, 3) is empty")
     assert res["zero_height_chw"].startswith("InputError: the image (3, 0, 5) is empty")

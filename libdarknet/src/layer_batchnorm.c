@@ -13,7 +13,8 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     l->out_c = l->c;
     l->outputs = l->inputs;
     l->batch_normalize = 1;
-    DN_TRY(dn_bn_init(&p->bn, l->c, l->w * l->h, l->batch, l->train, .01f));
+    /* a layer frozen by stopbackward still normalises with batch statistics in a training pass */
+    DN_TRY(dn_bn_init(&p->bn, l->c, l->w * l->h, l->batch, ctx->train, .01f));
     DN_TRY(dn_alloc_floats(&p->biases, l->c, "batch-norm biases"));
     if (l->train) DN_TRY(dn_alloc_floats(&p->bias_updates, l->c, "batch-norm bias updates"));
     return DN_OK;

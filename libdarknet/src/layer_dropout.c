@@ -17,7 +17,8 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     l->out_h = l->h;
     l->out_c = l->c;
     l->outputs = l->inputs;
-    if (l->train) DN_TRY(dn_alloc_floats(&p->rand, (size_t)l->batch * l->inputs, "dropout draws"));
+    /* a layer frozen by stopbackward still drops in a training pass */
+    if (ctx->train) DN_TRY(dn_alloc_floats(&p->rand, (size_t)l->batch * l->inputs, "dropout draws"));
     return DN_OK;
 }
 

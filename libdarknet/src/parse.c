@@ -424,6 +424,24 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_network *net, dn_layer *l, in
     return DN_OK;
 }
 
+/* In training every loss layer except a detection head (its truth is a box list) reads the truth
+   vectors, which have the output layer's size. */
+static dn_status check_loss_layers(const dn_cfg *cfg, const dn_network *net)
+{
+    if (!net->info.train) return DN_OK;
+    int out = net->n - 1;
+    while (out > 0 && net->layers[out].kind == DN_KIND_cost) out--;
+    for (int i = 0; i < net->n; i++) {
+        const dn_layer *l = &net->layers[i];
+        if (l->has_cost && !(dn_layer_caps(l->kind) & DN_CAP_DETECTION) && l->outputs != net->layers[out].outputs)
+            return dn_fail(DN_ERR_CFG, "%s:%d: %s (layer %d) computes a loss over its %d outputs, but training truth "
+                           "has the %d values of the output layer %d; set noloss=1 there or end the network with "
+                           "it", cfg->path, cfg->sections[i + 1].line, cfg->sections[i + 1].type, i, l->outputs,
+                           net->layers[out].outputs, out);
+    }
+    return DN_OK;
+}
+
 dn_status dn_network_parse(const dn_cfg *cfg, int batch, int width, int height, dn_network *net)
 {
     dn_section *first = &cfg->sections[0];
@@ -446,5 +464,6 @@ dn_status dn_network_parse(const dn_cfg *cfg, int batch, int width, int height, 
         ctx.opt_error[0] = 0;
         DN_TRY(parse_layer(&ctx, net, &net->layers[i], frozen_before));
     }
+    DN_TRY(check_loss_layers(cfg, net));
     return net->ctx.backend->alloc(&net->ctx.workspace, workspace, "the convolution workspace");
 }

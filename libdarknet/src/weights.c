@@ -111,8 +111,8 @@ dn_status dn_network_load_weights_checked(dn_network *net, const char *path, int
     const char *fix = strict ? "check that it was made for this cfg (strict=False loads what fits)"
                              : "check that it was made for this cfg; the rest keeps its initial values";
     if (i < end)
-        st = dn_fail(DN_ERR_WEIGHTS, "%s is too short: it ends inside layer %d (%s); layers 0..%d of %d loaded, "
-                     "%lld of %llu weight bytes present; %s", path, i, net->layers[i].ops->name, i - 1, end,
+        st = dn_fail(DN_ERR_WEIGHTS, "%s is too short: it ends inside layer %d (%s); %d of %d layers loaded, "
+                     "%lld of %llu weight bytes present; %s", path, i, net->layers[i].ops->name, i, end,
                      (long long)sb.st_size - header, want, fix);
     else if (left > 0 && end == net->n)
         st = dn_fail(DN_ERR_WEIGHTS, "%s has %s%lld bytes left after the last of %d layers (%llu weight bytes): it "
