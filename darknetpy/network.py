@@ -9,7 +9,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _libdarknet
-from .errors import InputError, OutOfMemoryError
+from .errors import InputError
 from .paths import checked_path, existing_file
 
 PathLike = Union[str, os.PathLike]
@@ -66,9 +66,10 @@ class Network:
         self.cfg_path = existing_file(cfg, "cfg")
         self.weights_path: Optional[str] = None
         self._lock = threading.Lock()
-        self._handle = _libdarknet.NetworkHandle(self.cfg_path, 0 if batch is None else int(batch))
-        if max_memory is not None:
-            self._check_memory(int(max_memory))
+        if max_memory is not None and (not isinstance(max_memory, (int, np.integer)) or max_memory < 1):
+            raise InputError(f"max_memory must be a positive number of bytes or None, not {max_memory!r}")
+        self._handle = _libdarknet.NetworkHandle(self.cfg_path, 0 if batch is None else int(batch),
+                                                 0 if max_memory is None else int(max_memory))
         if threads is not None:
             self._handle.set_threads(int(threads))
         if fuse:
@@ -77,22 +78,6 @@ class Network:
         self._read_shapes()
         if weights is not None:
             self.load_weights(weights, strict=strict)
-
-    def _check_memory(self, limit: int) -> None:
-        """Refuse a network that needs more than ``limit`` bytes (nothing is touched yet:
-        the engine reserves memory lazily). The engine itself refuses what the machine lacks."""
-        need = self._handle.memory()
-        total = sum(need.values())
-        if total <= limit:
-            return
-        info = self._handle.info()
-        per_image = need["activations"] / info["batch"]
-        fits = int((limit - total + need["activations"]) // per_image) if per_image else 0
-        self._handle.close()
-        hint = (f"a batch of {fits} fits" if fits >= 1 else "the weights alone do not fit: use a smaller model "
-                "or input size")
-        raise OutOfMemoryError(f"{self.cfg_path}: the network with batch {info['batch']} needs {total >> 20} MiB, "
-                               f"more than max_memory={limit >> 20} MiB; {hint}")
 
     def _read_shapes(self) -> None:
         info = self._handle.info()

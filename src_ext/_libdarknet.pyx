@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from libdarknet cimport *
 from darknetpy.errors import (CfgError, DarknetError, InputError, OutOfMemoryError, UnsupportedError,
@@ -116,12 +116,16 @@ cdef class NetworkHandle:
     """Owns one dn_network. Not thread-safe: the Python Network serialises calls."""
     cdef dn_network *net
 
-    def __cinit__(self, cfg_path, int batch):
+    def __cinit__(self, cfg_path, int batch, size_t max_memory=0):
         cdef bytes path = os.fsencode(cfg_path)
         cdef const char *p = path
         cdef dn_status st
+        cdef dn_load_options options
+        memset(&options, 0, sizeof(options))
+        options.batch = batch
+        options.max_memory = max_memory
         with nogil:
-            st = dn_network_load_cfg(p, batch, &self.net)
+            st = dn_network_load(p, &options, &self.net)
         _check(st)
         dn_network_set_cancel(self.net, dnpy_interrupt_flag())
 

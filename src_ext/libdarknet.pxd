@@ -50,6 +50,10 @@ cdef extern from "darknet.h" nogil:
         char summary[192]
 
     dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out)
+    ctypedef struct dn_load_options:
+        int batch
+        size_t max_memory
+    dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out)
     void dn_network_free(dn_network *net)
     dn_status dn_network_info(const dn_network *net, dn_net_info *info)
     dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info)

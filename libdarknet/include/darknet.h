@@ -96,6 +96,14 @@ typedef struct dn_layer_info {
  * On success *out owns the network; free it with dn_network_free.
  */
 dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out);
+
+/* How to build a network (zero-initialise, then set what you need). */
+typedef struct dn_load_options {
+    int batch;           /* as dn_network_load_cfg's batch */
+    size_t max_memory;   /* bytes the network may hold; 0: what the machine has available. A network
+                            needing more fails with DN_ERR_OOM naming the batch that fits. */
+} dn_load_options;
+dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out);
 void dn_network_free(dn_network *net);
 
 /* Name of the backend running the network, e.g. "cpu (avx2)". */

@@ -23,8 +23,11 @@ enum { DN_LOG_DEBUG = 10, DN_LOG_INFO = 20, DN_LOG_WARNING = 30, DN_LOG_ERROR = 
         if (dn_try_ != DN_OK) return dn_try_; \
     } while (0)
 
-/* Count the bytes dn_alloc_floats hands out on this thread into *counter (NULL: stop). */
-void dn_alloc_tally(size_t *counter);
+/* Count the bytes dn_alloc_floats hands out on this thread into *counter (NULL: stop) and
+   refuse any allocation that would take the count past `limit` (0: no limit). */
+void dn_alloc_tally(size_t *counter, size_t limit);
+/* Whether the last failed allocation on this thread was refused by the limit. */
+int dn_alloc_over_budget(void);
 /* Bytes of memory the machine can still give (0: unknown). */
 size_t dn_available_memory(void);
 /* Zeroed float array, or NULL when n == 0 or out of memory. */
@@ -312,6 +315,7 @@ struct dn_network {
     dn_tensor input_delta; /* batch * inputs, only for dn_network_backward */
     int want_prepared;     /* prepare (fuse) before inference passes */
     size_t bytes;          /* allocated by the build and prepare */
+    size_t max_memory;     /* the most the network may hold (0: what the machine has available) */
     dn_ctx ctx;
 };
 

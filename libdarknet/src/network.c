@@ -2,6 +2,7 @@
    learning-rate schedule. Generic code walks the layer graph, hands each layer's
    input tensors to its backend's kernels and never branches on a type. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "dn.h"
@@ -75,32 +76,58 @@ static size_t activation_bytes(const dn_network *net)
     return n * sizeof(float);
 }
 
-/* Memory is reserved lazily (pages are touched on first use), so a network too large
-   for the machine would build and then be killed on its first pass: refuse it now. */
-static dn_status check_memory(const dn_network *net)
+/* The most the network may hold: max_memory, or what the machine can still give (0: no limit known). */
+static size_t memory_limit(const dn_network *net)
 {
     const size_t avail = dn_available_memory();
-    if (!avail || net->bytes <= avail) return DN_OK;
-    const size_t act = activation_bytes(net), fixed = net->bytes - act, per = act / net->info.batch;
-    const long fits = avail > fixed && per ? (long)((avail - fixed) / per) : 0;
-    return dn_fail(DN_ERR_OOM, "%s: a network with batch %d needs %zu MiB but only %zu MiB of memory are available; "
-                   "%s", net->cfg_path, net->info.batch, net->bytes >> 20, avail >> 20,
-                   fits > 0 ? "use a smaller batch (or more subdivisions) so that each pass holds at most the "
-                              "number of images that fit"
-                            : "the weights alone do not fit: use a smaller width/height or a smaller model");
+    return net->max_memory && (!avail || net->max_memory < avail) ? net->max_memory : avail;
 }
 
-/* Build the layers of net->cfg for an input of width x height (0: the cfg's). */
+static const char *limit_name(const dn_network *net, size_t limit, char *buf, size_t n)
+{
+    if (net->max_memory == limit) snprintf(buf, n, "max_memory=%zu MiB", limit >> 20);
+    else snprintf(buf, n, "the %zu MiB of memory available", limit >> 20);
+    return buf;
+}
+
+/* Memory is reserved lazily (pages are touched on first use), so a network too large
+   for the machine would build and then be killed on its first pass: refuse it now,
+   naming the batch that fits. */
+static dn_status check_memory(const dn_network *net, size_t limit)
+{
+    if (!limit || net->bytes <= limit) return DN_OK;
+    char what[64];
+    const size_t act = activation_bytes(net), fixed = net->bytes - act, per = act / net->info.batch;
+    const long fits = limit > fixed && per ? (long)((limit - fixed) / per) : 0;
+    if (fits < 1)
+        return dn_fail(DN_ERR_OOM, "%s: the weights alone need %zu MiB, more than %s: use a smaller model or input "
+                       "size", net->cfg_path, fixed >> 20, limit_name(net, limit, what, sizeof what));
+    return dn_fail(DN_ERR_OOM, "%s: the network with batch %d needs %zu MiB, more than %s; a batch of %ld fits (lower "
+                   "batch or raise subdivisions)", net->cfg_path, net->info.batch, net->bytes >> 20,
+                   limit_name(net, limit, what, sizeof what), fits);
+}
+
+/* Build the layers of net->cfg for an input of width x height (0: the cfg's). Allocations
+   stop at the memory limit, before a too-large network touches (initialises) anything. */
 static dn_status build(dn_network *net, int batch, int width, int height)
 {
     dn_network_seed(net, 0); /* before parsing: layers draw their initial weights */
-    dn_alloc_tally(&net->bytes);
+    const size_t limit = memory_limit(net);
+    /* a hard stop at 4x the limit: far enough to name the batch that fits (check_memory), near
+       enough that a network with absurd weights is refused before they are initialised */
+    dn_alloc_tally(&net->bytes, limit && limit < SIZE_MAX / 4 ? 4 * limit : 0);
     dn_status st = dn_network_parse(net->cfg, batch, width, height, net);
     const dn_backend *b = net->ctx.backend;
     if (st == DN_OK) st = b->alloc(&net->input, (size_t)net->info.batch * net->info.inputs, "the input");
-    dn_alloc_tally(NULL);
+    const int refused = st == DN_ERR_OOM && dn_alloc_over_budget();
+    dn_alloc_tally(NULL, 0);
+    char what[64];
+    if (refused)
+        return dn_fail(DN_ERR_OOM, "%s: the network with batch %d needs far more than %s; lower batch (or raise "
+                       "subdivisions) or the input size", net->cfg_path, net->info.batch,
+                       limit_name(net, limit, what, sizeof what));
     DN_TRY(st);
-    DN_TRY(check_memory(net));
+    DN_TRY(check_memory(net, limit));
     DN_TRY(link_layers(net));
     net->info.n_layers = net->n;
     net->info.output_layer = output_layer(net);
@@ -108,21 +135,28 @@ static dn_status build(dn_network *net, int batch, int width, int height)
     return DN_OK;
 }
 
-dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out)
+dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out)
 {
     *out = NULL;
     dn_network *net = calloc(1, sizeof *net);
     if (!net) return dn_fail(DN_ERR_OOM, "out of memory loading %s", cfg_path);
     net->ctx.backend = dn_cpu_backend();
+    net->max_memory = options->max_memory;
     dn_status st = dn_cfg_read(cfg_path, &net->cfg);
     if (st == DN_OK && !(net->cfg_path = strdup(cfg_path))) st = dn_fail(DN_ERR_OOM, "out of memory");
-    if (st == DN_OK) st = build(net, batch, 0, 0);
+    if (st == DN_OK) st = build(net, options->batch, 0, 0);
     if (st != DN_OK) {
         dn_network_free(net);
         return st;
     }
     *out = net;
     return DN_OK;
+}
+
+dn_status dn_network_load_cfg(const char *cfg_path, int batch, dn_network **out)
+{
+    const dn_load_options options = {.batch = batch};
+    return dn_network_load(cfg_path, &options, out);
 }
 
 const char *dn_network_backend(const dn_network *net) { return net->ctx.backend->name; }
@@ -189,17 +223,17 @@ dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iterat
 
 static dn_status prepare_layers(dn_network *net)
 {
-    dn_alloc_tally(&net->bytes);
+    dn_alloc_tally(&net->bytes, 0);
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
         const dn_kernels *k = net->ctx.backend->kernels[l->kind];
         dn_status st = k->prepare ? k->prepare(l, &net->ctx) : DN_OK;
         if (st != DN_OK) {
-            dn_alloc_tally(NULL);
+            dn_alloc_tally(NULL, 0);
             return st;
         }
     }
-    dn_alloc_tally(NULL);
+    dn_alloc_tally(NULL, 0);
     net->ctx.prepared = 1;
     net->info.fused = 1;
     return DN_OK;
@@ -454,6 +488,7 @@ dn_status dn_network_resize(dn_network *net, int width, int height)
     fresh->cfg = net->cfg;
     fresh->cfg_path = net->cfg_path;
     fresh->ctx.backend = net->ctx.backend;
+    fresh->max_memory = net->max_memory;
     dn_status st = build(fresh, net->info.train ? 0 : net->info.batch, width, height);
     if (st == DN_OK) st = copy_params(fresh, net);
     if (st == DN_OK) {

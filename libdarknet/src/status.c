@@ -36,12 +36,24 @@ void dn_log(int level, const char *fmt, ...)
     log_fn(level, msg, log_user);
 }
 
-static __thread size_t *tally;
+static __thread size_t *tally, budget;
+static __thread int over_budget;
 
-void dn_alloc_tally(size_t *counter) { tally = counter; }
+void dn_alloc_tally(size_t *counter, size_t limit)
+{
+    tally = counter;
+    budget = limit;
+    over_budget = 0;
+}
+
+int dn_alloc_over_budget(void) { return over_budget; }
 
 float *dn_floats(size_t n)
 {
+    if (tally && budget && n > (budget - *tally) / sizeof(float)) { /* refused before anything is touched */
+        over_budget = 1;
+        return NULL;
+    }
     float *p = n ? calloc(n, sizeof(float)) : NULL;
     if (p && tally) *tally += n * sizeof(float);
     return p;

@@ -16,6 +16,9 @@ import tempfile
 
 dn = None  # darknetpy, imported by load()
 EXPECTED: tuple = ()  # errors a hostile input may cause: darknetpy's own, and the OS's for paths
+# networks an input builds may hold this much: bigger ones are refused (OutOfMemoryError) before
+# their weights are initialised, so libFuzzer's RSS limit never fires on a legitimate refusal
+MAX_MEMORY = 256 << 20
 
 
 def load(instrument: bool = False) -> None:

@@ -69,7 +69,7 @@ def check(data: bytes) -> None:
         f.write(text)
     train = bool(first & 2)
     try:
-        with common.dn.Network(PATH, batch=None if train else 1) as net:
+        with common.dn.Network(PATH, batch=None if train else 1, max_memory=common.MAX_MEMORY) as net:
             exercise(net, train)
         STATS.count("built")
     except common.EXPECTED as e:

@@ -55,7 +55,7 @@ def check(data: bytes) -> None:
         f.write(data)
     strict = bool(data[-1] & 1) if data else False
     try:
-        with common.dn.Network(p["cfg"], p["weights"], strict=strict) as net:
+        with common.dn.Network(p["cfg"], p["weights"], strict=strict, max_memory=common.MAX_MEMORY) as net:
             out = net.predict(np.full(net.input_shape, .5, np.float32))
             assert out.shape == (1, 3)
         STATS.count("loaded")
@@ -66,7 +66,7 @@ def check(data: bytes) -> None:
 def seeds():
     """A valid file (random weights saved by the engine), its 0.1-header twin and a truncation."""
     p = paths()
-    with common.dn.Network(p["cfg"], fuse=False) as net:
+    with common.dn.Network(p["cfg"], fuse=False, max_memory=common.MAX_MEMORY) as net:
         net.save_weights(p["weights"])
     with open(p["weights"], "rb") as f:
         good = f.read()
