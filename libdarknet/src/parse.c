@@ -23,7 +23,7 @@ dn_status dn_parse_fail(dn_parse_ctx *ctx, const char *fmt, ...)
                    ctx->index, msg);
 }
 
-/* Record the first malformed value of the section; parse_section raises it. */
+/* Record the first malformed value of the section; check_options raises it. */
 static void bad_value(dn_parse_ctx *ctx, const dn_option *o, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void bad_value(dn_parse_ctx *ctx, const dn_option *o, const char *fmt, ...)
 {
