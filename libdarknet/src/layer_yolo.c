@@ -177,6 +177,44 @@ static void backward(dn_layer *l, dn_network *net, const float *in, float *in_de
     for (long i = 0; i < total; i++) in_delta[i] += l->delta[i];
 }
 
+/* upstream's get_yolo_detections (spec D1.3): cells in raster order, anchor slots
+   inner; one record per slot whose objectness exceeds thresh. */
+static dn_status boxes(const dn_layer *l, const dn_box_query *q, dn_detector_info *info, dn_detections *out)
+{
+    const yolo *p = l->p;
+    info->classes = p->classes;
+    info->nms_kind = p->nms_kind;
+    info->beta_nms = p->beta_nms;
+    if (!out) return DN_OK;
+    const int spatial = l->w * l->h, entries = p->classes + 5, from = out->n;
+    const float *o = l->output + (size_t)q->b * l->outputs;
+    for (int i = 0; i < spatial; i++) {
+        const int row = i / l->w, col = i % l->w;
+        for (int a = 0; a < p->n; a++) {
+            const float *v = o + (size_t)a * entries * spatial + i;
+            const float obj = v[4 * spatial], tw = v[2 * spatial], th = v[3 * spatial];
+            if (!(obj > q->thresh)) continue;
+            const float *anchor = p->anchors + 2 * p->mask[a];
+            float w, h;
+            if (p->new_coords) {
+                w = tw * tw * 4 * anchor[0] / q->net_w;
+                h = th * th * 4 * anchor[1] / q->net_h;
+            } else {
+                w = (float)(exp(tw) * anchor[0] / q->net_w);
+                h = (float)(exp(th) * anchor[1] / q->net_h);
+            }
+            float *prob = dn_detections_add(out, (col + v[0]) / l->w, (row + v[spatial]) / l->h, w, h, obj);
+            if (!prob) return DN_ERR_OOM;
+            for (int j = 0; j < p->classes; j++) {
+                const float s = obj * v[(5 + j) * spatial];
+                prob[j] = s > q->thresh ? s : 0;
+            }
+        }
+    }
+    dn_correct_boxes(out, from, q);
+    return DN_OK;
+}
+
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     const yolo *p = l->p;
@@ -197,5 +235,5 @@ static void free_yolo(dn_layer *l)
 
 const dn_layer_ops dn_layer_yolo = {
     .name = "yolo", .parse = parse, .forward = forward, .backward = backward, .describe = describe,
-    .free = free_yolo,
+    .free = free_yolo, .boxes = boxes,
 };
