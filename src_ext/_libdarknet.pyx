@@ -260,16 +260,16 @@ cdef class NetworkHandle:
         _check(dn_network_detector_info(self._get(), &i))
         return i
 
-    def boxes(self, int b, int img_w, int img_h, float thresh, float hier, bint letter, float nms, int kind,
-              float beta):
+    def boxes(self, int b, int img_w, int img_h, float thresh, float hier, bint letter, bint relative, float nms,
+              int kind, float beta):
         """Records of batch item b of the last forward after NMS (none when nms <= 0):
-        (bbox (n, 4) relative centre form, objectness (n,), prob (n, classes))."""
+        (bbox (n, 4) centre form, relative or in pixels, objectness (n,), prob (n, classes))."""
         cdef dn_network *net = self._get()
         cdef dn_detections d
         memset(&d, 0, sizeof(d))
         cdef dn_status st
         with nogil:
-            st = dn_network_boxes(net, b, img_w, img_h, thresh, hier, letter, &d)
+            st = dn_network_boxes(net, b, img_w, img_h, thresh, hier, letter, relative, &d)
             if st == DN_OK and nms > 0:
                 st = dn_nms(&d, nms, kind, beta)
         try:

@@ -79,6 +79,6 @@ cdef extern from "darknet.h" nogil:
 
     dn_status dn_network_detector_info(const dn_network *net, dn_detector_info *info)
     dn_status dn_network_boxes(const dn_network *net, int b, int img_w, int img_h, float thresh, float hier,
-                               int letter, dn_detections *out)
+                               int letter, int relative, dn_detections *out)
     void dn_detections_free(dn_detections *d)
     dn_status dn_nms(dn_detections *d, float thresh, int kind, float beta)

@@ -166,7 +166,7 @@ dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int
 typedef struct dn_detections {
     int n;              /* records */
     int classes;        /* classes of the first detection head */
-    float *bbox;        /* n x 4: centre x, y, width, height relative to the image */
+    float *bbox;        /* n x 4: centre x, y, width, height (relative or pixels) */
     float *objectness;  /* n */
     float *prob;        /* n x classes: objectness x class probability, 0 where <= thresh */
     int capacity;       /* records allocated (internal) */
@@ -187,11 +187,12 @@ dn_status dn_network_detector_info(const dn_network *net, dn_detector_info *info
 /*
  * upstream's get_network_boxes for batch item `b` of the last forward: every
  * detection head in network order appends its records (boxes corrected for an
- * image of img_w x img_h fed plainly resized or, with letter, letterboxed).
+ * image of img_w x img_h fed plainly resized or, with letter, letterboxed;
+ * relative to the image, or in its pixels when relative is 0).
  * *out must be zeroed (or reused); free it with dn_detections_free.
  */
 dn_status dn_network_boxes(const dn_network *net, int b, int img_w, int img_h, float thresh, float hier,
-                           int letter, dn_detections *out);
+                           int letter, int relative, dn_detections *out);
 void dn_detections_free(dn_detections *d);
 
 /*

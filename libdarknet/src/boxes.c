@@ -61,6 +61,12 @@ void dn_correct_boxes(dn_detections *d, int from, const dn_box_query *q)
         b[1] = (float)((b[1] - dh / 2. / H) / rh);
         b[2] *= 1 / rw;
         b[3] *= 1 / rh;
+        if (!q->relative) {
+            b[0] *= iw;
+            b[2] *= iw;
+            b[1] *= ih;
+            b[3] *= ih;
+        }
     }
 }
 
@@ -79,7 +85,7 @@ dn_status dn_network_detector_info(const dn_network *net, dn_detector_info *info
 }
 
 dn_status dn_network_boxes(const dn_network *net, int b, int img_w, int img_h, float thresh, float hier,
-                           int letter, dn_detections *out)
+                           int letter, int relative, dn_detections *out)
 {
     if (!net || !out) return dn_fail(DN_ERR_SHAPE, "dn_network_boxes: NULL argument");
     if (b < 0 || b >= net->info.batch)
@@ -87,7 +93,8 @@ dn_status dn_network_boxes(const dn_network *net, int b, int img_w, int img_h, f
     if (img_w < 1 || img_h < 1)
         return dn_fail(DN_ERR_SHAPE, "image size %d x %d must be positive", img_w, img_h);
     const dn_box_query q = {.b = b, .img_w = img_w, .img_h = img_h, .net_w = net->info.width,
-                            .net_h = net->info.height, .letter = letter != 0, .thresh = thresh, .hier = hier};
+                            .net_h = net->info.height, .letter = letter != 0,
+                            .relative = relative != 0, .thresh = thresh, .hier = hier};
     int first = -1;
     dn_detector_info head;
     for (int i = 0; i < net->n && first < 0; i++)

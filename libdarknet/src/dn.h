@@ -262,12 +262,14 @@ struct dn_box_query {
     int img_w, img_h;       /* original image size */
     int net_w, net_h;       /* network input size */
     int letter;             /* the image was letterboxed into the input */
+    int relative;           /* boxes relative to the image, else in its pixels */
     float thresh, hier;
 };
 
 /* Append one record with a zeroed prob row (returned; NULL after dn_fail on OOM). */
 float *dn_detections_add(dn_detections *d, float x, float y, float w, float h, float objectness);
-/* upstream's correct_yolo_boxes on records [from, d->n): network-relative to image-relative. */
+/* upstream's correct_yolo_boxes on records [from, d->n): network-relative to image-relative
+   (or image pixels when !q->relative). */
 void dn_correct_boxes(dn_detections *d, int from, const dn_box_query *q);
 
 /* The layer table (layers.c, generated from layers.def). */
