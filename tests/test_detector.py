@@ -201,3 +201,40 @@ def test_label_path_rule():
     assert label_path("coco/images/train2017/x.JPEG") == "coco/labels/train2017/x.txt"
     assert label_path("VOC/JPEGImages/y.png ") == "VOC/labels/y.txt"
     assert label_path("a/b.Jpg") == "a/b.Jpg"                 # not handled upstream either
+
+
+def test_calc_anchors_is_a_kmeans_fixed_point(in_shapes4, capsys, monkeypatch):
+    data = in_shapes4 / "anchors.data"
+    data.write_text("classes=4\ntrain=shapes4/valid.txt\n")
+    rc, out, _ = run_cli(capsys, monkeypatch, "", "detector", "calc_anchors", data, "-num_of_clusters", 5,
+                         "-width", 416, "-height", 320)
+    assert rc == 0 and "counters_per_class = 54, 60, 68, 57" in out     # the valid split's class counts
+    text = (in_shapes4 / "anchors.txt").read_text()
+    assert out.rstrip("\n").endswith("anchors = " + text)
+    anchors = np.array([float(v) for v in text.split(",")]).reshape(5, 2)
+    assert (np.diff(anchors.prod(axis=1)) >= 0).all()                      # sorted by area
+    boxes = np.concatenate([dn.detector_eval.read_boxes(label_path(p))
+                            for p in (in_shapes4 / "shapes4/valid.txt").read_text().split()])
+    points = boxes[:, 3:5].astype(np.float64) * [416, 320]
+    r = dn.calc_anchors(data, 5, 416, 320, out_dir=None)
+    iou = dn.anchors.wh_iou(points, r.anchors.astype(np.float64))
+    nearest = iou.argmax(axis=1)
+    for k in range(5):                      # every centre is the mean of the boxes nearest to it
+        np.testing.assert_allclose(r.anchors[k], points[nearest == k].mean(axis=0), rtol=1e-5)
+    assert r.avg_iou == pytest.approx(iou.max(axis=1).mean(), rel=1e-6)
+    assert f"avg IoU = {r.avg_iou * 100:2.2f} %" in out
+
+
+@pytest.mark.slow
+def test_calc_anchors_quality_against_upstream(det_oracle, tmp_path, monkeypatch):
+    """upstream seeds k-means from the clock: compare the clustering quality and the counters."""
+    subprocess.run([sys.executable, str(det_oracle / "make_shapes4_det.py"), str(tmp_path), "--nvalid", "0"],
+                   check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path)
+    r = dn.calc_anchors("shapes4/obj.data", 6, 128, 128)
+    ref = (det_oracle / "anchors/calc_anchors_stdout.txt").read_text()
+    assert "counters_per_class = " + ", ".join(map(str, r.counters_per_class)) in ref
+    ref_iou = float(re.search(r"avg IoU = ([\d.]+) %", ref)[1])
+    assert abs(r.avg_iou * 100 - ref_iou) < 1.0                                  # 80.63 % upstream
+    ref_anchors = np.array([float(v) for v in (det_oracle / "anchors/anchors.txt").read_text().split(",")])
+    assert np.abs(np.sort(r.anchors.ravel()) - np.sort(ref_anchors)).max() < 12
