@@ -27,6 +27,8 @@ REFUSED = {
     # upstream asserts here: a shortcut adds layers of different spatial sizes
     "resnet50": "[shortcut]", "resnet101": "[shortcut]", "resnet152": "[shortcut]",
     "resnext152-32x4d": "[shortcut]",
+    # broken [yolo] anchors that upstream reads past: a missing comma (31 values), mask 16..19 with num=16
+    "cspx-p7-mish_hp": "odd number", "cspx-p7-mish": "mask value 16 is >= num=16",
 }
 
 TYPE_NAMES = {"upsample": "none", "reorg3d": "reorg", "local_avgpool": "avgpool"}

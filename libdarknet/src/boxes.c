@@ -78,7 +78,12 @@ dn_status dn_network_detector_info(const dn_network *net, dn_detector_info *info
     for (int i = 0; i < net->n; i++) {
         const dn_layer *l = &net->layers[i];
         if (!l->ops->boxes) continue;
+        const int before = info->classes;
         DN_TRY(l->ops->boxes(l, NULL, info, NULL));
+        if (info->layer >= 0 && info->classes != before)
+            return dn_fail(DN_ERR_CFG, "%s: detection layers %d and %d have different classes= (%d and %d); every "
+                           "[yolo] layer needs the same classes=", net->cfg_path, info->layer, i, before,
+                           info->classes);
         info->layer = i;
     }
     return DN_OK;

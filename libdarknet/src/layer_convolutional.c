@@ -88,7 +88,9 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     int pad = dn_opt_int(ctx, "padding", 0);
     if (dn_opt_int(ctx, "pad", 0)) pad = size / 2;
     p->groups = dn_opt_int(ctx, "groups", 1);
-    if (p->groups < 1) p->groups = 1;
+    if (p->groups < 1)
+        return dn_parse_fail(ctx, "groups=%d must be >= 1 (1 = an ordinary convolution; upstream silently reads "
+                             "0 as 1)", p->groups);
     int dilation = dn_opt_int(ctx, "dilation", 1);
     if (size == 1) dilation = 1;
     l->batch_normalize = dn_opt_int(ctx, "batch_normalize", 0);

@@ -50,6 +50,19 @@ static dn_status parse_iou_kind(dn_parse_ctx *ctx, const char *key, const char *
     return dn_parse_fail(ctx, "unknown %s '%s'; use mse, iou, giou, diou or ciou", key, v);
 }
 
+/* anchors= must hold whole (w, h) pairs, at least num of them (the mistakes behind most
+   "wrong boxes" reports: a missing comma merges two values). */
+static dn_status check_anchor_count(dn_parse_ctx *ctx, int values, int num)
+{
+    if (values % 2)
+        return dn_parse_fail(ctx, "anchors= lists %d values, an odd number: anchors are width,height pairs; look for "
+                             "a missing or extra comma", values);
+    if (values < 2 * num)
+        return dn_parse_fail(ctx, "anchors= lists %d pairs but num=%d needs %d: add the missing anchors or set "
+                             "num=%d", values / 2, num, num, values / 2);
+    return DN_OK;
+}
+
 static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 {
     yolo *p = calloc(1, sizeof *p);
@@ -68,9 +81,10 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
         int cap = count_items(anchors);
         if (!(listed = malloc(sizeof *listed * cap))) return dn_fail(DN_ERR_OOM, "out of memory");
         na = dn_opt_floats(ctx, "anchors", listed, cap);
-        if (na < 0) {
+        dn_status bad = na < 0 ? DN_ERR_CFG : check_anchor_count(ctx, na, p->total);
+        if (bad != DN_OK) {
             free(listed);
-            return DN_ERR_CFG;
+            return bad;
         }
     }
     p->n_anchors = na / 2 > p->total ? na / 2 : p->total;
@@ -95,8 +109,9 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
                 return dn_parse_fail(ctx, "mask value %d is not an anchor index: num=%d and anchors= lists %d pairs, "
                                      "so use 0..%d", p->mask[i], p->total, na / 2, p->n_anchors - 1);
             if (p->mask[i] >= p->total)
-                dn_log(DN_LOG_WARNING, "%s:%d: [yolo] (layer %d): mask value %d is >= num=%d; using anchor pair %d "
-                       "of anchors=", ctx->cfg->path, ctx->sec->line, ctx->index, p->mask[i], p->total, p->mask[i]);
+                return dn_parse_fail(ctx, "mask value %d is >= num=%d (upstream reads past its anchors there): set "
+                                     "num= to the number of anchor pairs (%d) or use mask values 0..%d", p->mask[i],
+                                     p->total, na / 2, p->total - 1);
         }
     } else {
         p->n = p->total;
