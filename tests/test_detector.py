@@ -238,3 +238,23 @@ def test_calc_anchors_quality_against_upstream(det_oracle, tmp_path, monkeypatch
     assert abs(r.avg_iou * 100 - ref_iou) < 1.0                                  # 80.63 % upstream
     ref_anchors = np.array([float(v) for v in (det_oracle / "anchors/anchors.txt").read_text().split(",")])
     assert np.abs(np.sort(r.anchors.ravel()) - np.sort(ref_anchors)).max() < 12
+
+
+def test_yolov4_tiny_records_equal_upstream(oracle):
+    """80 classes, two heads, greedynms: the records left by upstream's NMS, in its order."""
+    folder = oracle / "yolov4-tiny"
+    x = np.fromfile(folder / "input.f32", dtype="<f4").reshape(3, 416, 416)
+    want = []
+    for line in (folder / "detections.txt").read_text().splitlines():
+        if not line.startswith("#"):
+            fields = line.split()
+            want.append(([float(v) for v in fields[1:6]], {int(k): float(p) for k, p in
+                                                          (f.split(":") for f in fields[6:])}))
+    with dn.Detector(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights") as det:
+        assert det.nms_kind == "greedynms" and det.classes == 80
+        d = det.detect(x, thresh=0.25, nms=0.45)
+    assert len(d) == len(want) == 18
+    for i, (box_obj, probs) in enumerate(want):
+        np.testing.assert_allclose(np.append(d.relative[i], d.objectness[i]), box_obj, atol=2e-5)
+        assert set(np.nonzero(d.probs[i])[0]) == set(probs)
+        np.testing.assert_allclose([d.probs[i, k] for k in probs], list(probs.values()), atol=2e-5)
