@@ -102,17 +102,15 @@ class Detections:
     def lines(self, ext_output: bool = False) -> list:
         """upstream's console lines (draw_detections_v3, spec D3.2): records by left edge, the best shown
         class first, then every other class above the threshold."""
-        shown = [j for j in range(self.probs.shape[1]) if not self._name(j).startswith(_HIDDEN)]
-        rows = []
-        for i in range(len(self)):
-            p = self.probs[i]
-            best = max(shown, key=lambda j: (p[j], -j), default=None) if shown else None
-            if best is not None and p[best] > 0:
-                rows.append((float(self.relative[i, 0] - self.relative[i, 2] / 2), i, best))
-        rows.sort(key=lambda r: r[0])  # stable, as glibc's merge sort
+        hidden = np.array([self._name(j).startswith(_HIDDEN) for j in range(self.probs.shape[1])], bool)
+        shown = np.where(hidden, np.float32(-1), self.probs)
+        best_of = shown.argmax(axis=1) if len(self) else np.zeros(0, np.int64)   # ties: the lower index
+        selected = np.nonzero(shown[np.arange(len(self)), best_of] > 0)[0]
+        left = self.relative[selected, 0] - self.relative[selected, 2] / 2
         w, h = np.float32(self.image_size[0]), np.float32(self.image_size[1])
         out = []
-        for _, i, best in rows:
+        for i in selected[np.argsort(left, kind="stable")]:   # stable, as glibc's merge sort
+            best = int(best_of[i])
             x, y, bw, bh = self.relative[i]
             geom = ""
             if ext_output:
@@ -120,8 +118,8 @@ class Detections:
                     _c_round(float((x - bw / 2) * w)), _c_round(float((y - bh / 2) * h)),
                     _c_round(float(bw * w)), _c_round(float(bh * h)))
             out.append(f"{self._name(best)}: {_pct(self.probs[i, best])}%{geom}")
-            for j in range(self.probs.shape[1]):
-                if j != best and self.probs[i, j] > 0:
+            for j in np.nonzero(self.probs[i])[0]:
+                if j != best:
                     out.append(f"{self._name(j)}: {_pct(self.probs[i, j])}%{geom}")
         return out
 
