@@ -146,3 +146,74 @@ def test_nms_kind_from_cfg(tmp_path):
         info = net._handle.detector_info()
     assert (info["layer"], info["classes"], info["nms_kind"]) == (0, CLASSES, 2)
     assert info["beta_nms"] == pytest.approx(0.7)
+
+
+REGION_ANCHORS = [(0.57, 0.68), (1.87, 2.06), (3.34, 5.47)]
+
+
+@pytest.mark.parametrize("softmax", [0, 1])
+@pytest.mark.parametrize("letter", [False, True])
+def test_region_decoding_matches_numpy(tmp_path, softmax, letter):
+    n, classes, lw, lh = len(REGION_ANCHORS), 4, 6, 4
+    cfg = tmp_path / "region.cfg"
+    cfg.write_text(f"[net]\nwidth={lw}\nheight={lh}\nchannels={n * (classes + 5)}\n\n[region]\n"
+                   f"anchors={', '.join(f'{a},{b}' for a, b in REGION_ANCHORS)}\nclasses={classes}\ncoords=4\n"
+                   f"num={n}\nsoftmax={softmax}\n")
+    raw = np.random.default_rng(softmax + 2 * letter).normal(0, 2, (n * (classes + 5), lh, lw)).astype(np.float32)
+    img_w, img_h = 50, 31
+    with Network(cfg, batch=1) as net:
+        assert net._handle.detector_info()["nms_kind"] == 0
+        net.predict(raw)
+        bbox, obj, prob = net._handle.boxes(0, img_w, img_h, 0.2, 0.5, letter, True, 0, 0, 0)
+    # reference (spec D1.5): record (row*lw + col)*n + a, objectness 1, prob = sigmoid(obj) * class
+    v = raw.reshape(n, classes + 5, lh, lw).astype(np.float64)
+    cls = v[:, 5:]
+    if softmax:
+        cls = np.exp(cls - cls.max(axis=1, keepdims=True))
+        cls = cls / cls.sum(axis=1, keepdims=True)
+    nw, nh = lw, lh
+    if letter:
+        nw, nh = (lw, img_h * lw // img_w) if lw / img_w < lh / img_h else (img_w * lh // img_h, lh)
+    want_box, want_prob = [], []
+    for row in range(lh):
+        for col in range(lw):
+            for a, (aw, ah) in enumerate(REGION_ANCHORS):
+                x = (col + logistic(v[a, 0, row, col])) / lw
+                y = (row + logistic(v[a, 1, row, col])) / lh
+                w, h = np.exp(v[a, 2, row, col]) * aw / lw, np.exp(v[a, 3, row, col]) * ah / lh
+                want_box.append(((x - (lw - nw) / 2 / lw) * lw / nw, (y - (lh - nh) / 2 / lh) * lh / nh,
+                                 w * lw / nw, h * lh / nh))
+                p = logistic(v[a, 4, row, col]) * cls[a, :, row, col]
+                want_prob.append(np.where(p > 0.2, p, 0))
+    np.testing.assert_allclose(bbox, want_box, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(prob, want_prob, rtol=2e-5, atol=2e-6)
+    assert (obj == 1).all() and (prob > 0).sum() > 10
+
+
+def wide_view_gather(x, s):
+    """upstream's reorg_cpu(forward=0) on x (c, h, w): out[k, j, i] = x viewed as (c/s^2, h*s, w*s)
+    at channel k % (c/s^2), row j*s + (k // (c/s^2)) // s, column i*s + (k // (c/s^2)) % s."""
+    c, h, w = x.shape
+    oc = c // (s * s)
+    wide = x.reshape(oc, h * s, w * s)
+    out = np.empty_like(x)
+    for k in range(c):
+        off = k // oc
+        out[k] = wide[k % oc, off // s::s, off % s::s][:h, :w]
+    return out
+
+
+def test_old_reorg_follows_upstream_index_formula(tmp_path):
+    """[reorg] stride 2 (and reverse=1, its scatter over the reverse layer's own input dims) follow upstream's
+    reorg_cpu index formula."""
+    cfg = tmp_path / "reorg.cfg"
+    cfg.write_text("[net]\nwidth=6\nheight=4\nchannels=8\n\n[reorg]\nstride=2\n\n[reorg]\nstride=2\nreverse=1\n")
+    x = np.arange(8 * 4 * 6, dtype=np.float32).reshape(8, 4, 6)
+    with Network(cfg, batch=1) as net:
+        last = net.predict(x).reshape(8, 4, 6)
+        out = net.layer_output(0)
+    assert out.shape == (1, 32, 2, 3)
+    np.testing.assert_array_equal(out.reshape(8, 4, 6), wide_view_gather(x, 2))
+    # reverse=1 scatters: out viewed wide at the same positions receives the input in order
+    mid = out.reshape(32, 2, 3)
+    np.testing.assert_array_equal(wide_view_gather(last.reshape(32, 2, 3), 2), mid)
