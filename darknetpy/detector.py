@@ -91,12 +91,13 @@ class Detections:
         return len(self.scores)
 
     def __iter__(self) -> Iterator[Detection]:
-        for i in range(len(self)):
-            yield Detection(int(self.class_ids[i]), self._name(int(self.class_ids[i])), float(self.scores[i]),
-                            tuple(float(v) for v in self.boxes[i]), self.probs[i])
+        return (self[i] for i in range(len(self)))
 
     def __getitem__(self, i: int) -> Detection:
-        return list(self)[i]
+        i = range(len(self))[i]          # IndexError and negative indices as a list
+        c = int(self.class_ids[i])
+        return Detection(c, self._name(c), float(self.scores[i]), tuple(float(v) for v in self.boxes[i]),
+                         self.probs[i])
 
     # ---- upstream's text outputs ------------------------------------------
     def lines(self, ext_output: bool = False) -> list:

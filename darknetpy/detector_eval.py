@@ -175,6 +175,8 @@ def evaluate_detector(data: Union[PathLike, DataConfig], cfg: PathLike, weights:
     det = detector or _open_detector(data, cfg, weights, threads)
     try:
         paths = read_list(data.resolve(data.get("valid", "data/train.txt")))
+        if data.get("difficult"):
+            log.warning("%s: difficult= is not supported yet; its images' truths are not excluded", data.path)
         C = det.classes
         iou_thresh32 = np.float32(iou_thresh)
         dets_p, dets_cls, dets_truth = [], [], []
