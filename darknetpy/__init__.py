@@ -25,7 +25,10 @@ from .errors import (CfgError, DarknetError, DeviceError, IncompleteError, Input
 from .results import Classification, ValidationResult, ValidationStep, top_k
 from .classifier import Classifier, classify
 from .validation import validate_classifier
-from .image import center_crop, crop_image, load_image, resize_image, resize_min, to_chw
+from .image import center_crop, crop_image, letterbox_image, load_image, resize_image, resize_min, to_chw
+from .detector import Detection, Detections, Detector
+from .detector_eval import MapResult, evaluate_detector, validate_detector
+from .anchors import AnchorsResult, calc_anchors
 from .network import LayerInfo, Network, partial
 from .train import TrainResult, train_classifier
 
@@ -38,4 +41,6 @@ __all__ = ["Network", "LayerInfo", "partial", "load_image", "resize_image", "res
            "center_crop", "to_chw", "DarknetError", "CfgError", "WeightsError", "InputError",
            "UnsupportedError", "DeviceError", "OutOfMemoryError", "LabelError", "IncompleteError",
            "train_classifier", "TrainResult", "Classifier", "Classification", "ValidationResult",
-           "ValidationStep", "classify", "validate_classifier", "top_k", "__version__"]
+           "ValidationStep", "classify", "validate_classifier", "top_k", "Detector", "Detections", "Detection",
+           "evaluate_detector", "validate_detector", "MapResult", "calc_anchors", "AnchorsResult", "letterbox_image",
+           "__version__"]

@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"darknetpy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_classifier(sub, common)
+    from .cli_detector import add_detector_verbs
+
+    add_detector_verbs(sub, common)
 
     classify = _verb(sub, "classify", f"= classifier predict {IMAGENET_DATA} <cfg> <weights> [image] "
                                       "with 5 lines", common)

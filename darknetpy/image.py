@@ -13,7 +13,8 @@ from . import _libdarknet
 from .errors import InputError
 from .paths import existing_file
 
-__all__ = ["load_image", "to_chw", "resize_image", "resize_min", "resize_min_center_crop", "crop_image", "center_crop"]
+__all__ = ["load_image", "to_chw", "resize_image", "letterbox_image", "resize_min", "resize_min_center_crop",
+           "crop_image", "center_crop"]
 
 
 def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
@@ -97,6 +98,21 @@ def resize_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
     if im.shape[1:] == (h, w):
         return im.copy()
     return _libdarknet.resize_image(im, int(w), int(h))
+
+
+def letterbox_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
+    """darknet's ``letterbox_image`` (spec §5.3): keep the aspect ratio (integer sizes),
+    ``resize_image`` and centre the result on a w x h canvas of 0.5."""
+    im = _check_chw(im)
+    c, ih, iw = im.shape
+    if np.float32(w) / np.float32(iw) < np.float32(h) / np.float32(ih):
+        nw, nh = w, ih * w // iw
+    else:
+        nw, nh = iw * h // ih, h
+    out = np.full((c, h, w), 0.5, dtype=np.float32)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out[:, top:top + nh, left:left + nw] = resize_image(im, nw, nh)
+    return out
 
 
 def resize_min(im: np.ndarray, m: int) -> np.ndarray:

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 
+from libc.stdlib cimport malloc
 from libc.string cimport memcpy, memset
 
 from libdarknet cimport *
@@ -110,6 +111,55 @@ def resize_image(const float[:, :, ::1] src, int w, int h):
                              &dst[0, 0, 0], h, w)
     _check(st)
     return out
+
+
+cdef object _detections_arrays(dn_detections *d):
+    """Copies of (bbox (n, 4), objectness (n,), prob (n, classes))."""
+    n, c = d.n, d.classes
+    bbox = np.empty((n, 4), dtype=np.float32)
+    obj = np.empty(n, dtype=np.float32)
+    prob = np.empty((n, c), dtype=np.float32)
+    cdef float[:, ::1] vb = bbox
+    cdef float[::1] vo = obj
+    cdef float[:, ::1] vp = prob
+    if n:
+        memcpy(&vb[0, 0], d.bbox, 4 * n * sizeof(float))
+        memcpy(&vo[0], d.objectness, n * sizeof(float))
+        if c:
+            memcpy(&vp[0, 0], d.prob, n * c * sizeof(float))
+    return bbox, obj, prob
+
+
+def nms(const float[:, ::1] bbox, const float[::1] objectness, const float[:, ::1] prob, float thresh,
+        int kind, float beta):
+    """upstream's NMS on copies of the records: returns the reordered (bbox, objectness, prob)."""
+    cdef dn_detections d
+    memset(&d, 0, sizeof(d))
+    cdef int n = <int>bbox.shape[0], c = <int>prob.shape[1]
+    if objectness.shape[0] != n or prob.shape[0] != n or bbox.shape[1] != 4:
+        raise InputError("nms needs bbox (n, 4), objectness (n,) and prob (n, classes)")
+    d.n = n
+    d.capacity = n
+    d.classes = c
+    d.bbox = <float *>malloc(max(n, 1) * 4 * sizeof(float))
+    d.objectness = <float *>malloc(max(n, 1) * sizeof(float))
+    d.prob = <float *>malloc(max(n * c, 1) * sizeof(float))
+    if d.bbox == NULL or d.objectness == NULL or d.prob == NULL:
+        dn_detections_free(&d)
+        raise MemoryError()
+    if n:
+        memcpy(d.bbox, &bbox[0, 0], 4 * n * sizeof(float))
+        memcpy(d.objectness, &objectness[0], n * sizeof(float))
+        if c:
+            memcpy(d.prob, &prob[0, 0], n * c * sizeof(float))
+    cdef dn_status st
+    with nogil:
+        st = dn_nms(&d, thresh, kind, beta)
+    try:
+        _check(st)
+        return _detections_arrays(&d)
+    finally:
+        dn_detections_free(&d)
 
 
 cdef class NetworkHandle:
@@ -279,6 +329,29 @@ cdef class NetworkHandle:
             raise ValueError(f"layer {index} {name} has {count} values, got {values.shape[0]}")
         if count:
             memcpy(data, &values[0], count * sizeof(float))
+
+    def detector_info(self):
+        cdef dn_detector_info i
+        _check(dn_network_detector_info(self._get(), &i))
+        return i
+
+    def boxes(self, int b, int img_w, int img_h, float thresh, float hier, bint letter, bint relative, float nms,
+              int kind, float beta):
+        """Records of batch item b of the last forward after NMS (none when nms <= 0):
+        (bbox (n, 4) centre form, relative or in pixels, objectness (n,), prob (n, classes))."""
+        cdef dn_network *net = self._get()
+        cdef dn_detections d
+        memset(&d, 0, sizeof(d))
+        cdef dn_status st
+        with nogil:
+            st = dn_network_boxes(net, b, img_w, img_h, thresh, hier, letter, relative, &d)
+            if st == DN_OK and nms > 0:
+                st = dn_nms(&d, nms, kind, beta)
+        try:
+            _check(st)
+            return _detections_arrays(&d)
+        finally:
+            dn_detections_free(&d)
 
     def current_rate(self):
         return dn_network_current_rate(self._get())

@@ -96,6 +96,23 @@ cdef extern from "darknet.h" nogil:
     float dn_network_current_rate(const dn_network *net)
     void dn_network_seed(dn_network *net, uint64_t seed)
     dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow)
+
+    ctypedef struct dn_detections:
+        int n, classes
+        float *bbox
+        float *objectness
+        float *prob
+        int capacity
+
+    ctypedef struct dn_detector_info:
+        int layer, classes, nms_kind
+        float beta_nms
+
+    dn_status dn_network_detector_info(const dn_network *net, dn_detector_info *info)
+    dn_status dn_network_boxes(const dn_network *net, int b, int img_w, int img_h, float thresh, float hier,
+                               int letter, int relative, dn_detections *out)
+    void dn_detections_free(dn_detections *d)
+    dn_status dn_nms(dn_detections *d, float thresh, int kind, float beta)
     dn_status dn_resize_image_window(const float *src, int c, int h, int w, float *dst, int oh, int ow, int x0,
                                      int y0, int cw, int ch)
 

@@ -12,10 +12,8 @@ REFUSED = {
     # recurrent layers are out of scope (upstream itself dies parsing these five)
     "rnn": "[rnn]", "rnn.train": "[rnn]", "gru": "[gru]", "lstm.train": "[lstm]", "crnn.train": "[crnn]",
     "yolov3-tiny_occlusion_track": "[crnn]",
-    # YOLOv2 region head and old reorg
-    "tiny-yolo-voc": "[region]", "tiny-yolo": "[region]", "yolo9000": "[region]", "yolov2-tiny-voc": "[region]",
-    "yolov2-tiny": "[region]", "yolo-voc.2.0": "[reorg]", "yolo-voc": "[reorg]", "yolo.2.0": "[reorg]",
-    "yolo": "[reorg]", "yolov2-voc": "[reorg]", "yolov2": "[reorg]",
+    # YOLOv2 softmax tree (yolo9000)
+    "yolo9000": "tree=",
     # YOLOv1 detection head, local and crop layers
     "t1.test": "[detection]", "yolov1_tiny-coco": "[detection]", "yolov1_tiny-yolo": "[detection]",
     "yolov1_xyolo.test": "xnor", "yolov1_yolo-coco": "[local]", "yolov1_yolo": "[local]",
@@ -27,11 +25,11 @@ REFUSED = {
     # upstream asserts here: a shortcut adds layers of different spatial sizes
     "resnet50": "[shortcut]", "resnet101": "[shortcut]", "resnet152": "[shortcut]",
     "resnext152-32x4d": "[shortcut]",
-    # a missing comma ("61,45    61,45" reads as 4561) leaves an odd anchors= count, which upstream pads silently
-    "cspx-p7-mish_hp": "odd count",
+    # broken [yolo] anchors that upstream reads past: a missing comma (31 values), mask 16..19 with num=16
+    "cspx-p7-mish_hp": "odd number", "cspx-p7-mish": "mask value 16 is >= num=16",
 }
 
-TYPE_NAMES = {"upsample": "none", "reorg3d": "reorg", "local_avgpool": "avgpool"}
+TYPE_NAMES = {"upsample": "none", "reorg3d": "reorg", "local_avgpool": "avgpool", "reorg": "none"}
 ROW = re.compile(r"^\s*(\d+)\s+(\S+)\s+in\s+(\d+) x\s*(\d+) x\s*(\d+)\s+out\s+(\d+) x\s*(\d+) x\s*(\d+)\s+"
                  r"outputs=(\d+)(\s+bn)?")
 

@@ -175,7 +175,7 @@ NUMBER_CASES = {
     "nul": (net() + "[convolutional]\nfilters=4\x005\n", 6, "NUL byte after 'filters=4'"),
     "groups": (net() + "[convolutional]\nfilters=2\ngroups=0\n", 5, "groups=0 must be >= 1"),
     "anchors": (net(32, 32, 3) + "[convolutional]\nfilters=18\n[yolo]\nmask=0,1,2\nnum=3\nclasses=1\n"
-                "anchors=1,2,3,4,5\n", 7, "anchors= lists 5 values, an odd count"),
+                "anchors=1,2,3,4,5\n", 7, "anchors= lists 5 values, an odd number"),
     "net_key": (net(extra="widht=4\n") + CONV, 5, "unknown key 'widht' in [net]"),
     "inline_comment_ok": (net() + "[convolutional]\nfilters=2#two\nlearning_rate=1e-1\n", 0, ""),
 }

@@ -227,6 +227,50 @@ dn_status dn_cfg_section_info(const dn_cfg *cfg, int i, const char **type, int *
 /* Option j of section i. */
 dn_status dn_cfg_option(const dn_cfg *cfg, int i, int j, const char **key, const char **value, int *line);
 
+/* ---- detection (spec D1, D2) -------------------------------------------- */
+
+/* Candidate boxes of one image, as upstream's detection records. */
+typedef struct dn_detections {
+    int n;              /* records */
+    int classes;        /* classes of the first detection head */
+    float *bbox;        /* n x 4: centre x, y, width, height (relative or pixels) */
+    float *objectness;  /* n */
+    float *prob;        /* n x classes: objectness x class probability, 0 where <= thresh */
+    int capacity;       /* records allocated (internal) */
+} dn_detections;
+
+/* The last detection head of a network: what upstream's detector commands consult. */
+typedef struct dn_detector_info {
+    int layer;          /* index of the last detection layer, -1 when there is none */
+    int classes;
+    int nms_kind;       /* DN_NMS_* */
+    float beta_nms;
+} dn_detector_info;
+
+enum { DN_NMS_DEFAULT = 0, DN_NMS_GREEDY = 1, DN_NMS_DIOU = 2 };
+
+dn_status dn_network_detector_info(const dn_network *net, dn_detector_info *info);
+
+/*
+ * upstream's get_network_boxes for batch item `b` of the last forward: every
+ * detection head in network order appends its records (boxes corrected for an
+ * image of img_w x img_h fed plainly resized or, with letter, letterboxed;
+ * relative to the image, or in its pixels when relative is 0).
+ * *out must be zeroed (or reused); free it with dn_detections_free.
+ */
+dn_status dn_network_boxes(const dn_network *net, int b, int img_w, int img_h, float thresh, float hier,
+                           int letter, int relative, dn_detections *out);
+void dn_detections_free(dn_detections *d);
+
+/*
+ * upstream's NMS in place: records with objectness 0 move to the end, then per
+ * class a sort by that class's score (stable, descending) and suppression of
+ * later boxes whose overlap with a kept one exceeds thresh: IoU (DN_NMS_DEFAULT),
+ * DIoU with exponent 0.6 (DN_NMS_GREEDY) or exponent beta (DN_NMS_DIOU).
+ * The array is left in the order of the last class's sort.
+ */
+dn_status dn_nms(dn_detections *d, float thresh, int kind, float beta);
+
 #ifdef __cplusplus
 }
 #endif

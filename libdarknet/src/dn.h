@@ -167,6 +167,8 @@ typedef struct dn_update {
 } dn_update;
 
 
+typedef struct dn_box_query dn_box_query; /* boxes.c */
+
 typedef struct dn_layer_ops {
     const char *name;   /* canonical section name */
     const char *alias;  /* second accepted spelling, or NULL */
@@ -182,6 +184,10 @@ typedef struct dn_layer_ops {
     float *(*param)(dn_layer *l, const char *name, float **delta, size_t *count);
     void (*describe)(const dn_layer *l, char *buf, size_t n); /* console line */
     void (*free)(dn_layer *l);
+    /* Detection heads only (spec D1): fill *info and, when out is not NULL, append the
+       records of batch item q->b from the last forward. */
+    dn_status (*boxes)(const dn_layer *l, const dn_box_query *q, dn_detector_info *info,
+                       dn_detections *out);
 } dn_layer_ops;
 
 /* ---- tensors, backends and the execution context ------------------------ */
@@ -283,6 +289,23 @@ static inline void dn_pool_span(const dn_pool *p, int index, int stride, int lim
 }
 /* Console line for a pooling layer: `kind` is "max" or "avg". */
 void dn_pool_describe(const dn_layer *l, const dn_pool *p, const char *kind, char *buf, size_t n);
+
+/* ---- boxes.c: detection records shared by the head kinds (spec D1) ---- */
+
+struct dn_box_query {
+    int b;                  /* batch item */
+    int img_w, img_h;       /* original image size */
+    int net_w, net_h;       /* network input size */
+    int letter;             /* the image was letterboxed into the input */
+    int relative;           /* boxes relative to the image, else in its pixels */
+    float thresh, hier;
+};
+
+/* Append one record with a zeroed prob row (returned; NULL after dn_fail on OOM). */
+float *dn_detections_add(dn_detections *d, float x, float y, float w, float h, float objectness);
+/* upstream's correct_yolo_boxes on records [from, d->n): network-relative to image-relative
+   (or image pixels when !q->relative). */
+void dn_correct_boxes(dn_detections *d, int from, const dn_box_query *q);
 
 /* The layer table (layers.c, generated from layers.def). */
 const dn_layer_ops *dn_layer_ops_find(const char *section_type, dn_layer_kind *kind);

@@ -34,6 +34,19 @@ static dn_status parse_iou_kind(dn_parse_ctx *ctx, const char *key, const char *
     return dn_parse_fail(ctx, "unknown %s '%s'; use mse, iou, giou, diou or ciou", key, v);
 }
 
+/* anchors= must hold whole (w, h) pairs, at least num of them (the mistakes behind most
+   "wrong boxes" reports: a missing comma merges two values). */
+static dn_status check_anchor_count(dn_parse_ctx *ctx, int values, int num)
+{
+    if (values % 2)
+        return dn_parse_fail(ctx, "anchors= lists %d values, an odd number: anchors are width,height pairs; look for "
+                             "a missing or extra comma", values);
+    if (values < 2 * num)
+        return dn_parse_fail(ctx, "anchors= lists %d pairs but num=%d needs %d: add the missing anchors or set "
+                             "num=%d", values / 2, num, num, values / 2);
+    return DN_OK;
+}
+
 static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 {
     yolo *p = calloc(1, sizeof *p);
@@ -52,11 +65,10 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
         int cap = count_items(anchors);
         if (!(listed = malloc(sizeof *listed * cap))) return dn_fail(DN_ERR_OOM, "out of memory");
         na = dn_opt_floats(ctx, "anchors", listed, cap);
-        if (na < 0 || na % 2) {
+        dn_status bad = na < 0 ? DN_ERR_CFG : check_anchor_count(ctx, na, p->total);
+        if (bad != DN_OK) {
             free(listed);
-            return na < 0 ? DN_ERR_CFG
-                          : dn_parse_fail(ctx, "anchors= lists %d values, an odd count; it needs width,height pairs",
-                                          na);
+            return bad;
         }
     }
     p->n_anchors = na / 2 > p->total ? na / 2 : p->total;
@@ -81,8 +93,9 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
                 return dn_parse_fail(ctx, "mask value %d is not an anchor index: num=%d and anchors= lists %d pairs, "
                                      "so use 0..%d", p->mask[i], p->total, na / 2, p->n_anchors - 1);
             if (p->mask[i] >= p->total)
-                dn_log(DN_LOG_WARNING, "%s:%d: [yolo] (layer %d): mask value %d is >= num=%d; using anchor pair %d "
-                       "of anchors=", ctx->cfg->path, ctx->sec->line, ctx->index, p->mask[i], p->total, p->mask[i]);
+                return dn_parse_fail(ctx, "mask value %d is >= num=%d (upstream reads past its anchors there): set "
+                                     "num= to the number of anchor pairs (%d) or use mask values 0..%d", p->mask[i],
+                                     p->total, na / 2, p->total - 1);
         }
     } else {
         p->n = p->total;
@@ -126,6 +139,44 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
+/* upstream's get_yolo_detections (spec D1.3): cells in raster order, anchor slots
+   inner; one record per slot whose objectness exceeds thresh. */
+static dn_status boxes(const dn_layer *l, const dn_box_query *q, dn_detector_info *info, dn_detections *out)
+{
+    const yolo *p = l->p;
+    info->classes = p->classes;
+    info->nms_kind = p->nms_kind;
+    info->beta_nms = p->beta_nms;
+    if (!out) return DN_OK;
+    const int spatial = l->w * l->h, entries = p->classes + 5, from = out->n;
+    const float *o = l->output.data + (size_t)q->b * l->outputs;
+    for (int i = 0; i < spatial; i++) {
+        const int row = i / l->w, col = i % l->w;
+        for (int a = 0; a < p->n; a++) {
+            const float *v = o + (size_t)a * entries * spatial + i;
+            const float obj = v[4 * spatial], tw = v[2 * spatial], th = v[3 * spatial];
+            if (!(obj > q->thresh)) continue;
+            const float *anchor = p->anchors + 2 * p->mask[a];
+            float w, h;
+            if (p->new_coords) {
+                w = tw * tw * 4 * anchor[0] / q->net_w;
+                h = th * th * 4 * anchor[1] / q->net_h;
+            } else {
+                w = (float)(exp(tw) * anchor[0] / q->net_w);
+                h = (float)(exp(th) * anchor[1] / q->net_h);
+            }
+            float *prob = dn_detections_add(out, (col + v[0]) / l->w, (row + v[spatial]) / l->h, w, h, obj);
+            if (!prob) return DN_ERR_OOM;
+            for (int j = 0; j < p->classes; j++) {
+                const float s = obj * v[(5 + j) * spatial];
+                prob[j] = s > q->thresh ? s : 0;
+            }
+        }
+    }
+    dn_correct_boxes(out, from, q);
+    return DN_OK;
+}
+
 static void describe(const dn_layer *l, char *buf, size_t n)
 {
     const yolo *p = l->p;
@@ -146,5 +197,5 @@ static void free_yolo(dn_layer *l)
 
 const dn_layer_ops dn_layer_yolo = {
     .name = "yolo", .parse = parse, .describe = describe,
-    .free = free_yolo,
+    .free = free_yolo, .boxes = boxes,
 };

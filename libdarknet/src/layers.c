@@ -21,7 +21,7 @@ static const unsigned caps_table[] = {
 
 /* Sections upstream knows that this engine refuses with a clear message. */
 const char *const dn_unsupported_sections[] = {
-    "[region]", "[detection]", "[reorg]", "[local]", "[crop]", "[rnn]", "[gru]", "[lstm]", "[crnn]",
+    "[detection]", "[local]", "[crop]", "[rnn]", "[gru]", "[lstm]", "[crnn]",
     "[conv_lstm]", "[history]", "[contrastive]", "[implicit]", "[Gaussian_yolo]", "[lrn]", "[normalization]",
     NULL};
 
