@@ -28,6 +28,7 @@ from .validation import validate_classifier
 from .image import center_crop, crop_image, load_image, resize_image, resize_min, to_chw
 from .network import LayerInfo, Network, partial
 from .train import TrainResult, train_classifier
+from . import cuda
 
 from ._version import __version__
 
@@ -38,4 +39,4 @@ __all__ = ["Network", "LayerInfo", "partial", "load_image", "resize_image", "res
            "center_crop", "to_chw", "DarknetError", "CfgError", "WeightsError", "InputError",
            "UnsupportedError", "DeviceError", "OutOfMemoryError", "LabelError", "IncompleteError",
            "train_classifier", "TrainResult", "Classifier", "Classification", "ValidationResult",
-           "ValidationStep", "classify", "validate_classifier", "top_k", "__version__"]
+           "ValidationStep", "classify", "validate_classifier", "top_k", "cuda", "__version__"]

@@ -10,8 +10,8 @@ import numpy as np
 from libc.string cimport memcpy
 
 from libdarknet cimport *
-from darknetpy.errors import (CfgError, DarknetError, InputError, OutOfMemoryError, UnsupportedError,
-                              WeightsError)
+from darknetpy.errors import (CfgError, DarknetError, DeviceError, InputError, OutOfMemoryError,
+                              UnsupportedError, WeightsError)
 
 _logger = logging.getLogger("darknetpy")
 
@@ -43,6 +43,8 @@ cdef int _check(dn_status status) except -1:
         raise UnsupportedError(message)
     if status == DN_ERR_CANCELLED:
         raise KeyboardInterrupt(message)
+    if status == DN_ERR_DEVICE:
+        raise DeviceError(message)
     raise DarknetError(message)
 
 
@@ -96,6 +98,21 @@ def cfg_sections(path, bint sections):
         dn_cfg_release(cfg)
 
 
+def cuda_device_count():
+    """(number of CUDA devices, None) or (0, why CUDA is unusable)."""
+    cdef int count = 0
+    if dn_cuda_device_count(&count) != DN_OK:
+        return 0, dn_last_error().decode("utf-8", "replace")
+    return count, None
+
+
+def cuda_memory_info(int ordinal):
+    """(free, total) bytes of CUDA device `ordinal`."""
+    cdef size_t free_bytes = 0, total_bytes = 0
+    _check(dn_cuda_memory_info(ordinal, &free_bytes, &total_bytes))
+    return free_bytes, total_bytes
+
+
 CAPS = {"weights": DN_CAP_WEIGHTS, "trainable": DN_CAP_TRAINABLE, "cost": DN_CAP_COST,
         "detection": DN_CAP_DETECTION, "classifier": DN_CAP_CLASSIFIER}
 
@@ -116,12 +133,14 @@ cdef class NetworkHandle:
     """Owns one dn_network. Not thread-safe: the Python Network serialises calls."""
     cdef dn_network *net
 
-    def __cinit__(self, cfg_path, int batch):
+    def __cinit__(self, cfg_path, int batch, device="cpu"):
         cdef bytes path = os.fsencode(cfg_path)
+        cdef bytes dev = device.encode()
         cdef const char *p = path
+        cdef const char *d = dev
         cdef dn_status st
         with nogil:
-            st = dn_network_load_cfg(p, batch, &self.net)
+            st = dn_network_load_cfg_on(p, batch, d, &self.net)
         _check(st)
         dn_network_set_cancel(self.net, dnpy_interrupt_flag())
 
@@ -209,11 +228,15 @@ cdef class NetworkHandle:
         """A copy of layer `index`'s output buffer (batch * outputs floats)."""
         cdef const float *data
         cdef int count
-        _check(dn_network_layer_output(self._get(), index, &data, &count))
+        cdef dn_network *net = self._get()
+        _check(dn_network_layer_output(net, index, &data, &count))
         out = np.empty(count, dtype=np.float32)
         cdef float[::1] view = out
+        cdef dn_status st = DN_OK
         if count:
-            memcpy(&view[0], data, count * sizeof(float))
+            with nogil:
+                st = dn_network_layer_output_copy(net, index, &view[0], count)
+        _check(st)
         return out
 
     def train_step(self, const float[:, ::1] x, const float[:, ::1] y):
