@@ -55,6 +55,14 @@ def test_cuda_network_raises_device_error_saying_why(cfg, device):
     assert str(e.value) == dn.cuda.unavailable_reason()
 
 
+@NO_GPU
+def test_classifier_on_cuda_raises_device_error(tmp_path):
+    cfg = tmp_path / "clf.cfg"
+    cfg.write_text(CFG + "\n[avgpool]\n\n[softmax]\n")
+    with pytest.raises(dn.DeviceError, match=dn.cuda.unavailable_reason()[:20]):
+        dn.Classifier(cfg, None, names=["a", "b", "c", "d"], device="cuda")
+
+
 @pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "CPU", "cuda0", ""])
 def test_malformed_device_is_a_value_error(cfg, device):
     with pytest.raises(ValueError, match="cpu"):

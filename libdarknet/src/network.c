@@ -94,7 +94,7 @@ static size_t activation_bytes(const dn_network *net)
 static dn_status check_memory(const dn_network *net)
 {
     const size_t avail = dn_available_memory();
-    if (!avail || net->bytes <= avail) return DN_OK;
+    if (!avail || net->bytes <= avail || net->ctx.device) return DN_OK; /* a device allocates at once */
     const size_t act = activation_bytes(net), fixed = net->bytes - act, per = act / net->info.batch;
     const long fits = avail > fixed && per ? (long)((avail - fixed) / per) : 0;
     return dn_fail(DN_ERR_OOM, "%s: a network with batch %d needs %zu MiB but only %zu MiB of memory are available; "
@@ -226,6 +226,7 @@ dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iterat
 
 static dn_status prepare_layers(dn_network *net)
 {
+    net->ctx.backend->begin(&net->ctx); /* a device's prepare uploads to this network's device */
     dn_alloc_tally(&net->bytes);
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
