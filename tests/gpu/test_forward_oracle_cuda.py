@@ -1,6 +1,5 @@
 """The forward oracles on CUDA: upstream darknet's per-layer outputs of the tiny classifier
-(../shared/oracle/tiny), and the same network on the CPU. yolov4-tiny needs [yolo], which
-the CUDA backend does not run yet."""
+(../shared/oracle/tiny) and yolov4-tiny's heads, and the same networks on the CPU."""
 import numpy as np
 import pytest
 
@@ -36,3 +35,14 @@ def test_tiny_batch_like_cpu(tiny):
     with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", batch=3, device="cuda:0") as gpu, \
             dn.Network(folder / "tiny.cfg", folder / "tiny.weights", batch=3) as cpu:
         np.testing.assert_allclose(gpu.predict(xs), cpu.predict(xs), rtol=0, atol=1e-5)
+
+
+def test_yolov4_tiny_heads_like_upstream(oracle):
+    folder = oracle / "yolov4-tiny"
+    x = read_f32(folder / "input.f32", (3, 416, 416))
+    with dn.Network(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights", device="cuda") as net:
+        net.predict(x)
+        for idx, shape in ((30, (255, 13, 13)), (37, (255, 26, 26))):
+            for ref_dir in (folder, folder / "fused"):
+                assert_layer_close(net.layer_output(idx)[0], read_f32(ref_dir / f"yolo_{idx}.f32", shape),
+                                   f"yolo {idx} vs {ref_dir.name}")

@@ -16,6 +16,7 @@ from _harness import ACTIVATIONS, assert_same_outputs, build, conv, copy_params,
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not dn.cuda.is_available(),
                                                    reason=f"no usable CUDA GPU: {dn.cuda.unavailable_reason()}")]
 
+YOLO = "[yolo]\nclasses=3\nnum=3\nmask=0,2\nanchors=10,14, 23,27, 37,58\n"  # 2 slots x 8 entries
 CASES = {
     "conv-3x3": (conv(4), (3, 6, 7)),
     "conv-groups-stride2": (conv(4, stride=2, extra="groups=2"), (4, 7, 7)),
@@ -43,6 +44,8 @@ CASES = {
     "softmax-groups-temperature": ("[softmax]\ngroups=3\ntemperature=2.5\n", (3, 2, 4)),
     "dropout": (conv(3) + "[dropout]\nprobability=0.5\n", (2, 4, 4)),
     "empty": (conv(3) + "[empty]\n", (2, 4, 4)),
+    "yolo": (conv(16, size=1, pad=0) + YOLO + "scale_x_y=1.05\n", (3, 5, 6)),
+    "yolo-new_coords": (conv(16, size=1, pad=0) + YOLO + "scale_x_y=2.0\nnew_coords=1\n", (3, 5, 6)),
     "classifier": (conv(8, act="leaky", extra="batch_normalize=1") + "[maxpool]\nsize=2\nstride=2\n" +
                    conv(10, size=1, pad=0) + "[avgpool]\n\n[softmax]\n\n[cost]\ntype=sse\n", (3, 8, 8)),
 }
@@ -121,7 +124,8 @@ def test_device_queries_and_close(tmp_path):
 
 
 def test_out_of_memory_is_typed(tmp_path):
+    """Layer outputs of 4 GiB each (one tensor may hold 2^31 floats), more of them than the GPU holds."""
     _, total = dn.cuda.memory_info(0)
-    side = int((total / 4 / 64 / 2) ** 0.5) + 1024  # two 64-channel tensors larger than the GPU
+    layers = total // 2 ** 32 + 4
     with pytest.raises(dn.OutOfMemoryError, match="out of memory on cuda:0"):
-        build(tmp_path, conv(64, size=1, pad=0), (64, side, side), batch=1, device="cuda")
+        build(tmp_path, conv(16, size=1, pad=0) * layers, (16, 8192, 8192), batch=1, device="cuda")

@@ -209,6 +209,7 @@ static const dn_backend template = {
         [DN_KIND_upsample] = &dn_cuda_kernels_upsample,
         [DN_KIND_activation] = &dn_cuda_kernels_activation,
         [DN_KIND_empty] = &dn_cuda_kernels_empty,
+        [DN_KIND_yolo] = &dn_cuda_kernels_yolo,
     },
 };
 

@@ -55,6 +55,7 @@ dn_status dn_cuda_gemm(void *handle, int m, int n, int k, const float *a, int ld
 
 extern const dn_kernels dn_cuda_kernels_convolutional, dn_cuda_kernels_maxpool, dn_cuda_kernels_avgpool,
     dn_cuda_kernels_softmax, dn_cuda_kernels_cost, dn_cuda_kernels_dropout, dn_cuda_kernels_route,
-    dn_cuda_kernels_shortcut, dn_cuda_kernels_upsample, dn_cuda_kernels_activation, dn_cuda_kernels_empty;
+    dn_cuda_kernels_shortcut, dn_cuda_kernels_upsample, dn_cuda_kernels_activation, dn_cuda_kernels_empty,
+    dn_cuda_kernels_yolo;
 
 #endif /* DN_CUDA_H */

@@ -2,6 +2,9 @@
 // loops), each value computed in the CPU kernels' order so results agree to
 // rounding. The layer logic lives in the C files beside this one.
 #include <cfloat>
+#include <stdint.h> // dn.h's headers, included outside extern "C"
+#include <stdio.h>
+#include <stdlib.h>
 
 extern "C" {
 #include "../dn.h"
@@ -190,6 +193,19 @@ __global__ void softmax_kernel(const float *in, float *out, size_t rows, int n, 
     }
 }
 
+__global__ void yolo_kernel(const float *in, float *out, size_t n, int entries, int spatial, int new_coords,
+                            float scale)
+{
+    const float shift = (scale - 1) / 2;
+    FOR_EACH(o, n) {
+        const int e = (int)(o / spatial % entries);
+        float v = in[o];
+        if (!new_coords && e != 2 && e != 3) v = 1.f / (1.f + expf(-v));
+        if (e < 2 && scale != 1) v = scale * v - shift;
+        out[o] = v;
+    }
+}
+
 } // namespace
 
 extern "C" {
@@ -253,6 +269,14 @@ cudaError_t dn_cuda_upsample(const float *in, float *out, int planes, int h, int
 cudaError_t dn_cuda_softmax(const float *in, float *out, int rows, int n, float t, cudaStream_t s)
 {
     softmax_kernel<<<blocks(rows), kThreads, 0, s>>>(in, out, rows, n, t);
+    return cudaGetLastError();
+}
+
+cudaError_t dn_cuda_yolo(const float *in, float *out, int planes, int entries, int spatial, int new_coords,
+                         float scale_x_y, cudaStream_t s)
+{
+    const size_t n = (size_t)planes * spatial;
+    yolo_kernel<<<blocks(n), kThreads, 0, s>>>(in, out, n, entries, spatial, new_coords, scale_x_y);
     return cudaGetLastError();
 }
 

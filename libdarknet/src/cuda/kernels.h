@@ -37,6 +37,10 @@ cudaError_t dn_cuda_upsample(const float *in, float *out, int planes, int h, int
                              cudaStream_t s);
 /* Softmax with temperature t over each of `rows` rows of n values. */
 cudaError_t dn_cuda_softmax(const float *in, float *out, int rows, int n, float t, cudaStream_t s);
+/* [yolo] inference on (batch * anchors * entries) planes of `spatial` values: logistic on every
+   entry but w, h (all are kept raw with new_coords), then x, y scaled by scale_x_y about 0.5. */
+cudaError_t dn_cuda_yolo(const float *in, float *out, int planes, int entries, int spatial, int new_coords,
+                         float scale_x_y, cudaStream_t s);
 
 #ifdef __cplusplus
 }
