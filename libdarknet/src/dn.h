@@ -25,6 +25,8 @@ enum { DN_LOG_DEBUG = 10, DN_LOG_INFO = 20, DN_LOG_WARNING = 30, DN_LOG_ERROR = 
 
 /* Count the bytes dn_alloc_floats hands out on this thread into *counter (NULL: stop). */
 void dn_alloc_tally(size_t *counter);
+/* Add `bytes` allocated another way (a device's memory) to that count. */
+void dn_alloc_count(size_t bytes);
 /* Bytes of memory the machine can still give (0: unknown). */
 size_t dn_available_memory(void);
 /* Zeroed float array, or NULL when n == 0 or out of memory. */

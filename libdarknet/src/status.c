@@ -40,6 +40,11 @@ static __thread size_t *tally;
 
 void dn_alloc_tally(size_t *counter) { tally = counter; }
 
+void dn_alloc_count(size_t bytes)
+{
+    if (tally) *tally += bytes;
+}
+
 float *dn_floats(size_t n)
 {
     float *p = n ? calloc(n, sizeof(float)) : NULL;

@@ -85,6 +85,14 @@ def test_partial_batch_and_new_parameters(tmp_path):
     np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), rtol=0, atol=1e-5)
 
 
+def test_memory_counts_device_buffers(tmp_path):
+    body, shape = CASES["classifier"]
+    cpu, gpu = pair(tmp_path, body, shape)
+    gpu.predict(random_input(gpu))  # prepare: the weights' device copies
+    assert gpu.memory()["activations"] == cpu.memory()["activations"]
+    assert gpu.memory()["weights"] >= 4 * sum(gpu.param(i, "weights").size for i in (0, 2))
+
+
 def test_resize(tmp_path):
     body = conv(4, act="leaky") + "[maxpool]\nsize=2\nstride=2\n" + conv(3)
     cpu, gpu = pair(tmp_path, body, (3, 8, 8))

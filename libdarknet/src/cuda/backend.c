@@ -68,6 +68,7 @@ static dn_status alloc(dn_tensor *t, size_t n, const char *what)
     }
     DN_CUDA_TRY(err, "to allocate device memory");
     t->n = n;
+    dn_alloc_count(sizeof(float) * n); /* into the network's bytes, as host allocations are */
     DN_CUDA_TRY(cudaMemsetAsync(t->data, 0, sizeof(float) * n, s->stream), "to zero device memory");
     return DN_OK;
 }
