@@ -45,6 +45,10 @@ print('memory (free, total) of cuda:0:', dn.cuda.memory_info(0))"
     echo "== tests marked cuda"
     PYTHONPATH=. $py -m pytest -q -p no:cacheprovider -m cuda -rs tests/gpu tests/layers
     rc=$?
+
+    echo "== forward throughput (benchmarks/forward_gpu.py; CFG_DIR=folder of darknet cfgs adds the big nets)"
+    PYTHONPATH=.:benchmarks timeout 240 $py benchmarks/forward_gpu.py --repeat 10 \
+        ${CFG_DIR:+--cfg-dir "$CFG_DIR"} || echo "benchmark failed or timed out"
     echo "== pytest exit $rc, $(( $(date +%s) - start )) s in all"
     exit $rc
 } 2>&1 | tee "$report"
