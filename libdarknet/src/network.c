@@ -108,7 +108,7 @@ static dn_status check_memory(const dn_network *net)
 static dn_status build(dn_network *net, int batch, int width, int height)
 {
     dn_network_seed(net, 0); /* before parsing: layers draw their initial weights */
-    net->ctx.backend->begin(&net->ctx); /* the device allocations below are made on */
+    net->ctx.backend->begin(&net->ctx); /* a device backend allocates on this network's device */
     dn_alloc_tally(&net->bytes);
     dn_status st = dn_network_parse(net->cfg, batch, width, height, net);
     const dn_backend *b = net->ctx.backend;
