@@ -90,3 +90,22 @@ def test_cuda_backend_compiled_and_linked_when_nvcc_is_present():
     assert b".nv_fatbin" in data and b"dn_cuda_kernels_convolutional" in data
     count, reason = _libdarknet.cuda_device_count()
     assert reason is None or "built without CUDA" not in reason
+
+
+def test_load_libraries_finds_the_cublas_wheel_or_does_nothing(monkeypatch, tmp_path):
+    """cuBLAS is preloaded from nvidia/cu13/lib on the import path; without it nothing fails
+    here (the engine reports it when a network needs it)."""
+    loaded = []
+    monkeypatch.setattr(dn.cuda.ctypes, "CDLL", lambda path, mode=0: loaded.append(path))
+    monkeypatch.setattr(dn.cuda, "_loaded", False)
+    lib = tmp_path / "nvidia" / "cu13" / "lib"
+    lib.mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dn.cuda.load_libraries()
+    assert not any(p.startswith(str(tmp_path)) for p in loaded)  # (a real wheel elsewhere may load)
+    loaded.clear()
+    for name in ("libcublasLt.so.13", "libcublas.so.13"):
+        (lib / name).write_bytes(b"")
+    monkeypatch.setattr(dn.cuda, "_loaded", False)
+    dn.cuda.load_libraries()
+    assert loaded == [str(lib / "libcublasLt.so.13"), str(lib / "libcublas.so.13")]
