@@ -7,10 +7,19 @@ The CPU kernels (libdarknet/src/cpu/) are compiled once per instruction-set
 level and the level is picked at run time, so one build runs on any x86-64 CPU
 and uses AVX2 / AVX-512 where present. DARKNETPY_NATIVE=1 (opt-in) tunes
 everything for the building machine instead (-march=native).
+
+When nvcc is found (or DARKNETPY_CUDA=1; DARKNETPY_CUDA=0 turns it off), the CUDA
+backend (libdarknet/src/cuda/) is built into the same extension: kernels.cu with nvcc
+for the GPU architectures in CUDA_ARCHS (DARKNETPY_CUDA_ARCHS="90" narrows them), the
+rest with the C compiler. The CUDA runtime is linked statically (it loads the driver
+itself when first used) and cuBLAS is opened at run time from the nvidia-cublas wheel,
+so the extension imports on machines without CUDA.
 """
 import glob
 import os
 import platform
+import shutil
+import subprocess
 
 import numpy
 import scipy_openblas32
@@ -42,6 +51,57 @@ CFLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "
           "-Wno-unused-function", "-Wno-unknown-pragmas"] + (["-march=native"] if NATIVE else [])
 
 
+# sm_XX with kernels compiled for it (where this nvcc knows it); PTX of the newest runs on later GPUs
+CUDA_ARCHS = ("80", "86", "89", "90", "100", "120")
+CUDA_SOURCES = sorted(glob.glob(os.path.join("libdarknet", "src", "cuda", "*.c")))
+CUDA_KERNELS = os.path.join("libdarknet", "src", "cuda", "kernels.cu")
+
+
+def find_nvcc():
+    """nvcc when the CUDA build is on (DARKNETPY_CUDA=1 requires it), else None."""
+    want = os.environ.get("DARKNETPY_CUDA", "")
+    if want == "0":
+        return None
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    nvcc = shutil.which("nvcc") or (home and shutil.which("nvcc", path=os.path.join(home, "bin")))
+    if want == "1" and not nvcc:
+        raise RuntimeError("DARKNETPY_CUDA=1 but nvcc was not found on PATH or in $CUDA_HOME/bin")
+    return nvcc
+
+
+def cuda_home(nvcc):
+    """The toolkit folder: $CUDA_HOME, the folder above nvcc's bin/, or /usr/local/cuda."""
+    env = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    for home in (env, os.path.dirname(os.path.dirname(os.path.realpath(nvcc))), "/usr/local/cuda"):
+        if home and os.path.exists(os.path.join(home, "include", "cuda_runtime_api.h")):
+            return home
+    raise RuntimeError(f"the CUDA headers of {nvcc} were not found: set CUDA_HOME to the toolkit's folder")
+
+
+def cudart_static(home):
+    """The static CUDA runtime: nvcc's own, else the nvidia-cuda-runtime wheel's."""
+    candidates = [os.path.join(home, d, "libcudart_static.a") for d in ("lib64", "lib", "targets/x86_64-linux/lib")]
+    try:
+        import nvidia
+        candidates += [os.path.join(d, "cu13", "lib", "libcudart_static.a") for d in nvidia.__path__]
+    except ImportError:
+        pass
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    raise RuntimeError(f"libcudart_static.a was not found (looked in {candidates}); pip install nvidia-cuda-runtime")
+
+
+def gencode_flags(nvcc):
+    known = subprocess.run([nvcc, "--list-gpu-arch"], capture_output=True, text=True, check=True).stdout
+    wanted = os.environ.get("DARKNETPY_CUDA_ARCHS", " ".join(CUDA_ARCHS)).replace(",", " ").split()
+    archs = [a for a in wanted if f"compute_{a}" in known]
+    if not archs:
+        raise RuntimeError(f"nvcc supports none of the GPU architectures {wanted}")
+    flags = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
+    return flags + [f"-gencode=arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
+
+
 class BuildWithKernels(build_ext):
     """Compile cpu/*.c once per level (DN_ISA names the symbols) and link them all in."""
 
@@ -52,10 +112,35 @@ class BuildWithKernels(build_ext):
             objects += self.compiler.compile(
                 CPU_KERNELS, output_dir=os.path.join(self.build_temp, isa), include_dirs=INCLUDE,
                 macros=[("DN_ISA", isa)], extra_postargs=CFLAGS + flags)
+        nvcc = find_nvcc()
+        if nvcc:
+            objects += self.build_cuda(nvcc, ext)
         ext.extra_objects = objects
         if not X86 or NATIVE:
             ext.define_macros = ext.define_macros + [("DN_CPU_BASE_ONLY", "1")]
         super().build_extension(ext)
+
+    def build_cuda(self, nvcc, ext):
+        """Objects of the CUDA backend; links the static runtime into ext."""
+        home = cuda_home(nvcc)
+        include = INCLUDE + [os.path.join(home, "include")]
+        out = os.path.join(self.build_temp, "cuda")
+        os.makedirs(out, exist_ok=True)
+        kernels = os.path.join(out, "kernels.o")
+        if not os.path.exists(kernels) or os.path.getmtime(kernels) < max(
+                os.path.getmtime(f) for f in glob.glob(os.path.join("libdarknet", "src", "cuda", "*")) + [
+                    os.path.join("libdarknet", "src", "dn.h")]):
+            cmd = [nvcc, "-c", CUDA_KERNELS, "-o", kernels, "-O3", "-std=c++17", "-Xcompiler", "-fPIC"] + \
+                [f"-I{d}" for d in INCLUDE] + gencode_flags(nvcc)
+            print(" ".join(cmd))
+            subprocess.run(cmd, check=True)
+        objects = self.compiler.compile(CUDA_SOURCES, output_dir=out, include_dirs=include,
+                                        macros=[("DN_WITH_CUDA", "1")], extra_postargs=CFLAGS)
+        ext.define_macros = ext.define_macros + [("DN_WITH_CUDA", "1")]
+        ext.depends = ext.depends + CUDA_SOURCES + [CUDA_KERNELS]  # relink when they change
+        ext.extra_link_args = ext.extra_link_args + [cudart_static(home), "-lstdc++", "-ldl", "-lrt", "-lpthread",
+                                                     "-Wl,-rpath,$ORIGIN/../nvidia/cu13/lib"]
+        return objects + [kernels]
 
 
 extension = Extension(

@@ -31,6 +31,7 @@ from .detector_eval import MapResult, evaluate_detector, validate_detector
 from .anchors import AnchorsResult, calc_anchors
 from .network import LayerInfo, Network, partial
 from .train import TrainResult, train_classifier
+from . import cuda
 
 from ._version import __version__
 
@@ -43,4 +44,4 @@ __all__ = ["Network", "LayerInfo", "partial", "load_image", "resize_image", "res
            "train_classifier", "TrainResult", "Classifier", "Classification", "ValidationResult",
            "ValidationStep", "classify", "validate_classifier", "top_k", "Detector", "Detections", "Detection",
            "evaluate_detector", "validate_detector", "MapResult", "calc_anchors", "AnchorsResult", "letterbox_image",
-           "__version__"]
+           "cuda", "__version__"]

@@ -173,14 +173,16 @@ class Classifier:
     *names* (a list or a file with one name per line) overrides those.
     Raises ``CfgError`` for a detector cfg (spec §8.3) and when the classes of
     *data* differ from the outputs of a softmax/cost head (spec §6.5).
+    *device* is ``"cpu"`` or a GPU (``"cuda"``, ``"cuda:N"``; see :class:`Network`).
     """
 
     def __init__(self, cfg: PathLike, weights: Optional[PathLike], *,
                  data: Union[None, PathLike, DataConfig] = None,
-                 names: Union[None, PathLike, Sequence[str]] = None, threads: Optional[int] = None):
+                 names: Union[None, PathLike, Sequence[str]] = None, threads: Optional[int] = None,
+                 device: str = "cpu"):
         check_classifier_cfg(cfg)
         self.data = read_data_cfg(data) if isinstance(data, (str, os.PathLike)) else data
-        self.network = Network(cfg, weights, batch=1, fuse=True, threads=threads)
+        self.network = Network(cfg, weights, batch=1, fuse=True, threads=threads, device=device)
         try:
             check_network(self.network, None if self.data is None else self.data.classes)
             self.classes: int = self.network.outputs if self.data is None else self.data.classes

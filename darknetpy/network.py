@@ -8,7 +8,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from . import _libdarknet
+from . import _libdarknet, cuda
 from .errors import InputError
 from .paths import checked_path, existing_file
 
@@ -50,6 +50,8 @@ class Network:
     buffers, for :meth:`train_step`. ``threads`` sets this network's CPU threads;
     ``max_memory`` (bytes) refuses, with OutOfMemoryError naming the batch that fits, a
     network that would need more (the engine always refuses more than the machine has).
+    ``device`` is ``"cpu"`` or a CUDA GPU, ``"cuda"`` / ``"cuda:N"`` (:mod:`darknetpy.cuda`):
+    inference only there, batch norm always folded; an unusable GPU raises DeviceError.
 
     Calls on one Network are serialised by a lock and release the GIL inside
     the engine; for parallel throughput use one Network per thread. Results are
@@ -59,7 +61,7 @@ class Network:
 
     def __init__(self, cfg: PathLike, weights: Optional[PathLike] = None, batch: Optional[int] = 1, *,
                  fuse: bool = True, threads: Optional[int] = None, strict: bool = False,
-                 max_memory: Optional[int] = None):
+                 max_memory: Optional[int] = None, device: str = "cpu"):
         if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
             raise ValueError(f"batch must be a positive int or None (the cfg's batch), not {batch!r}")
         _check_threads(threads)
@@ -68,8 +70,11 @@ class Network:
         self._lock = threading.Lock()
         if max_memory is not None and (not isinstance(max_memory, (int, np.integer)) or max_memory < 1):
             raise InputError(f"max_memory must be a positive number of bytes or None, not {max_memory!r}")
+        self.device: str = cuda.parse_device(device)
+        if self.device != "cpu":
+            cuda.load_libraries()
         self._handle = _libdarknet.NetworkHandle(self.cfg_path, 0 if batch is None else int(batch),
-                                                 0 if max_memory is None else int(max_memory))
+                                                 0 if max_memory is None else int(max_memory), self.device)
         if threads is not None:
             self._handle.set_threads(int(threads))
         if fuse:

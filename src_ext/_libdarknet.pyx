@@ -11,8 +11,8 @@ from libc.stdlib cimport malloc
 from libc.string cimport memcpy, memset
 
 from libdarknet cimport *
-from darknetpy.errors import (CfgError, DarknetError, InputError, OutOfMemoryError, UnsupportedError,
-                              WeightsError)
+from darknetpy.errors import (CfgError, DarknetError, DeviceError, InputError, OutOfMemoryError,
+                              UnsupportedError, WeightsError)
 
 _logger = logging.getLogger("darknetpy")
 
@@ -44,6 +44,8 @@ cdef int _check(dn_status status) except -1:
         raise UnsupportedError(message)
     if status == DN_ERR_CANCELLED:
         raise KeyboardInterrupt(message)
+    if status == DN_ERR_DEVICE:
+        raise DeviceError(message)
     raise DarknetError(message)
 
 
@@ -95,6 +97,21 @@ def cfg_sections(path, bint sections):
         return out
     finally:
         dn_cfg_release(cfg)
+
+
+def cuda_device_count():
+    """(number of CUDA devices, None) or (0, why CUDA is unusable)."""
+    cdef int count = 0
+    if dn_cuda_device_count(&count) != DN_OK:
+        return 0, dn_last_error().decode("utf-8", "replace")
+    return count, None
+
+
+def cuda_memory_info(int ordinal):
+    """(free, total) bytes of CUDA device `ordinal`."""
+    cdef size_t free_bytes = 0, total_bytes = 0
+    _check(dn_cuda_memory_info(ordinal, &free_bytes, &total_bytes))
+    return free_bytes, total_bytes
 
 
 CAPS = {"weights": DN_CAP_WEIGHTS, "trainable": DN_CAP_TRAINABLE, "cost": DN_CAP_COST,
@@ -166,14 +183,17 @@ cdef class NetworkHandle:
     """Owns one dn_network. Not thread-safe: the Python Network serialises calls."""
     cdef dn_network *net
 
-    def __cinit__(self, cfg_path, int batch, size_t max_memory=0):
+    def __cinit__(self, cfg_path, int batch, size_t max_memory=0, device="cpu"):
         cdef bytes path = os.fsencode(cfg_path)
+        cdef bytes dev = device.encode()
         cdef const char *p = path
+        cdef const char *d = dev
         cdef dn_status st
         cdef dn_load_options options
         memset(&options, 0, sizeof(options))
         options.batch = batch
         options.max_memory = max_memory
+        options.device = d
         with nogil:
             st = dn_network_load(p, &options, &self.net)
         _check(st)
@@ -263,11 +283,15 @@ cdef class NetworkHandle:
         """A copy of layer `index`'s output buffer (batch * outputs floats)."""
         cdef const float *data
         cdef int count
-        _check(dn_network_layer_output(self._get(), index, &data, &count))
+        cdef dn_network *net = self._get()
+        _check(dn_network_layer_output(net, index, &data, &count))
         out = np.empty(count, dtype=np.float32)
         cdef float[::1] view = out
+        cdef dn_status st = DN_OK
         if count:
-            memcpy(&view[0], data, count * sizeof(float))
+            with nogil:
+                st = dn_network_layer_output_copy(net, index, &view[0], count)
+        _check(st)
         return out
 
     def train_step(self, const float[:, ::1] x, const float[:, ::1] y):

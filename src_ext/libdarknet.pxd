@@ -14,8 +14,11 @@ cdef extern from "darknet.h" nogil:
         DN_ERR_UNSUPPORTED
         DN_ERR_CANCELLED
         DN_ERR_INTERNAL
+        DN_ERR_DEVICE
 
     const char *dn_last_error()
+    dn_status dn_cuda_device_count(int *count)
+    dn_status dn_cuda_memory_info(int ordinal, size_t *free_bytes, size_t *total_bytes)
     ctypedef void (*dn_log_fn)(int level, const char *message, void *user) noexcept
     void dn_log_set(dn_log_fn fn, void *user)
 
@@ -53,6 +56,7 @@ cdef extern from "darknet.h" nogil:
     ctypedef struct dn_load_options:
         int batch
         size_t max_memory
+        const char *device
     dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out)
     void dn_network_free(dn_network *net)
     dn_status dn_network_info(const dn_network *net, dn_net_info *info)
@@ -87,6 +91,7 @@ cdef extern from "darknet.h" nogil:
 
     dn_status dn_network_forward(dn_network *net, const float *input, int n)
     dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count)
+    dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n)
     dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size,
                                     float *loss)
     dn_status dn_network_backward(dn_network *net, const float *x, const float *y, int truth_size, double *loss,

@@ -29,7 +29,8 @@ typedef enum dn_status {
     DN_ERR_OOM,         /* allocation failed */
     DN_ERR_UNSUPPORTED, /* valid request this build cannot serve */
     DN_ERR_CANCELLED,   /* interrupted through the cancel callback */
-    DN_ERR_INTERNAL     /* broken invariant: a bug in libdarknet */
+    DN_ERR_INTERNAL,    /* broken invariant: a bug in libdarknet */
+    DN_ERR_DEVICE       /* a device (GPU) is unavailable or failed */
 } dn_status;
 
 /* Message of the last failure on this thread (never NULL). */
@@ -102,6 +103,8 @@ typedef struct dn_load_options {
     int batch;           /* as dn_network_load_cfg's batch */
     size_t max_memory;   /* bytes the network may hold; 0: what the machine has available. A network
                             needing more fails with DN_ERR_OOM naming the batch that fits. */
+    const char *device;  /* "cpu" (NULL too), "cuda" (device 0) or "cuda:N". A device that is absent or
+                            unusable fails with DN_ERR_DEVICE saying why (there is no fallback to the CPU). */
 } dn_load_options;
 dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out);
 void dn_network_free(dn_network *net);
@@ -166,8 +169,17 @@ dn_status dn_network_prepare(dn_network *net);
  */
 dn_status dn_network_forward(dn_network *net, const float *input, int n);
 
-/* Output of layer `index` of the last forward: batch * outputs floats, owned by the network. */
+/* Output of layer `index` of the last forward: batch * outputs floats, owned by the network
+   (in the device's memory on a GPU: read it with dn_network_layer_output_copy). */
 dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count);
+/* Copy the first n floats of that output to host memory dst, on any device. */
+dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n);
+
+/* CUDA devices. In a build without CUDA, or without a usable driver and GPU, these fail
+   with DN_ERR_DEVICE and a message saying why. */
+dn_status dn_cuda_device_count(int *count);
+/* Free and total bytes of memory of device `ordinal`. */
+dn_status dn_cuda_memory_info(int ordinal, size_t *free_bytes, size_t *total_bytes);
 
 /*
  * One darknet training iteration (spec §4.1): x holds batch*subdivisions

@@ -89,6 +89,20 @@ dn_status dn_network_detector_info(const dn_network *net, dn_detector_info *info
     return DN_OK;
 }
 
+/* Decoding reads the head's output on the host: a device backend's output is copied down first. */
+static dn_status head_boxes(const dn_network *net, const dn_layer *l, const dn_box_query *q, dn_detector_info *info,
+                            dn_detections *out)
+{
+    if (!net->ctx.device) return l->ops->boxes(l, q, info, out);
+    dn_layer host = *l;
+    if (!(host.output.data = malloc(sizeof(float) * l->output.n)))
+        return dn_fail(DN_ERR_OOM, "out of memory copying layer %d's output", l->index);
+    dn_status st = net->ctx.backend->download(host.output.data, &l->output, 0, l->output.n);
+    if (st == DN_OK) st = l->ops->boxes(&host, q, info, out);
+    free(host.output.data);
+    return st;
+}
+
 dn_status dn_network_boxes(const dn_network *net, int b, int img_w, int img_h, float thresh, float hier,
                            int letter, int relative, dn_detections *out)
 {
@@ -119,7 +133,7 @@ dn_status dn_network_boxes(const dn_network *net, int b, int img_w, int img_h, f
             return dn_fail(DN_ERR_CFG, "%s: detection layers %d and %d have different classes= (%d and %d); "
                            "every [yolo] layer needs the same classes=", net->cfg_path, first, i, out->classes,
                            head.classes);
-        DN_TRY(l->ops->boxes(l, &q, &head, out));
+        DN_TRY(head_boxes(net, l, &q, &head, out));
     }
     return DN_OK;
 }

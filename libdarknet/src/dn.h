@@ -28,6 +28,8 @@ enum { DN_LOG_DEBUG = 10, DN_LOG_INFO = 20, DN_LOG_WARNING = 30, DN_LOG_ERROR = 
 void dn_alloc_tally(size_t *counter, size_t limit);
 /* Whether the last failed allocation on this thread was refused by the limit. */
 int dn_alloc_over_budget(void);
+/* Add `bytes` allocated another way (a device's memory) to that count. */
+void dn_alloc_count(size_t bytes);
 /* Bytes of memory the machine can still give (0: unknown). */
 size_t dn_available_memory(void);
 /* Zeroed float array, or NULL when n == 0 or out of memory. */
@@ -212,6 +214,7 @@ typedef struct dn_ctx {
     int truth_size;
     dn_rng rng;                /* dropout draws */
     volatile int *cancel;      /* nonzero: stop at the next layer boundary */
+    void *device;              /* the backend's per-network state (stream, handles); NULL on the CPU */
 } dn_ctx;
 
 /* A backend's implementation of one layer kind. A NULL forward means the kind is
@@ -226,6 +229,8 @@ typedef struct dn_kernels {
        (NULL data: that input needs none) */
     dn_status (*backward)(dn_layer *l, const dn_tensor *const *in, dn_tensor *const *in_delta, dn_ctx *ctx);
     dn_status (*update)(dn_layer *l, const dn_update *u, dn_ctx *ctx);
+    /* Optional: the option of this layer the backend cannot run (e.g. "with weights"), or NULL */
+    const char *(*unsupported)(const dn_layer *l);
 } dn_kernels;
 
 /* Every layer kind, from layers.def. */
@@ -244,10 +249,22 @@ struct dn_backend {
     dn_status (*download)(float *dst, const dn_tensor *src, size_t offset, size_t n);
     void (*begin)(const dn_ctx *ctx);  /* before each network call on the calling thread */
     const dn_kernels *kernels[DN_KIND_COUNT]; /* NULL: the kind is unsupported on this backend */
+    /* Optional (NULL on the CPU): make / free ctx->device when a network is built / freed. */
+    dn_status (*open)(dn_ctx *ctx);
+    void (*close)(dn_ctx *ctx);
+    /* Zero n floats of t from offset (NULL: memset, host memory). */
+    dn_status (*zero)(dn_tensor *t, size_t offset, size_t n);
+    /* Kernels read the device copies prepare makes: every pass prepares first (batch norm is
+       always folded) and networks cannot train. */
+    int inference_only;
 };
 
 /* The CPU backend for this processor (or the one DARKNETPY_CPU names: baseline, avx2, avx512). */
 const dn_backend *dn_cpu_backend(void);
+/* The backend a device string names: "cpu", "cuda" (device 0) or "cuda:N" (device.c). */
+dn_status dn_backend_find(const char *device, const dn_backend **out);
+/* The backend of CUDA device `ordinal` (cuda/backend.c; only in builds with CUDA). */
+dn_status dn_cuda_backend(int ordinal, const dn_backend **out);
 
 struct dn_layer {
     const dn_layer_ops *ops;

@@ -29,14 +29,24 @@ void dn_network_free(dn_network *net)
 {
     if (!net) return;
     const dn_backend *b = net->ctx.backend;
+    b->begin(&net->ctx);
     free_layers(net->layers, net->n, b);
     b->release(&net->input);
     b->release(&net->input_delta);
     b->release(&net->ctx.truth);
     b->release(&net->ctx.workspace);
+    if (b->close) b->close(&net->ctx);
     dn_cfg_free(net->cfg);
     free(net->cfg_path);
     free(net);
+}
+
+/* Zero n floats of t from offset, in whatever memory the backend keeps it. */
+static dn_status zero(const dn_backend *b, dn_tensor *t, size_t offset, size_t n)
+{
+    if (b->zero) return b->zero(t, offset, n);
+    memset(t->data + offset, 0, sizeof(float) * n);
+    return DN_OK;
 }
 
 static int output_layer(const dn_network *net)
@@ -55,6 +65,10 @@ static dn_status link_layers(dn_network *net)
         if (!b->kernels[l->kind] || !b->kernels[l->kind]->forward)
             return dn_fail(DN_ERR_UNSUPPORTED, "%s: layer %d [%s] is not supported on the %s backend", net->cfg_path,
                            i, l->ops->name, b->name);
+        const char *why = b->kernels[l->kind]->unsupported ? b->kernels[l->kind]->unsupported(l) : NULL;
+        if (why)
+            return dn_fail(DN_ERR_UNSUPPORTED, "%s: layer %d [%s] %s is not supported on the %s backend",
+                           net->cfg_path, i, l->ops->name, why, b->name);
         if (!l->in) l->in = calloc(l->n_in, sizeof *l->in);
         if (!l->in_delta) l->in_delta = calloc(l->n_in, sizeof *l->in_delta);
         if (!l->in || !l->in_delta) return dn_fail(DN_ERR_OOM, "out of memory building %s", net->cfg_path);
@@ -79,6 +93,7 @@ static size_t activation_bytes(const dn_network *net)
 /* The most the network may hold: max_memory, or what the machine can still give (0: no limit known). */
 static size_t memory_limit(const dn_network *net)
 {
+    if (net->ctx.device) return net->max_memory; /* a device allocates at once and says when it is full */
     const size_t avail = dn_available_memory();
     return net->max_memory && (!avail || net->max_memory < avail) ? net->max_memory : avail;
 }
@@ -112,6 +127,7 @@ static dn_status check_memory(const dn_network *net, size_t limit)
 static dn_status build(dn_network *net, int batch, int width, int height)
 {
     dn_network_seed(net, 0); /* before parsing: layers draw their initial weights */
+    net->ctx.backend->begin(&net->ctx); /* a device backend allocates on this network's device */
     const size_t limit = memory_limit(net);
     /* a hard stop at 4x the limit: far enough to name the batch that fits (check_memory), near
        enough that a network with absurd weights is refused before they are initialised */
@@ -138,11 +154,17 @@ static dn_status build(dn_network *net, int batch, int width, int height)
 dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out)
 {
     *out = NULL;
+    const dn_backend *b;
+    DN_TRY(dn_backend_find(options->device ? options->device : "cpu", &b));
+    if (b->inference_only && options->batch <= 0)
+        return dn_fail(DN_ERR_UNSUPPORTED, "%s: the %s backend runs inference only in this version: build the "
+                       "network with batch >= 1, or train on the cpu", cfg_path, b->name);
     dn_network *net = calloc(1, sizeof *net);
     if (!net) return dn_fail(DN_ERR_OOM, "out of memory loading %s", cfg_path);
-    net->ctx.backend = dn_cpu_backend();
+    net->ctx.backend = b;
     net->max_memory = options->max_memory;
-    dn_status st = dn_cfg_read(cfg_path, &net->cfg);
+    dn_status st = b->open ? b->open(&net->ctx) : DN_OK;
+    if (st == DN_OK) st = dn_cfg_read(cfg_path, &net->cfg);
     if (st == DN_OK && !(net->cfg_path = strdup(cfg_path))) st = dn_fail(DN_ERR_OOM, "out of memory");
     if (st == DN_OK) st = build(net, options->batch, 0, 0);
     if (st != DN_OK) {
@@ -214,6 +236,17 @@ dn_status dn_network_layer_output(const dn_network *net, int index, const float 
     return DN_OK;
 }
 
+dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n)
+{
+    const float *data;
+    int count;
+    DN_TRY(dn_network_layer_output(net, index, &data, &count));
+    if (n > (size_t)count)
+        return dn_fail(DN_ERR_SHAPE, "layer %d has %d output values, %zu were asked for", index, count, n);
+    net->ctx.backend->begin(&net->ctx);
+    return net->ctx.backend->download(dst, &net->layers[index].output, 0, n);
+}
+
 dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iteration)
 {
     net->info.seen = seen;
@@ -223,6 +256,7 @@ dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iterat
 
 static dn_status prepare_layers(dn_network *net)
 {
+    net->ctx.backend->begin(&net->ctx); /* a device's prepare uploads to this network's device */
     dn_alloc_tally(&net->bytes, 0);
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
@@ -264,8 +298,7 @@ static dn_status forward_all(dn_network *net)
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
         DN_TRY(check_cancel(net));
-        if (ctx->training && l->delta.data && !l->ops->in_place)
-            memset(l->delta.data, 0, sizeof(float) * l->delta.n);
+        if (ctx->training && l->delta.data && !l->ops->in_place) DN_TRY(zero(ctx->backend, &l->delta, 0, l->delta.n));
         DN_TRY(ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx));
     }
     return DN_OK;
@@ -277,10 +310,10 @@ dn_status dn_network_forward(dn_network *net, const float *input, int n)
         return dn_fail(DN_ERR_SHAPE, "forward of %d samples on a network built for batch %d", n, net->info.batch);
     const dn_backend *b = net->ctx.backend;
     b->begin(&net->ctx);
-    if (net->want_prepared && !net->ctx.prepared) DN_TRY(prepare_layers(net));
+    if ((net->want_prepared || b->inference_only) && !net->ctx.prepared) DN_TRY(prepare_layers(net));
     const size_t used = (size_t)n * net->info.inputs;
     DN_TRY(b->upload(&net->input, 0, input, used));
-    if (used < net->input.n) memset(net->input.data + used, 0, sizeof(float) * (net->input.n - used));
+    if (used < net->input.n) DN_TRY(zero(b, &net->input, used, net->input.n - used));
     net->ctx.training = 0;
     return forward_all(net);
 }
@@ -425,7 +458,7 @@ dn_status dn_network_backward(dn_network *net, const float *x, const float *y, i
     if (input_delta && !net->input_delta.data) DN_TRY(b->alloc(&net->input_delta, n_in, "the input delta"));
     if (!input_delta) b->release(&net->input_delta);
     reset_updates(net);
-    if (input_delta) memset(net->input_delta.data, 0, sizeof(float) * n_in);
+    if (input_delta) DN_TRY(zero(b, &net->input_delta, 0, n_in));
     dn_network_unprepare(net);
     DN_TRY(forward_backward(net, x, y, loss));
     return input_delta ? b->download(input_delta, &net->input_delta, 0, n_in) : DN_OK;
@@ -489,6 +522,7 @@ dn_status dn_network_resize(dn_network *net, int width, int height)
     fresh->cfg_path = net->cfg_path;
     fresh->ctx.backend = net->ctx.backend;
     fresh->max_memory = net->max_memory;
+    fresh->ctx.device = net->ctx.device;
     dn_status st = build(fresh, net->info.train ? 0 : net->info.batch, width, height);
     if (st == DN_OK) st = copy_params(fresh, net);
     if (st == DN_OK) {
@@ -505,6 +539,7 @@ dn_status dn_network_resize(dn_network *net, int width, int height)
     }
     fresh->cfg = NULL; /* shared with net */
     fresh->cfg_path = NULL;
+    fresh->ctx.device = NULL;
     dn_network_free(fresh);
     return st;
 }

@@ -48,6 +48,11 @@ void dn_alloc_tally(size_t *counter, size_t limit)
 
 int dn_alloc_over_budget(void) { return over_budget; }
 
+void dn_alloc_count(size_t bytes)
+{
+    if (tally) *tally += bytes;
+}
+
 float *dn_floats(size_t n)
 {
     if (tally && budget && n > (budget - *tally) / sizeof(float)) { /* refused before anything is touched */

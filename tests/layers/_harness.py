@@ -11,10 +11,11 @@ Each layer kind is tested the same four ways:
 - shapes: :func:`upstream_cfgs` and :func:`assert_shapes_like_upstream` compare the
   layers of one kind in upstream cfgs with ../shared/oracle/cfg-shapes.
 
-``device`` names the backend a network runs on. Only "cpu" exists today; a second
-backend is tested by adding it to :data:`DEVICES` (every test marked :data:`on_devices`
-then runs there against the same NumPy references), and by comparing it with the CPU
-through :func:`copy_params` + :func:`assert_same_outputs`.
+``device`` names the backend a network runs on: "cpu", and "cuda" where a GPU is usable
+(:data:`DEVICES`; those runs carry the ``cuda`` mark). Every test marked :data:`on_devices`
+runs on each against the same NumPy references (a kind the device does not support
+skips there), and tests/gpu compares CUDA with the CPU through :func:`copy_params` +
+:func:`assert_same_outputs`.
 """
 import re
 
@@ -23,8 +24,10 @@ import pytest
 
 import darknetpy as dn
 
-DEVICES = ("cpu",)
-on_devices = pytest.mark.parametrize("device", DEVICES)   # the test takes a ``device`` argument
+DEVICES = ("cpu", "cuda") if dn.cuda.is_available() else ("cpu",)
+# the test takes a ``device`` argument
+on_devices = pytest.mark.parametrize("device", [pytest.param(d, marks=pytest.mark.cuda) if d == "cuda" else d
+                                                for d in DEVICES])
 PARAM_NAMES = ("weights", "biases", "scales", "rolling_mean", "rolling_variance")
 TRAINED = ("weights", "biases", "scales")
 EPS = 1e-3
@@ -40,7 +43,7 @@ def cfg_text(body: str, shape, batch: int) -> str:
 
 
 def build(tmp_path, body: str, shape=(3, 6, 6), *, batch: int = 2, train: bool = False, fuse: bool = False,
-          seed=None, threads=None, device: str = "cpu") -> dn.Network:
+          seed=None, threads=None, device: str = "cpu", skip_unsupported: bool = True) -> dn.Network:
     """A network of ``body`` (cfg sections) on a (c, h, w) input with random parameters.
 
     ``train=True`` builds the cfg's mini-batch with training buffers (for backward), else an
@@ -51,7 +54,12 @@ def build(tmp_path, body: str, shape=(3, 6, 6), *, batch: int = 2, train: bool =
         pytest.skip(f"no {device} backend in this build")
     cfg = tmp_path / f"net{len(list(tmp_path.glob('net*.cfg')))}.cfg"
     cfg.write_text(cfg_text(body, shape, batch))
-    net = dn.Network(cfg, batch=None if train else batch, fuse=fuse, threads=threads)
+    try:
+        net = dn.Network(cfg, batch=None if train else batch, fuse=fuse, threads=threads, device=device)
+    except dn.UnsupportedError as e:
+        if device == "cpu" or not skip_unsupported:
+            raise
+        pytest.skip(str(e))
     randomize(net, len(body) if seed is None else seed)
     return net
 
