@@ -47,7 +47,7 @@ def test_detector_cfg_lint(tmp_path):
     (tmp_path / "c3.data").write_text(f"classes=3\nnames={tmp_path / 'three.names'}\n")
     paths.update(names=str(good), data_classes=str(good), heads=str(two_heads))
     kwargs.update(names={"names": str(tmp_path / "three.names")}, data_classes={"data": str(tmp_path / "c3.data")})
-    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(paths), json.dumps(kwargs)],
+    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(paths), json.dumps(kwargs)], cwd=tmp_path,
                            capture_output=True, text=True, env=package_env(), timeout=120)
     assert child.returncode == 0, child.stderr
     result = json.loads(child.stdout)
@@ -65,7 +65,7 @@ def test_cli_reports_lint_error_in_one_line(tmp_path):
     cfg.write_text(CASES["odd_anchors"][0])
     (tmp_path / "x.data").write_text("classes=2\n")
     child = subprocess.run([sys.executable, "-m", "darknetpy", "detector", "test", str(tmp_path / "x.data"),
-                            str(cfg), str(tmp_path / "none.weights"), "img.png"],
+                            str(cfg), str(tmp_path / "none.weights"), "img.png"], cwd=tmp_path,
                            capture_output=True, text=True, env=package_env(), timeout=120)
     assert child.returncode == 1 and child.stdout == ""
     assert child.stderr.strip().startswith(f"darknetpy: error: {cfg}:18: ") and "odd number" in child.stderr

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 
@@ -128,8 +129,9 @@ def test_layers_list_their_inputs_and_caps(small):
 
 
 def run_child(code, env=None, timeout=120):
+    # cwd outside the checkout: the child must import the same darknetpy as the tests (installed or in place)
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env or package_env(), timeout=timeout,
-                          capture_output=True, text=True)
+                          cwd=tempfile.gettempdir(), capture_output=True, text=True)
 
 
 def test_baseline_kernels_match_the_dispatched_ones(small, tmp_path):
@@ -161,6 +163,7 @@ def test_runs_on_an_old_cpu(small, tmp_path):
         print(net.backend, float(net.predict(np.full((3, 64, 64), 0.5, np.float32)).sum()))
     """
     child = subprocess.run(["qemu-x86_64", "-cpu", "Nehalem", sys.executable, "-c", textwrap.dedent(code)],
+                           cwd=tempfile.gettempdir(),
                            env=package_env(), capture_output=True, text=True, timeout=300)
     assert child.returncode == 0, child.stderr[-2000:]
     backend, total = child.stdout.split(")")
