@@ -112,6 +112,14 @@ def resize_image(const float[:, :, ::1] src, int w, int h):
     return out
 
 
+cdef object _copy_floats(const float *data, int count):
+    out = np.empty(count, dtype=np.float32)
+    cdef float[::1] view = out
+    if count:
+        memcpy(&view[0], data, count * sizeof(float))
+    return out
+
+
 cdef class NetworkHandle:
     """Owns one dn_network. Not thread-safe: the Python Network serialises calls."""
     cdef dn_network *net
@@ -210,11 +218,14 @@ cdef class NetworkHandle:
         cdef const float *data
         cdef int count
         _check(dn_network_layer_output(self._get(), index, &data, &count))
-        out = np.empty(count, dtype=np.float32)
-        cdef float[::1] view = out
-        if count:
-            memcpy(&view[0], data, count * sizeof(float))
-        return out
+        return _copy_floats(data, count)
+
+    def layer_delta(self, int index):
+        """A copy of layer `index`'s delta from the last training pass (empty without training buffers)."""
+        cdef const float *data
+        cdef int count
+        _check(dn_network_layer_delta(self._get(), index, &data, &count))
+        return _copy_floats(data, count)
 
     def train_step(self, const float[:, ::1] x, const float[:, ::1] y):
         cdef dn_network *net = self._get()

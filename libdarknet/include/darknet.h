@@ -61,6 +61,8 @@ typedef struct dn_net_info {
     int n_layers;
     int output_layer;   /* index of the last layer that is not [cost] */
     int outputs;        /* values per sample of that layer */
+    int truths;         /* truth values per sample training takes: outputs, or for a detector
+                           max boxes x 6 (x y w h class track_id, spec D5.1) */
 } dn_net_info;
 
 /* What a layer kind can do (dn_layer_info.caps). */
@@ -160,10 +162,13 @@ dn_status dn_network_forward(dn_network *net, const float *input, int n);
 
 /* Output of layer `index` of the last forward: batch * outputs floats, owned by the network. */
 dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count);
+/* Delta of layer `index` from the last training pass (batch * outputs floats; darknet's sign:
+   the negative gradient of the loss), owned by the network; *count is 0 without training buffers. */
+dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count);
 
 /*
  * One darknet training iteration (spec §4.1): x holds batch*subdivisions
- * samples, y their truth vectors (truth_size each). Forward+backward per
+ * samples, y their truth vectors (truth_size = dn_net_info.truths each). Forward+backward per
  * mini-batch, one SGD update. *loss receives darknet's per-image loss.
  */
 dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss);
