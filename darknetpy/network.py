@@ -1,6 +1,7 @@
 """The engine object: a darknet network built from a .cfg, with .weights I/O."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from .errors import InputError, OutOfMemoryError
 from .paths import checked_path, existing_file
 
 PathLike = Union[str, os.PathLike]
+log = logging.getLogger("darknetpy")
 
 __all__ = ["Network", "LayerInfo", "partial"]
 
@@ -246,7 +248,20 @@ class Network:
         with self._lock:
             loss = self._handle.train_step(x, y)
             self._last_n = self.batch
+        if self.is_detector and log.isEnabledFor(logging.DEBUG):
+            for stats in self.detection_stats().values():
+                log.debug("%s", stats["line"])
         return loss
+
+    def detection_stats(self) -> dict:
+        """Per detection layer (index -> dict), its statistics of the last training pass (the last
+        mini-batch), as darknet prints them per head: ``count`` (truth-to-anchor assignments),
+        ``avg_iou``, ``avg_class``, ``avg_obj``, ``avg_noobj``, ``recall50``, ``recall75``,
+        ``class_loss``, ``iou_loss``, ``total_loss`` (per image), ``total_bbox``,
+        ``rewritten_bbox`` and ``line`` (darknet's console line). train_step logs the lines at DEBUG."""
+        with self._lock:
+            return {layer.index: self._handle.detection_stats(layer.index) for layer in self.layers
+                    if "detection" in layer.caps}
 
     # ---- gradient inspection (tests, debugging) ----------------------------
     def backward(self, x, y, input_delta: bool = False) -> tuple:

@@ -227,6 +227,14 @@ cdef class NetworkHandle:
         _check(dn_network_layer_delta(self._get(), index, &data, &count))
         return _copy_floats(data, count)
 
+    def detection_stats(self, int index):
+        """A detection layer's statistics of its last training pass."""
+        cdef dn_detection_stats st
+        _check(dn_network_detection_stats(self._get(), index, &st))
+        out = dict(st)
+        out["line"] = st.line.decode()
+        return out
+
     def train_step(self, const float[:, ::1] x, const float[:, ::1] y):
         cdef dn_network *net = self._get()
         cdef float loss = 0

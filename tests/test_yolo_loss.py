@@ -10,6 +10,7 @@ upstream's CPU path, and so do all layers before it. Convolutions after every su
 point must match upstream within the README's tolerance; the ones before them follow
 the GPU path (an emulation of the CPU assignment reproduced all after-weights to 2e-6).
 """
+import re
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,26 @@ def test_loss_matches_upstream(step):
     out, _, loss, _, _ = step
     ref = float((out / "loss.txt").read_text().split()[1])
     assert abs(loss - ref) <= 1e-6 * ref, (loss, ref)
+
+
+def numbers(line: str) -> list:
+    return [float(v) for v in re.findall(r"-?\d+\.\d+|\b\d+\b", line.split("Region", 1)[1])]
+
+
+def test_per_head_lines_match_upstream(step):
+    """darknet's v3 lines (the log shows them twice: the step and a verification pass)."""
+    out, net, _, heads, _ = step
+    logged = [line for line in (out.parent / f"{out.name}.log").read_text().splitlines() if line.startswith("v3 (")]
+    stats = net.detection_stats()
+    assert sorted(stats) == list(heads)
+    for i, ref in zip(heads, logged[:len(heads)]):
+        line = stats[i]["line"]
+        assert line.split("Region")[0] == ref.split("Region")[0]
+        ours, theirs = numbers(line), numbers(ref)
+        assert ours[0] == theirs[0] == i and ours[2] == theirs[2] == stats[i]["count"]  # layer, count
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=2e-6)
+        assert stats[i]["total_bbox"] == stats[i]["count"] and stats[i]["rewritten_bbox"] == 0
+        assert 0 < stats[i]["avg_noobj"] < 1 and 0 < stats[i]["avg_obj"] < 1 and stats[i]["recall75"] <= stats[i]["recall50"]
 
 
 def test_weights_after_the_step(step):
@@ -246,3 +267,19 @@ def test_mse_gradient_reaches_the_input(tiny):
         down[idx] -= eps
         fd = (loss_at(up) - loss_at(down)) / (2 * eps)
         assert abs(input_delta[idx] + fd) <= 1e-3 * max(1, abs(fd)), (idx, input_delta[idx], -fd)
+
+
+def test_train_step_logs_the_head_lines_and_checks_boxes(tmp_path, caplog):
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY.replace("ignore_thresh=1", "ignore_thresh=1\nmax=2"))
+    x = np.random.default_rng(2).uniform(0, 1, (2, 2, 4, 4)).astype(np.float32)
+    with dn.Network(cfg, batch=None, fuse=False) as net:
+        assert net.truths == 12
+        with caplog.at_level("DEBUG", logger="darknetpy"):
+            net.train_step(x, TINY_BOXES)
+        assert "v3 (mse loss, Normalizer: (iou: 0.75, obj: 1.00, cls: 1.00) Region 1 Avg (IOU: " in caplog.text
+        for boxes, words in [(TINY_BOXES[:1], "list of 1"), ([TINY_BOXES[0], np.zeros((3, 5))], "at most 2"),
+                             ([TINY_BOXES[0], np.array([[0, 0.0, 0.5, 0.1, 0.1]])], "x > 0"),
+                             ([TINY_BOXES[0], np.ones((1, 4))], "(k, 5)"), (np.zeros((2, 5)), "(2, 12)")]:
+            with pytest.raises(dn.InputError, match=re.escape(words)):
+                net.train_step(x, boxes)

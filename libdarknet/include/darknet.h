@@ -166,6 +166,22 @@ dn_status dn_network_layer_output(const dn_network *net, int index, const float 
    the negative gradient of the loss), owned by the network; *count is 0 without training buffers. */
 dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count);
 
+/* A detection head's statistics of its last training pass (the last mini-batch), as upstream
+   prints them per head (spec D5.7). Ratios use max(count, 1). */
+typedef struct dn_detection_stats {
+    int count;              /* truth-to-anchor assignments */
+    float avg_iou;          /* mean IoU of the assigned predictions with their truth */
+    float avg_class;        /* mean probability of the true class there */
+    float avg_obj;          /* mean objectness there */
+    float avg_noobj;        /* mean objectness of every prediction */
+    float recall50, recall75; /* share of assignments with IoU > .5 / > .75 */
+    float class_loss, iou_loss, total_loss; /* per image, as printed */
+    int total_bbox, rewritten_bbox; /* assignments; those to a slot that already had a box delta */
+    char line[256];         /* upstream's console line ("v3 (...) Region N Avg (IOU: ...") */
+} dn_detection_stats;
+/* Statistics of detection layer `index`; DN_ERR_SHAPE for other layers. */
+dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detection_stats *out);
+
 /*
  * One darknet training iteration (spec §4.1): x holds batch*subdivisions
  * samples, y their truth vectors (truth_size = dn_net_info.truths each). Forward+backward per

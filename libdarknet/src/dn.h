@@ -259,6 +259,7 @@ struct dn_layer {
     double cost;                       /* loss of the last training forward */
     int has_cost;
     int truths;                        /* truth floats per sample it reads (0: as many as the network outputs) */
+    const dn_detection_stats *stats;   /* detection heads: statistics of the last training pass */
     void *p;                           /* layer-specific state */
 };
 

@@ -70,6 +70,7 @@ static dn_status parse_training(dn_layer *l, yolo *p, dn_parse_ctx *ctx)
     if (p->max_boxes > 1 << 20) return dn_parse_fail(ctx, "max=%d boxes per image is too many", p->max_boxes);
     l->has_cost = 1;
     l->truths = p->max_boxes * 6;
+    l->stats = &p->stats;
     return DN_OK;
 }
 

@@ -7,18 +7,6 @@
 enum { IOU, GIOU, MSE, DIOU, CIOU }; /* upstream's numbering, printed as "iou loss: %s (%d)" */
 static const char *const iou_names[] = {"iou", "giou", "mse", "diou", "ciou"};
 
-/* Training statistics of one forward (what upstream prints per head, spec D5.7). */
-typedef struct dn_yolo_stats {
-    int count;             /* truth-to-anchor assignments */
-    float avg_iou;         /* mean IoU of the assigned predictions with their truth */
-    float avg_class;       /* mean probability of the true class at the assignments */
-    float avg_obj;         /* mean objectness at the assignments */
-    float avg_noobj;       /* mean objectness over every prediction */
-    float recall50, recall75; /* share of assignments with IoU > .5 / > .75 */
-    float class_loss, iou_loss, total_loss; /* per image, as upstream prints them */
-    int total_bbox, rewritten_bbox; /* assignments, and those to a slot that already had a box delta */
-} dn_yolo_stats;
-
 typedef struct yolo {
     int n;              /* anchor slots of this head = entries in mask */
     int total;          /* num= */
@@ -36,7 +24,7 @@ typedef struct yolo {
     float ignore_thresh, truth_thresh, iou_thresh, max_delta, label_smooth_eps;
     int focal_loss, objectness_smooth;
     float *class_multipliers; /* from counters_per_class=, or NULL (all 1) */
-    dn_yolo_stats stats;      /* of the last training forward */
+    dn_detection_stats stats; /* of the last training forward */
 } yolo;
 
 /* upstream's [yolo] training forward on host memory (spec D5.2-D5.7): `output` holds the

@@ -193,6 +193,15 @@ dn_status dn_network_layer_delta(const dn_network *net, int index, const float *
     return DN_OK;
 }
 
+dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detection_stats *out)
+{
+    if (index < 0 || index >= net->n || !net->layers[index].stats)
+        return dn_fail(DN_ERR_SHAPE, "layer %d is not a detection layer: only [yolo] layers have training statistics",
+                       index);
+    *out = *net->layers[index].stats;
+    return DN_OK;
+}
+
 dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iteration)
 {
     net->info.seen = seen;

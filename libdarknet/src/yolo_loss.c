@@ -320,7 +320,7 @@ dn_status dn_yolo_loss(dn_layer *l, float *output, float *delta, const float *tr
         const double avg = (p->iou_loss == GIOU ? s.giou_loss : s.iou_loss) / count;
         l->cost = (s.count ? p->iou_normalizer * avg : 0) + class_loss;
     }
-    dn_yolo_stats *st = &p->stats;
+    dn_detection_stats *st = &p->stats;
     st->count = s.count;
     st->avg_iou = (float)(s.iou / count);
     st->avg_class = (float)(s.cls / class_count);
@@ -333,5 +333,10 @@ dn_status dn_yolo_loss(dn_layer *l, float *output, float *delta, const float *tr
     st->total_loss = (float)(all / batch);
     st->total_bbox = s.total_bbox;
     st->rewritten_bbox = s.rewritten_bbox;
+    snprintf(st->line, sizeof st->line,
+             "v3 (%s loss, Normalizer: (iou: %.2f, obj: %.2f, cls: %.2f) Region %d Avg (IOU: %f), count: %d, "
+             "class_loss = %f, iou_loss = %f, total_loss = %f ",
+             p->iou_loss == MSE ? "mse" : p->iou_loss == GIOU ? "giou" : "iou", p->iou_normalizer, p->obj_normalizer,
+             p->cls_normalizer, l->index, st->avg_iou, st->count, st->class_loss, st->iou_loss, st->total_loss);
     return DN_OK;
 }
