@@ -283,3 +283,89 @@ def test_train_step_logs_the_head_lines_and_checks_boxes(tmp_path, caplog):
                              ([TINY_BOXES[0], np.ones((1, 4))], "(k, 5)"), (np.zeros((2, 5)), "(2, 12)")]:
             with pytest.raises(dn.InputError, match=re.escape(words)):
                 net.train_step(x, boxes)
+
+
+# ---- options the oracles do not cover, against NumPy (spec D5.3, D5.4, D5.6) --------------
+
+def tiny_step(tmp_path, yolo_options: str, boxes, classes=1):
+    """backward of the tiny head with `yolo_options`: (activated output, delta) of the [yolo] layer."""
+    text = TINY.replace("classes=1", f"classes={classes}").replace("filters=6", f"filters={5 + classes}")
+    cfg = tmp_path / "opt.cfg"
+    cfg.write_text(text.replace("iou_loss=mse\n", "") + yolo_options)
+    rng = np.random.default_rng(3)
+    with dn.Network(cfg, batch=None, fuse=False) as net:
+        net.set_param(0, "weights", rng.normal(0, 0.5, 2 * (5 + classes)))
+        net.set_param(0, "biases", rng.normal(0, 0.5, 5 + classes))
+        net.backward(rng.uniform(0, 1, (2, 2, 4, 4)).astype(np.float32), boxes)
+        return net.layer_output(1).astype(np.float64), net.layer_delta(1).astype(np.float64)
+
+
+def test_label_smoothing_and_class_multipliers(tmp_path):
+    boxes = [np.array([[0, 0.30, 0.60, 0.50, 0.40]]), np.array([[2, 0.80, 0.15, 0.90, 0.30]])]
+    out, delta = tiny_step(tmp_path, "iou_loss=mse\nlabel_smooth_eps=0.1\ncounters_per_class=10,40,20\n"
+                           "cls_normalizer=0.5\n", boxes, classes=3)
+    for b, ((c, x, y, w, h),) in enumerate(boxes):
+        i, j, c = int(x * 4), int(y * 4), int(c)
+        v, d, m = out[b, :, j, i], delta[b, :, j, i], 40 / [10, 40, 20][c]
+        target = np.full(3, 0.05)
+        target[c] = 0.95
+        expected = target - v[5:]
+        expected[c] *= m * 0.5
+        np.testing.assert_allclose(d[5:], expected, atol=1e-6)
+        np.testing.assert_allclose(d[4], m * (1 - v[4]), atol=1e-6)
+        scale = (2 - w * h) * 0.75 * m
+        box_t = [x * 4 - i, y * 4 - j, np.log(w * 4 / 3), np.log(h * 4 / 2)]
+        np.testing.assert_allclose(d[:4], scale * (np.array(box_t) - v[:4]), rtol=1e-5, atol=1e-6)
+
+
+def spec_iou_grad(p, t, kind):
+    """dx_box_iou of spec D5.3, written from its formulas (boxes as x, y, w, h)."""
+    pt, pb, pl, pr = p[1] - p[3] / 2, p[1] + p[3] / 2, p[0] - p[2] / 2, p[0] + p[2] / 2
+    tt, tb, tl, tr = t[1] - t[3] / 2, t[1] + t[3] / 2, t[0] - t[2] / 2, t[0] + t[2] / 2
+    iw, ih = min(pr, tr) - max(pl, tl), min(pb, tb) - max(pt, tt)
+    inter, area = iw * ih, (pb - pt) * (pr - pl)
+    union = area + (tb - tt) * (tr - tl) - inter
+    cw, ch = max(pr, tr) - min(pl, tl), max(pb, tb) - min(pt, tt)
+    d_area = {"t": -(pr - pl), "b": pr - pl, "l": -(pb - pt), "r": pb - pt}
+    d_inter = {"t": -iw * (pt > tt), "b": iw * (pb < tb), "l": -ih * (pl > tl), "r": ih * (pr < tr)}
+    p_e = {e: (union * d_inter[e] - inter * (d_area[e] - d_inter[e])) / union ** 2 for e in "tblr"}
+    g = np.array([p_e["l"] + p_e["r"], p_e["t"] + p_e["b"], p_e["r"] - p_e["l"], p_e["b"] - p_e["t"]])
+    if kind in ("diou", "ciou"):
+        s, c2 = (p[0] - t[0]) ** 2 + (p[1] - t[1]) ** 2, cw ** 2 + ch ** 2
+        dcw_dx, dch_dy = int(pr > tr) - int(pl < tl), int(pb > tb) - int(pt < tt)
+        dcw_dw, dch_dh = 0.5 * (pr > tr) + 0.5 * (pl < tl), 0.5 * (pb > tb) + 0.5 * (pt < tt)
+        g += [(2 * (t[0] - p[0]) * c2 - 2 * cw * dcw_dx * s) / c2 ** 2,
+              (2 * (t[1] - p[1]) * c2 - 2 * ch * dch_dy * s) / c2 ** 2,
+              2 * cw * dcw_dw * s / c2 ** 2, 2 * ch * dch_dh * s / c2 ** 2]
+        if kind == "ciou":
+            da = np.arctan(t[2] / t[3]) - np.arctan(p[2] / p[3])
+            v = 4 / np.pi ** 2 * da ** 2
+            alpha = v / (1 - inter / union + v + 1e-6)
+            g[2:] += alpha * 8 / np.pi ** 2 * da * np.array([p[3], -p[2]])
+    return g
+
+
+@pytest.mark.parametrize("kind", ["iou", "diou", "ciou"])
+def test_iou_box_delta_follows_the_spec(tmp_path, kind):
+    boxes = [np.array([[0, 0.30, 0.60, 0.50, 0.40]]), np.array([[0, 0.80, 0.15, 0.90, 0.30]])]
+    out, delta = tiny_step(tmp_path, f"iou_loss={kind}\n", boxes)
+    for b, ((_, x, y, w, h),) in enumerate(boxes):
+        i, j = int(x * 4), int(y * 4)
+        v = out[b, :4, j, i]
+        pred = [(i + v[0]) / 4, (j + v[1]) / 4, np.exp(v[2]) * 3 / 4, np.exp(v[3]) * 2 / 4]
+        assert 0 < iou_of(pred, [x, y, w, h])  # overlapping: the IoU part counts
+        g = spec_iou_grad(pred, [x, y, w, h], kind) * [1, 1, np.exp(v[2]), np.exp(v[3])] * 0.75
+        np.testing.assert_allclose(delta[b, :4, j, i], g, rtol=1e-4, atol=1e-6)
+
+
+def iou_of(a, b):
+    iw = min(a[0] + a[2] / 2, b[0] + b[2] / 2) - max(a[0] - a[2] / 2, b[0] - b[2] / 2)
+    ih = min(a[1] + a[3] / 2, b[1] + b[3] / 2) - max(a[1] - a[3] / 2, b[1] - b[3] / 2)
+    return 0 if iw < 0 or ih < 0 else iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih)
+
+
+def test_counters_per_class_needs_one_count_per_class(tmp_path):
+    cfg = tmp_path / "bad.cfg"
+    cfg.write_text(TINY + "counters_per_class=3,4\n")
+    with pytest.raises(dn.CfgError, match="counters_per_class= lists 2 values but classes=1"):
+        dn.Network(cfg, batch=None)
