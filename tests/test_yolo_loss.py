@@ -369,3 +369,11 @@ def test_counters_per_class_needs_one_count_per_class(tmp_path):
     cfg.write_text(TINY + "counters_per_class=3,4\n")
     with pytest.raises(dn.CfgError, match="counters_per_class= lists 2 values but classes=1"):
         dn.Network(cfg, batch=None)
+
+
+def test_class_map_is_refused_for_training_only(tmp_path):
+    cfg = tmp_path / "map.cfg"
+    cfg.write_text(TINY + "map=data/coco9k.map\n")
+    with pytest.raises(dn.CfgError, match="map= is not supported for training"):
+        dn.Network(cfg, batch=None)
+    dn.Network(cfg).close()

@@ -67,6 +67,10 @@ static dn_status parse_training(dn_layer *l, yolo *p, dn_parse_ctx *ctx)
     p->focal_loss = dn_opt_int(ctx, "focal_loss", 0);
     p->objectness_smooth = dn_opt_int(ctx, "objectness_smooth", 0);
     DN_TRY(parse_class_multipliers(p, ctx));
+    static const char *const untrained[] = {"map", "embedding_layer", NULL}; /* class remapping, tracking */
+    for (const char *const *k = untrained; ctx->train && *k; k++)
+        if (dn_cfg_find(ctx->sec, *k))
+            return dn_parse_fail(ctx, "%s= is not supported for training yet; remove it to train", *k);
     if (p->max_boxes > 1 << 20) return dn_parse_fail(ctx, "max=%d boxes per image is too many", p->max_boxes);
     l->has_cost = 1;
     l->truths = p->max_boxes * 6;
