@@ -377,3 +377,17 @@ def test_class_map_is_refused_for_training_only(tmp_path):
     with pytest.raises(dn.CfgError, match="map= is not supported for training"):
         dn.Network(cfg, batch=None)
     dn.Network(cfg).close()
+
+
+def test_focal_loss_and_objectness_smooth(tmp_path):
+    """focal_loss: delta_n = ([n=c] - p_n) * 0.5 * g(p_c); objectness_smooth: an assigned slot keeps
+    the objectness delta it already has (here -o from the prediction pass, nothing is ignored)."""
+    boxes = [np.array([[1, 0.30, 0.60, 0.50, 0.40]]), np.array([[2, 0.80, 0.15, 0.90, 0.30]])]
+    out, delta = tiny_step(tmp_path, "iou_loss=mse\nfocal_loss=1\nobjectness_smooth=1\n", boxes, classes=3)
+    for b, ((c, x, y, _, _),) in enumerate(boxes):
+        i, j, c = int(x * 4), int(y * 4), int(c)
+        p = out[b, 5:, j, i]
+        pt = p[c] + 1e-15
+        g = -(1 - pt) * (2 * pt * np.log(pt) + pt - 1)
+        np.testing.assert_allclose(delta[b, 5:, j, i], (np.eye(3)[c] - p) * 0.5 * g, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(delta[b, 4, j, i], -out[b, 4, j, i], atol=1e-7)
