@@ -1,6 +1,7 @@
 """The engine object: a darknet network built from a .cfg, with .weights I/O."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from .errors import InputError
 from .paths import checked_path, existing_file
 
 PathLike = Union[str, os.PathLike]
+log = logging.getLogger("darknetpy")
 
 __all__ = ["Network", "LayerInfo", "partial"]
 
@@ -93,6 +95,7 @@ class Network:
         self.subdivisions: int = info["subdivisions"]
         self.inputs: int = info["inputs"]
         self.outputs: int = info["outputs"]
+        self.truths: int = info["truths"]  # truth values per image train_step takes (raw layout)
         self.output_layer: int = info["output_layer"]
         self.layers: tuple = tuple(LayerInfo(**self._handle.layer_info(i)) for i in range(info["n_layers"]))
 
@@ -200,20 +203,55 @@ class Network:
         return data[:n * layer.outputs].reshape(shape)
 
     # ---- training ------------------------------------------------------
-    def train_step(self, x, y) -> float:
-        """One darknet iteration (spec §4.1): x float32 (batch*subdivisions, C, H, W),
-        y float32 (same N, outputs) truth; returns darknet's per-image loss. Afterwards
-        :meth:`layer_output` holds the training-mode outputs of the last mini-batch."""
-        x = self._as_batch(x)
+    @property
+    def is_detector(self) -> bool:
+        """Whether the network has a detection head ([yolo]): its truth is boxes."""
+        return any("detection" in layer.caps for layer in self.layers)
+
+    def _truth(self, y, n: int, what: str) -> np.ndarray:
+        """Truth of n images as darknet's (n, truths) float32 array. A detector also takes a
+        list of n (k, 5) arrays (class, x, y, w, h per box, label-file order)."""
+        if self.is_detector and isinstance(y, (list, tuple)):
+            if len(y) != n:
+                raise InputError(f"{what} needs the boxes of {n} images; got a list of {len(y)}")
+            return detector_truth(y, self.truths)
         y = np.ascontiguousarray(y, dtype=np.float32)
+        if y.shape != (n, self.truths):
+            form = "a list of (k, 5) box arrays or " if self.is_detector else ""
+            raise InputError(f"{what} needs {n} images and truth as {form}a ({n}, {self.truths}) array; "
+                             f"got truth of shape {y.shape}")
+        return y
+
+    def train_step(self, x, y) -> float:
+        """One darknet iteration (spec §4.1): x float32 (batch*subdivisions, C, H, W), y the
+        truth of those images; returns darknet's per-image loss. For a classifier y is
+        float32 (N, outputs); for a detector a list with one (k, 5) array per image (class,
+        x, y, w, h, normalised, label-file order) or darknet's raw (N, truths) layout. For a
+        detector the loss is darknet's: the mean of the [yolo] layers' costs per image.
+        Afterwards :meth:`layer_output` and :meth:`layer_delta` hold the last mini-batch's."""
+        x = self._as_batch(x)
         need = self.batch * self.subdivisions
-        if len(x) != need or y.shape != (need, self.outputs):
-            raise InputError(f"train_step needs {need} images (batch/subdivisions mini-batch x subdivisions) "
-                             f"and truth ({need}, {self.outputs}); got {x.shape[0]} and {y.shape}")
+        if len(x) != need:
+            raise InputError(f"train_step needs {need} images (batch/subdivisions mini-batch x subdivisions); "
+                             f"got {x.shape[0]}")
+        y = self._truth(y, need, "train_step")
         with self._lock:
             loss = self._handle.train_step(x, y)
             self._last_n = self.batch
+        if self.is_detector and log.isEnabledFor(logging.DEBUG):
+            for stats in self.detection_stats().values():
+                log.debug("%s", stats["line"])
         return loss
+
+    def detection_stats(self) -> dict:
+        """Per detection layer (index -> dict), its statistics of the last training pass (the last
+        mini-batch), as darknet prints them per head: ``count`` (truth-to-anchor assignments),
+        ``avg_iou``, ``avg_class``, ``avg_obj``, ``avg_noobj``, ``recall50``, ``recall75``,
+        ``class_loss``, ``iou_loss``, ``total_loss`` (per image), ``total_bbox``,
+        ``rewritten_bbox`` and ``line`` (darknet's console line). train_step logs the lines at DEBUG."""
+        with self._lock:
+            return {layer.index: self._handle.detection_stats(layer.index) for layer in self.layers
+                    if "detection" in layer.caps}
 
     # ---- gradient inspection (tests, debugging) ----------------------------
     def backward(self, x, y, input_delta: bool = False) -> tuple:
@@ -224,14 +262,26 @@ class Network:
         delta of this mini-batch (momentum is discarded). Deltas follow darknet's sign
         convention: they are NEGATIVE gradients."""
         x = self._as_batch(x)
-        y = np.ascontiguousarray(y, dtype=np.float32)
-        if len(x) != self.batch or y.shape != (self.batch, self.outputs):
-            raise InputError(f"backward needs one mini-batch: {self.batch} images and truth "
-                             f"({self.batch}, {self.outputs}); got {x.shape[0]} and {y.shape}")
+        if len(x) != self.batch:
+            raise InputError(f"backward needs one mini-batch: {self.batch} images; got {x.shape[0]}")
+        y = self._truth(y, self.batch, "backward")
         with self._lock:
             loss, delta = self._handle.backward(x, y, input_delta)
             self._last_n = self.batch
         return loss, None if delta is None else delta.reshape((self.batch,) + self.input_shape)
+
+    def layer_delta(self, index: int) -> np.ndarray:
+        """Layer ``index``'s delta from the last training pass (:meth:`train_step`'s last
+        mini-batch, or :meth:`backward`) as a new (batch, c, h, w) array; darknet's sign
+        convention (the negative gradient of the loss w.r.t. the layer's output)."""
+        layer = self.layers[index]
+        with self._lock:
+            data = self._handle.layer_delta(index)
+        if not len(data):
+            raise InputError("layer deltas exist only on a network built for training (batch=None)")
+        c, h, w = layer.output_shape
+        shape = (self.batch, c, h, w) if c * h * w == layer.outputs else (self.batch, layer.outputs, 1, 1)
+        return data.reshape(shape)
 
     def param(self, layer: int, name: str) -> np.ndarray:
         """A copy of parameter array ``name`` ("weights", "biases", "scales", "rolling_mean",
@@ -306,6 +356,34 @@ def _check_threads(threads) -> None:
     if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) \
             or not 1 <= threads <= MAX_THREADS:
         raise InputError(f"threads must be None (all cores) or an int from 1 to {MAX_THREADS}, not {threads!r}")
+
+
+TRUTH_FIELDS = 6  # darknet's truth record per box: x y w h class track_id (spec D5.1)
+
+
+def detector_truth(boxes, truths: int) -> np.ndarray:
+    """darknet's truth layout for a detector (spec D5.1): per image ``truths // 6`` records of
+    x, y, w, h, class, track_id (= the box's index), zero padded, from one (k, 5) array per
+    image of class, x, y, w, h (a YOLO label file's rows)."""
+    out = np.zeros((len(boxes), truths), dtype=np.float32)
+    max_boxes = truths // TRUTH_FIELDS
+    for i, b in enumerate(boxes):
+        b = np.asarray(b, dtype=np.float32)
+        if b.size == 0:
+            b = b.reshape(0, 5)
+        if b.ndim != 2 or b.shape[1] != 5:
+            raise InputError(f"image {i}: boxes must be a (k, 5) array of class, x, y, w, h; got shape {b.shape}")
+        if len(b) > max_boxes:
+            raise InputError(f"image {i} has {len(b)} boxes but the network takes at most {max_boxes} "
+                             "(max= of its [yolo] layers)")
+        if not np.isfinite(b).all() or (b[:, 1] <= 0).any():
+            raise InputError(f"image {i}: every box needs finite values and x > 0 (darknet's truth ends at the "
+                             "first box with x == 0); got\n{b}")
+        rec = out[i].reshape(max_boxes, TRUTH_FIELDS)[:len(b)]
+        rec[:, :4] = b[:, 1:]
+        rec[:, 4] = b[:, 0]
+        rec[:, 5] = np.arange(len(b))
+    return out
 
 
 def partial(cfg: PathLike, weights: PathLike, out: PathLike, upto: int) -> int:

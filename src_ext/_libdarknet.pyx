@@ -179,6 +179,14 @@ def nms(const float[:, ::1] bbox, const float[::1] objectness, const float[:, ::
         dn_detections_free(&d)
 
 
+cdef object _copy_floats(const float *data, int count):
+    out = np.empty(count, dtype=np.float32)
+    cdef float[::1] view = out
+    if count:
+        memcpy(&view[0], data, count * sizeof(float))
+    return out
+
+
 cdef class NetworkHandle:
     """Owns one dn_network. Not thread-safe: the Python Network serialises calls."""
     cdef dn_network *net
@@ -292,6 +300,21 @@ cdef class NetworkHandle:
             with nogil:
                 st = dn_network_layer_output_copy(net, index, &view[0], count)
         _check(st)
+        return out
+
+    def layer_delta(self, int index):
+        """A copy of layer `index`'s delta from the last training pass (empty without training buffers)."""
+        cdef const float *data
+        cdef int count
+        _check(dn_network_layer_delta(self._get(), index, &data, &count))
+        return _copy_floats(data, count)
+
+    def detection_stats(self, int index):
+        """A detection layer's statistics of its last training pass."""
+        cdef dn_detection_stats st
+        _check(dn_network_detection_stats(self._get(), index, &st))
+        out = dict(st)
+        out["line"] = st.line.decode()
         return out
 
     def train_step(self, const float[:, ::1] x, const float[:, ::1] y):

@@ -36,7 +36,7 @@ cdef extern from "darknet.h" nogil:
         float label_smooth_eps
         uint64_t seen
         int cur_iteration
-        int train, fused, n_layers, output_layer, outputs
+        int train, fused, n_layers, output_layer, outputs, truths
 
     ctypedef struct dn_layer_info:
         int index
@@ -92,6 +92,14 @@ cdef extern from "darknet.h" nogil:
     dn_status dn_network_forward(dn_network *net, const float *input, int n)
     dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count)
     dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n)
+    dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count)
+    ctypedef struct dn_detection_stats:
+        int count
+        float avg_iou, avg_class, avg_obj, avg_noobj, recall50, recall75
+        float class_loss, iou_loss, total_loss
+        int total_bbox, rewritten_bbox
+        char line[256]
+    dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detection_stats *out)
     dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size,
                                     float *loss)
     dn_status dn_network_backward(dn_network *net, const float *x, const float *y, int truth_size, double *loss,

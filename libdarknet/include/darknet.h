@@ -62,6 +62,8 @@ typedef struct dn_net_info {
     int n_layers;
     int output_layer;   /* index of the last layer that is not [cost] */
     int outputs;        /* values per sample of that layer */
+    int truths;         /* truth values per sample training takes: outputs, or for a detector
+                           max boxes x 6 (x y w h class track_id, spec D5.1) */
 } dn_net_info;
 
 /* What a layer kind can do (dn_layer_info.caps). */
@@ -181,9 +183,29 @@ dn_status dn_cuda_device_count(int *count);
 /* Free and total bytes of memory of device `ordinal`. */
 dn_status dn_cuda_memory_info(int ordinal, size_t *free_bytes, size_t *total_bytes);
 
+/* Delta of layer `index` from the last training pass (batch * outputs floats; darknet's sign:
+   the negative gradient of the loss), owned by the network; *count is 0 without training buffers. */
+dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count);
+
+/* A detection head's statistics of its last training pass (the last mini-batch), as upstream
+   prints them per head (spec D5.7). Ratios use max(count, 1). */
+typedef struct dn_detection_stats {
+    int count;              /* truth-to-anchor assignments */
+    float avg_iou;          /* mean IoU of the assigned predictions with their truth */
+    float avg_class;        /* mean probability of the true class there */
+    float avg_obj;          /* mean objectness there */
+    float avg_noobj;        /* mean objectness of every prediction */
+    float recall50, recall75; /* share of assignments with IoU > .5 / > .75 */
+    float class_loss, iou_loss, total_loss; /* per image, as printed */
+    int total_bbox, rewritten_bbox; /* assignments; those to a slot that already had a box delta */
+    char line[256];         /* upstream's console line ("v3 (...) Region N Avg (IOU: ...") */
+} dn_detection_stats;
+/* Statistics of detection layer `index`; DN_ERR_SHAPE for other layers. */
+dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detection_stats *out);
+
 /*
  * One darknet training iteration (spec §4.1): x holds batch*subdivisions
- * samples, y their truth vectors (truth_size each). Forward+backward per
+ * samples, y their truth vectors (truth_size = dn_net_info.truths each). Forward+backward per
  * mini-batch, one SGD update. *loss receives darknet's per-image loss.
  */
 dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss);

@@ -127,6 +127,7 @@ typedef struct dn_parse_ctx {
     dn_rng *rng;            /* initial weights */
     size_t *workspace;      /* floats of shared scratch the layers so far need */
     char opt_error[768]; /* first malformed number read by dn_opt_*; generic code raises it */
+    int net_w, net_h;       /* network input size */
 } dn_parse_ctx;
 
 /* Option readers (first key wins). Numbers must be whole tokens in range: a
@@ -283,6 +284,8 @@ struct dn_layer {
     double bflops;
     double cost;                       /* loss of the last training forward */
     int has_cost;
+    int truths;                        /* truth floats per sample it reads (0: as many as the network outputs) */
+    const dn_detection_stats *stats;   /* detection heads: statistics of the last training pass */
     void *p;                           /* layer-specific state */
 };
 

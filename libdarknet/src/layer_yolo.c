@@ -1,17 +1,16 @@
-/* [yolo] (spec §1.5, §3.10, §8.1): at inference, the logistic on x, y, objectness
-   and class scores (unless new_coords=1), then the scale_x_y grid-sensitivity
-   transform of x and y. Training keys are accepted; the loss is not implemented yet,
-   so backward only passes this layer's delta on. */
+/* [yolo] (spec §1.5, §3.10, D5): options, shapes and the console line. The kernels
+   apply the logistic on x, y, objectness and class scores (unless new_coords=1) and the
+   scale_x_y transform of x and y; in training the loss of yolo_loss.c. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
 #include "layer_yolo.h"
 
-/* Read by upstream for training, tracking and NMS; accepted here without effect on inference. */
+/* Read by upstream for data augmentation, logging and tracking; accepted without effect here. */
 static const char *const training_keys[] = {
-    "jitter", "ignore_thresh", "truth_thresh", "iou_thresh", "random", "resize", "focal_loss", "label_smooth_eps",
-    "objectness_smooth", "max_delta", "counters_per_class", "show_details", "map", "embedding_layer",
-    "track_history_size", "sim_thresh", "dets_for_track", "dets_for_show", "track_ciou_norm", NULL};
+    "jitter", "random", "resize", "show_details", "map", "embedding_layer", "track_history_size", "sim_thresh",
+    "dets_for_track", "dets_for_show", "track_ciou_norm", NULL};
 
 /* Not read by upstream either (it prints "Unused field"), but present in upstream cfgs. */
 static const char *const upstream_unused_keys[] = {"beta1", "uc_normalizer", NULL};
@@ -44,6 +43,51 @@ static dn_status check_anchor_count(dn_parse_ctx *ctx, int values, int num)
     if (values < 2 * num)
         return dn_parse_fail(ctx, "anchors= lists %d pairs but num=%d needs %d: add the missing anchors or set "
                              "num=%d", values / 2, num, num, values / 2);
+    return DN_OK;
+}
+
+/* counters_per_class= (spec D5.6): class c's multiplier max_k(n_k) / n_c, capped at max_delta. */
+static dn_status parse_class_multipliers(yolo *p, dn_parse_ctx *ctx)
+{
+    const char *list = dn_opt_str(ctx, "counters_per_class", NULL);
+    if (!list) return DN_OK;
+    const int cap = count_items(list);
+    DN_TRY(dn_alloc_floats(&p->class_multipliers, cap > p->classes ? cap : p->classes, "counters_per_class"));
+    const int got = dn_opt_floats(ctx, "counters_per_class", p->class_multipliers, cap);
+    if (got < 0) return DN_ERR_CFG;
+    if (got != p->classes)
+        return dn_parse_fail(ctx, "counters_per_class= lists %d values but classes=%d: give one count per class",
+                             got, p->classes);
+    float most = 1;
+    for (int c = 0; c < got; c++) {
+        if (p->class_multipliers[c] < 1) p->class_multipliers[c] = 1;
+        if (p->class_multipliers[c] > most) most = p->class_multipliers[c];
+    }
+    for (int c = 0; c < got; c++) p->class_multipliers[c] = fminf(most / p->class_multipliers[c], p->max_delta);
+    return DN_OK;
+}
+
+/* Loss options (spec §1.5, D5); the truth holds max boxes of 6 floats per image. */
+static dn_status parse_training(dn_layer *l, yolo *p, dn_parse_ctx *ctx)
+{
+    p->net_w = ctx->net_w;
+    p->net_h = ctx->net_h;
+    p->ignore_thresh = dn_opt_float(ctx, "ignore_thresh", .5f);
+    p->truth_thresh = dn_opt_float(ctx, "truth_thresh", 1);
+    p->iou_thresh = dn_opt_float(ctx, "iou_thresh", 1);
+    p->max_delta = dn_opt_float(ctx, "max_delta", FLT_MAX);
+    p->label_smooth_eps = dn_opt_float(ctx, "label_smooth_eps", 0);
+    p->focal_loss = dn_opt_int(ctx, "focal_loss", 0);
+    p->objectness_smooth = dn_opt_int(ctx, "objectness_smooth", 0);
+    DN_TRY(parse_class_multipliers(p, ctx));
+    static const char *const untrained[] = {"map", "embedding_layer", NULL}; /* class remapping, tracking */
+    for (const char *const *k = untrained; ctx->train && *k; k++)
+        if (dn_cfg_find(ctx->sec, *k))
+            return dn_parse_fail(ctx, "%s= is not supported for training yet; remove it to train", *k);
+    if (p->max_boxes > 1 << 20) return dn_parse_fail(ctx, "max=%d boxes per image is too many", p->max_boxes);
+    l->has_cost = 1;
+    l->truths = p->max_boxes * 6;
+    l->stats = &p->stats;
     return DN_OK;
 }
 
@@ -119,6 +163,7 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     else if (strcmp(nms, "diounms") == 0) p->nms_kind = 2;
     else return dn_parse_fail(ctx, "unknown nms_kind '%s'; use default, greedynms or diounms", nms);
     if (p->max_boxes < 0) return dn_parse_fail(ctx, "max=%d must be >= 0", p->max_boxes);
+    DN_TRY(parse_training(l, p, ctx));
     if (!(p->scale_x_y > 0)) return dn_parse_fail(ctx, "scale_x_y=%g must be positive", p->scale_x_y);
     dn_opt_accept(ctx, training_keys);
     for (const char *const *k = upstream_unused_keys; *k; k++) {
@@ -193,6 +238,7 @@ static void free_yolo(dn_layer *l)
     if (!p) return;
     free(p->mask);
     free(p->anchors);
+    free(p->class_multipliers);
 }
 
 const dn_layer_ops dn_layer_yolo = {

@@ -1,4 +1,4 @@
-/* State of a [yolo] layer, shared by layer_yolo.c and its kernels. */
+/* State of a [yolo] layer, shared by layer_yolo.c, its kernels and the loss (yolo_loss.c). */
 #ifndef DN_LAYER_YOLO_H
 #define DN_LAYER_YOLO_H
 
@@ -19,6 +19,18 @@ typedef struct yolo {
     int iou_loss, iou_thresh_kind, nms_kind; /* nms: 0 default, 1 greedynms, 2 diounms */
     float beta_nms;
     float iou_normalizer, obj_normalizer, cls_normalizer, delta_normalizer;
+    /* training (spec D5) */
+    int net_w, net_h;   /* network input size: anchors are in its pixels */
+    float ignore_thresh, truth_thresh, iou_thresh, max_delta, label_smooth_eps;
+    int focal_loss, objectness_smooth;
+    float *class_multipliers; /* from counters_per_class=, or NULL (all 1) */
+    dn_detection_stats stats; /* of the last training forward */
 } yolo;
+
+/* upstream's [yolo] training forward on host memory (spec D5.2-D5.7): `output` holds the
+   activated outputs (objectness NaN/inf may be zeroed), `delta` receives the deltas,
+   `truth` batch records of truth_size floats (x y w h class track_id per box). Sets l->cost
+   and the layer's stats; images run on up to `threads` OpenMP threads. */
+dn_status dn_yolo_loss(dn_layer *l, float *output, float *delta, const float *truth, int truth_size, int threads);
 
 #endif /* DN_LAYER_YOLO_H */

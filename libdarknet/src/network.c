@@ -148,6 +148,10 @@ static dn_status build(dn_network *net, int batch, int width, int height)
     net->info.n_layers = net->n;
     net->info.output_layer = output_layer(net);
     net->info.outputs = net->layers[net->info.output_layer].outputs;
+    int truths = 0; /* the most any layer reads (detection heads); else one value per output */
+    for (int i = 0; i < net->n; i++)
+        if (net->layers[i].truths > truths) truths = net->layers[i].truths;
+    net->info.truths = truths ? truths : net->info.outputs;
     return DN_OK;
 }
 
@@ -245,6 +249,24 @@ dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *
         return dn_fail(DN_ERR_SHAPE, "layer %d has %d output values, %zu were asked for", index, count, n);
     net->ctx.backend->begin(&net->ctx);
     return net->ctx.backend->download(dst, &net->layers[index].output, 0, n);
+}
+
+dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count)
+{
+    if (index < 0 || index >= net->n)
+        return dn_fail(DN_ERR_SHAPE, "layer index %d out of range: the network has %d layers", index, net->n);
+    *data = net->layers[index].delta.data;
+    *count = *data ? net->layers[index].batch * net->layers[index].outputs : 0;
+    return DN_OK;
+}
+
+dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detection_stats *out)
+{
+    if (index < 0 || index >= net->n || !net->layers[index].stats)
+        return dn_fail(DN_ERR_SHAPE, "layer %d is not a detection layer: only [yolo] layers have training statistics",
+                       index);
+    *out = *net->layers[index].stats;
+    return DN_OK;
 }
 
 dn_status dn_network_set_counters(dn_network *net, uint64_t seen, int cur_iteration)
@@ -392,9 +414,9 @@ static dn_status prepare_training(dn_network *net, int truth_size)
     if (!in->train)
         return dn_fail(DN_ERR_UNSUPPORTED, "this network was built for inference; build it with batch=None (the "
                        "cfg's batch) to train");
-    if (truth_size != net->layers[in->output_layer].outputs)
-        return dn_fail(DN_ERR_SHAPE, "truth vectors have %d values but the network outputs %d", truth_size,
-                       net->layers[in->output_layer].outputs);
+    if (truth_size != in->truths)
+        return dn_fail(DN_ERR_SHAPE, "truth vectors have %d values but the network takes %d", truth_size,
+                       in->truths);
     if (!ctx->truth.data || ctx->truth_size != truth_size) {
         ctx->backend->release(&ctx->truth);
         ctx->truth_size = truth_size;

@@ -452,6 +452,8 @@ dn_status dn_network_parse(const dn_cfg *cfg, int batch, int width, int height, 
                        first->line, first->type);
     DN_TRY(check_options(&ctx, parse_net(&ctx, net, batch, width, height)));
     ctx.train = net->info.train;
+    ctx.net_w = net->info.width;
+    ctx.net_h = net->info.height;
     net->n = cfg->n_sections - 1;
     if (net->n == 0) return dn_fail(DN_ERR_CFG, "%s: the cfg has a [net] section but no layers", cfg->path);
     net->layers = calloc(net->n, sizeof *net->layers);

@@ -1,6 +1,6 @@
 """[yolo] at inference (spec §3.10): per anchor slot, the logistic on x, y, objectness and
-class scores (none with new_coords=1), then x, y <- s*v - (s - 1)/2; against NumPy. Without a
-loss yet, backward passes the next layer's delta on unchanged. Shapes of upstream cfgs."""
+class scores (none with new_coords=1), then x, y <- s*v - (s - 1)/2; against NumPy. Backward
+passes the loss's delta on unscaled. Shapes of upstream cfgs."""
 import numpy as np
 import pytest
 
@@ -30,15 +30,16 @@ def test_forward_matches_numpy(tmp_path, device, scale_x_y, new_coords):
     assert_matches(outputs(net, x)[0], reference_yolo(x, scale_x_y, new_coords), body)
 
 
-def test_backward_passes_the_delta_on(tmp_path):
-    """The delta of the layer after [yolo] reaches its input unchanged (the loss, once it
-    exists, gives the delta of the raw inputs directly)."""
-    net = build(tmp_path, YOLO + "\n[cost]\ntype=sse\n", (SLOTS * (5 + CLASSES), 2, 3), train=True)
+def test_backward_passes_its_delta_on_unscaled(tmp_path):
+    """upstream's CPU path (spec D5.5): the loss's delta is added unscaled to the input's delta
+    (it is already the gradient w.r.t. the raw inputs). The loss itself: tests/test_yolo_loss.py."""
+    net = build(tmp_path, YOLO, (SLOTS * (5 + CLASSES), 2, 3), train=True)
     x = random_input(net, scale=3.0)
-    y = np.random.default_rng(1).uniform(0, 1, (net.batch, net.outputs)).astype(np.float32)
-    _, dx = net.backward(x, y, input_delta=True)
-    expected = y - reference_yolo(x, 1.0, 0).reshape(net.batch, -1)
-    np.testing.assert_allclose(dx.reshape(net.batch, -1), expected, atol=1e-6)
+    boxes = [np.array([[1, 0.4, 0.6, 0.3, 0.5]]), np.array([[0, 0.2, 0.2, 0.1, 0.2], [2, 0.7, 0.5, 0.6, 0.4]])]
+    _, dx = net.backward(x, boxes, input_delta=True)
+    delta = net.layer_delta(0)
+    assert np.count_nonzero(delta) > 24  # every objectness entry, and the assigned slots
+    np.testing.assert_array_equal(dx, delta)
 
 
 @pytest.mark.parametrize("path", upstream_cfgs("yolo"), ids=cfg_id)

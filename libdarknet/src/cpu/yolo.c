@@ -1,4 +1,4 @@
-/* [yolo] on the CPU. */
+/* [yolo] on the CPU: the activations, then in training the loss (yolo_loss.c). */
 #include <math.h>
 #include <string.h>
 
@@ -30,10 +30,11 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
         if (e < 2 && s != 1)
             for (int i = 0; i < spatial; i++) dst[i] = s * dst[i] - shift;
     }
-    return DN_OK;
+    if (!ctx->training || !ctx->truth.data) return DN_OK;
+    return dn_yolo_loss(l, l->output.data, l->delta.data, ctx->truth.data, ctx->truth_size, dn_cpu_threads());
 }
 
-/* No loss yet: this layer's delta stays as the network left it (zero) and is passed on. */
+/* The loss's delta, unscaled, into the input's (upstream's CPU path, spec D5.5). */
 static dn_status backward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *const *src_deltas, dn_ctx *ctx)
 {
     float *in_delta = src_deltas[0]->data;
