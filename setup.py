@@ -116,6 +116,9 @@ class BuildWithKernels(build_ext):
         if nvcc:
             objects += self.build_cuda(nvcc, ext)
         ext.extra_objects = objects
+        # the objects built here are link inputs: a newer kernel source must relink the extension
+        ext.depends = ext.depends + CPU_KERNELS + glob.glob(os.path.join("libdarknet", "src", "**", "*.[ch]*"),
+                                                            recursive=True)
         if not X86 or NATIVE:
             ext.define_macros = ext.define_macros + [("DN_CPU_BASE_ONLY", "1")]
         super().build_extension(ext)
