@@ -14,10 +14,14 @@ inference maps to standard ONNX operators (opset >= 13). The graph has one input
   order: ``[yolo]`` layers in cfg order, then cells in raster order, then the layer's anchor slots.
   No threshold is applied (darknet zeroes scores <= thresh) and no letterbox correction.
 
+The model's metadata ``darknetpy.layer_outputs`` (JSON) lists, per layer index, the graph tensor that
+holds that layer's output (add it to the graph outputs to read intermediate features).
+
 Needs the ``onnx`` package (``pip install onnx``).
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable, Optional, Union
 
@@ -419,6 +423,7 @@ def export_onnx(net, path: Union[str, os.PathLike], *, opset: int = 17, batch: O
         g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="darknetpy")
+    helper.set_model_props(model, {"darknetpy.layer_outputs": json.dumps([outs[i].name for i in range(len(outs) - 1)])})
     onnx.save(model, os.fspath(path))
     onnx.checker.check_model(os.fspath(path))   # from the file: one serialisation, not two
 

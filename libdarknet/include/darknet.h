@@ -57,7 +57,7 @@ typedef struct dn_net_info {
     uint64_t seen;
     int cur_iteration;
     int train;          /* built with training buffers */
-    int fused;          /* batch norm folded into convolutions */
+    int fused;          /* inference passes fold batch norm into the convolutions */
     int n_layers;
     int output_layer;   /* index of the last layer that is not [cost] */
     int outputs;        /* values per sample of that layer */
