@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import UnsupportedError
 
-__all__ = ["export_onnx"]
+__all__ = ["export_onnx", "build_model"]
 
 _BN_EPS = 1e-5          # darknet's batch-norm epsilon: x_hat = (x - mean) / sqrt(var + eps)
 _MIN_OPSET = 13
@@ -373,8 +373,15 @@ def export_onnx(net, path: Union[str, os.PathLike], *, opset: int = 17, batch: O
     """Write ``net`` (weights as they are now) as an ONNX model; see the module documentation for
     the outputs. ``batch=None`` makes the batch dimension dynamic. Raises UnsupportedError naming
     the layer when a layer has no ONNX form."""
+    import onnx
+    model = build_model(net, opset=opset, batch=batch, decode=decode)
+    onnx.save(model, os.fspath(path))
+    onnx.checker.check_model(os.fspath(path))   # from the file: one serialisation, not two
+
+
+def build_model(net, *, opset: int = 17, batch: Optional[int] = 1, decode: bool = True):
+    """The ``onnx.ModelProto`` that :func:`export_onnx` writes (not checked)."""
     try:
-        import onnx
         from onnx import TensorProto, helper
     except ImportError:
         raise UnsupportedError("exporting to ONNX needs the onnx package: pip install onnx") from None
@@ -424,8 +431,7 @@ def export_onnx(net, path: Union[str, os.PathLike], *, opset: int = 17, batch: O
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="darknetpy")
     helper.set_model_props(model, {"darknetpy.layer_outputs": json.dumps([outs[i].name for i in range(len(outs) - 1)])})
-    onnx.save(model, os.fspath(path))
-    onnx.checker.check_model(os.fspath(path))   # from the file: one serialisation, not two
+    return model
 
 
 # every layer kind with an ONNX form (the _Exporter method of that name)
