@@ -1,9 +1,11 @@
-"""CPU forward time at batch 1: darknetpy next to OpenCV 4.x DNN (its darknet
-importer), same cfg, same weights, same thread count, in one run.
+"""CPU forward time at batch 1: darknetpy next to OpenCV 4.x DNN (its darknet importer), and next to
+ONNX Runtime and OpenVINO on darknetpy's ONNX export of the same network; same cfg, same weights, same
+thread count, each engine in its own process, in one run.
 
     python benchmarks/forward_cpu.py [--threads 2] [--repeat 10] [--cfg-dir ../shared/darknet/cfg]
 
-Prints a table of median milliseconds and the ratio darknetpy / OpenCV (< 1: faster).
+Prints a table of median milliseconds and the ratio darknetpy / the fastest other engine (< 1: faster).
+An engine whose package is not installed (onnxruntime, openvino) shows "-".
 """
 import argparse
 import statistics
@@ -53,13 +55,45 @@ def time_opencv(cfg, weights, threads, repeat):
     return median_ms(forward, repeat)
 
 
-ENGINES = {"darknetpy": time_darknetpy, "opencv": time_opencv}
+def time_onnxruntime(cfg, weights, threads, repeat):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(str(onnx_path(weights)), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((1,) + dn.Network(cfg, batch=1).input_shape, dtype=np.float32)
+    return median_ms(lambda: sess.run(None, {"input": x}), repeat)
+
+
+def time_openvino(cfg, weights, threads, repeat):
+    import openvino as ov
+    core = ov.Core()
+    # float32 like the others: on CPUs with bf16 support OpenVINO would otherwise compute in bf16
+    core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+    request = core.compile_model(str(onnx_path(weights)), "CPU").create_infer_request()
+    x = np.random.default_rng(0).random((1,) + dn.Network(cfg, batch=1).input_shape, dtype=np.float32)
+    return median_ms(lambda: request.infer({0: x}), repeat)
+
+
+def onnx_path(weights):
+    return Path(weights).with_suffix(".onnx")
+
+
+ENGINES = {"darknetpy": time_darknetpy, "opencv": time_opencv, "onnxruntime": time_onnxruntime,
+           "openvino": time_openvino}
+HEADERS = {"darknetpy": "darknetpy ms", "opencv": "OpenCV ms", "onnxruntime": "ORT ms", "openvino": "OpenVINO ms"}
 
 
 def run_isolated(engine, cfg, weights, threads, repeat):
-    """Time one engine in its own process: two thread pools in one process slow each other down."""
+    """Time one engine in its own process (two thread pools in one process slow each other down);
+    None when its package (or, for the ONNX engines, the exported model) is missing."""
+    if engine in ("onnxruntime", "openvino") and not onnx_path(weights).exists():
+        return None
     out = subprocess.run([sys.executable, __file__, "--worker", engine, "--threads", str(threads), "--repeat",
-                          str(repeat), str(cfg), str(weights)], check=True, capture_output=True, text=True)
+                          str(repeat), str(cfg), str(weights)], capture_output=True, text=True)
+    if out.returncode and "ModuleNotFoundError" in out.stderr:
+        return None
+    if out.returncode:
+        raise RuntimeError(f"{engine} on {cfg.name} failed:\n{out.stderr}")
     return float(out.stdout.split()[-1])
 
 
@@ -78,15 +112,22 @@ def main():
         return
     print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}, threads={args.threads}, batch 1, "
           f"median of {args.repeat}")
-    print(f"{'model':<14}{'input':>16}{'darknetpy ms':>14}{'OpenCV ms':>12}{'ratio':>8}")
+    print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}" for h in HEADERS.values()) + f"{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             cfg = args.cfg_dir / f"{name}.cfg"
             weights = Path(tmp) / f"{name}.weights"
             write_synthetic_weights(cfg, weights)
-            shape = dn.Network(cfg, batch=1).input_shape
-            ours, theirs = (run_isolated(e, cfg, weights, args.threads, args.repeat) for e in ENGINES)
-            print(f"{name:<14}{'x'.join(map(str, shape)):>16}{ours:>14.1f}{theirs:>12.1f}{ours / theirs:>8.2f}")
+            with dn.Network(cfg, weights) as net:
+                shape = net.input_shape
+                try:
+                    net.export_onnx(onnx_path(weights), decode=False)   # the same work as predict
+                except dn.UnsupportedError:   # no onnx package: the ONNX engines show "-"
+                    pass
+            ms = {e: run_isolated(e, cfg, weights, args.threads, args.repeat) for e in ENGINES}
+            best = min(v for e, v in ms.items() if e != "darknetpy" and v is not None)
+            cells = "".join(f"{v:>14.1f}" if v is not None else f"{'-':>14}" for v in ms.values())
+            print(f"{name:<14}{'x'.join(map(str, shape)):>16}{cells}{ms['darknetpy'] / best:>8.2f}")
 
 
 if __name__ == "__main__":

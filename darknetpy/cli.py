@@ -135,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     partial.add_argument("N", type=int, help="number of layers to copy (layers 0..N-1)")
     partial.set_defaults(run=_run_partial)
 
+    export = _verb(sub, "export", "write a network for other runtimes", common)
+    formats = export.add_subparsers(dest="verb", metavar="FORMAT", required=True)
+    onnx = _verb(formats, "onnx", "ONNX model with the weights (batch norm folded); [yolo] heads decoded to "
+                                  "boxes ready for NMS unless --raw", common)
+    onnx.add_argument("cfg")
+    onnx.add_argument("weights")
+    onnx.add_argument("out", help=".onnx file to write")
+    onnx.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17, at least 13)")
+    onnx.add_argument("--dynamic-batch", action="store_true", help="batch dimension set at run time (default 1)")
+    onnx.add_argument("--raw", action="store_true",
+                      help="one output per [yolo] layer, as darknet computes it, instead of decoded boxes")
+    onnx.set_defaults(run=_run_export_onnx)
+
     inet = _verb(sub, "imagenet", "ImageNet (ILSVRC-2012) data treatment", common)
     inet_verbs = inet.add_subparsers(dest="verb", metavar="VERB", required=True)
     prepare = _verb(inet_verbs, "prepare", "official ILSVRC2012 downloads or Kaggle's copy -> darknet "
@@ -265,6 +278,15 @@ def _run_partial(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"Done! Loaded {loaded} layers from weights-file ", file=sys.stderr)
         print(f"Saving weights to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    from .network import Network
+
+    with Network(args.cfg, args.weights, strict=True) as net:
+        net.export_onnx(args.out, opset=args.opset, batch=None if args.dynamic_batch else 1, decode=not args.raw)
+    log.info("wrote %s", args.out)
     return 0
 
 

@@ -283,6 +283,13 @@ class Network:
         shape = (self.batch, c, h, w) if c * h * w == layer.outputs else (self.batch, layer.outputs, 1, 1)
         return data.reshape(shape)
 
+    def layer_attrs(self, layer: int) -> dict:
+        """The hyper-parameters layer ``layer`` was built with, as the engine resolved them
+        (cfg values and defaults): e.g. ``{"size": 3, "stride_x": 1, ..., "activation": "leaky"}``
+        for a convolution, ``mask``/``anchors`` tuples for a [yolo] layer."""
+        with self._lock:
+            return self._handle.layer_attrs(int(layer))
+
     def param(self, layer: int, name: str) -> np.ndarray:
         """A copy of parameter array ``name`` ("weights", "biases", "scales", "rolling_mean",
         "rolling_variance") of layer ``layer``, flat, in .weights order."""
@@ -311,6 +318,15 @@ class Network:
         """Seed the network's random generator (dropout)."""
         with self._lock:
             self._handle.seed(int(seed))
+
+    def export_onnx(self, path: PathLike, *, opset: int = 17, batch: Optional[int] = 1,
+                    decode: bool = True) -> None:
+        """Write the network with its current weights as an ONNX model (batch norm folded).
+        ``batch=None``: dynamic batch. Detectors give ``detections`` (N, boxes, 5 + classes) with
+        ``decode=True``, else one ``yolo_<index>`` output per [yolo] layer; other networks give
+        ``output`` (N, outputs). See :mod:`darknetpy.onnx_export`. Needs the ``onnx`` package."""
+        from .onnx_export import export_onnx
+        export_onnx(self, path, opset=opset, batch=batch, decode=decode)
 
     # ---- size and memory -------------------------------------------------
     def resize(self, width: int, height: int) -> None:

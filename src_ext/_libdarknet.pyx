@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from libc.stdlib cimport malloc
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from libdarknet cimport *
@@ -234,6 +234,37 @@ cdef class NetworkHandle:
                     inputs=i.inputs, output_shape=(i.out_c, i.out_h, i.out_w), outputs=i.outputs,
                     batch_normalize=bool(i.batch_normalize), n_weights=i.n_weights, bflops=i.bflops,
                     summary=i.summary.decode())
+
+    def layer_attrs(self, int index):
+        """The layer's resolved hyper-parameters: {cfg key: int, float, str or tuple}."""
+        cdef int n_attrs = 0, n_values = 0
+        cdef dn_network *net = self._get()
+        _check(dn_network_layer_attrs(net, index, NULL, 0, NULL, 0, &n_attrs, &n_values))
+        cdef dn_attr *attrs = <dn_attr *>malloc(max(n_attrs, 1) * sizeof(dn_attr))
+        cdef double *values = <double *>malloc(max(n_values, 1) * sizeof(double))
+        cdef dn_attr *a
+        try:
+            if attrs == NULL or values == NULL:
+                raise MemoryError()
+            _check(dn_network_layer_attrs(net, index, attrs, n_attrs, values, n_values, &n_attrs, &n_values))
+            out = {}
+            for k in range(n_attrs):
+                a = &attrs[k]
+                if a.type == DN_ATTR_STR:
+                    v = a.str.decode()
+                elif a.type == DN_ATTR_INT:
+                    v = int(a.values[0])
+                elif a.type == DN_ATTR_FLOAT:
+                    v = float(<float>a.values[0])
+                elif a.type == DN_ATTR_INTS:
+                    v = tuple(int(a.values[i]) for i in range(a.count))
+                else:
+                    v = tuple(float(<float>a.values[i]) for i in range(a.count))
+                out[a.name.decode()] = v
+            return out
+        finally:
+            free(attrs)
+            free(values)
 
     def load_weights(self, path, int cutoff, bint strict=False):
         cdef bytes b = os.fsencode(path)

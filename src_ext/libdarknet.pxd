@@ -61,6 +61,20 @@ cdef extern from "darknet.h" nogil:
     void dn_network_free(dn_network *net)
     dn_status dn_network_info(const dn_network *net, dn_net_info *info)
     dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info)
+    ctypedef enum dn_attr_type:
+        DN_ATTR_INT
+        DN_ATTR_FLOAT
+        DN_ATTR_INTS
+        DN_ATTR_FLOATS
+        DN_ATTR_STR
+    ctypedef struct dn_attr:
+        const char *name
+        dn_attr_type type
+        int count
+        const double *values
+        const char *str
+    dn_status dn_network_layer_attrs(const dn_network *net, int index, dn_attr *attrs, int max_attrs,
+                                     double *values, int max_values, int *n_attrs, int *n_values)
     dn_status dn_network_load_weights(dn_network *net, const char *path, int cutoff, int *layers_loaded)
     dn_status dn_network_load_weights_checked(dn_network *net, const char *path, int cutoff, int strict,
                                               int *layers_loaded)

@@ -58,7 +58,7 @@ typedef struct dn_net_info {
     uint64_t seen;
     int cur_iteration;
     int train;          /* built with training buffers */
-    int fused;          /* batch norm folded into convolutions */
+    int fused;          /* inference passes fold batch norm into the convolutions */
     int n_layers;
     int output_layer;   /* index of the last layer that is not [cost] */
     int outputs;        /* values per sample of that layer */
@@ -137,6 +137,21 @@ dn_status dn_network_memory(const dn_network *net, dn_memory *m);
 
 dn_status dn_network_info(const dn_network *net, dn_net_info *info);
 dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info);
+
+/* One resolved hyper-parameter of a layer (cfg value or its default, as the parser settled it). */
+typedef enum dn_attr_type { DN_ATTR_INT, DN_ATTR_FLOAT, DN_ATTR_INTS, DN_ATTR_FLOATS, DN_ATTR_STR } dn_attr_type;
+typedef struct dn_attr {
+    const char *name;       /* the cfg key, e.g. "stride_x", "activation", "anchors" */
+    dn_attr_type type;
+    int count;              /* numbers in values (1 for INT/FLOAT, 0 for STR) */
+    const double *values;   /* into the caller's values buffer */
+    const char *str;        /* DN_ATTR_STR: the value, owned by the network */
+} dn_attr;
+/* The hyper-parameters of layer `index`: at most max_attrs entries into attrs and max_values
+   numbers into values; *n_attrs and *n_values receive the totals, so a call with max 0 sizes
+   the buffers. Device-free; every layer kind lists what its inference depends on. */
+dn_status dn_network_layer_attrs(const dn_network *net, int index, dn_attr *attrs, int max_attrs, double *values,
+                                 int max_values, int *n_attrs, int *n_values);
 
 /*
  * Read a darknet .weights file into layers [0, cutoff) (cutoff <= 0: all).

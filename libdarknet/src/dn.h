@@ -171,6 +171,18 @@ typedef struct dn_update {
 
 
 typedef struct dn_box_query dn_box_query; /* boxes.c */
+/* Collects a layer's dn_attr entries into the caller's buffers (attrs.c); counts what does not fit. */
+typedef struct dn_attrs {
+    dn_attr *items;
+    int max_items, n_items;
+    double *values;
+    int max_values, n_values;
+} dn_attrs;
+void dn_attr_int(dn_attrs *a, const char *name, int v);
+void dn_attr_float(dn_attrs *a, const char *name, float v);
+void dn_attr_ints(dn_attrs *a, const char *name, const int *v, int n);
+void dn_attr_floats(dn_attrs *a, const char *name, const float *v, int n);
+void dn_attr_str(dn_attrs *a, const char *name, const char *v);
 
 typedef struct dn_layer_ops {
     const char *name;   /* canonical section name */
@@ -186,6 +198,7 @@ typedef struct dn_layer_ops {
        *delta receives its update accumulator (NULL if none), *count its floats. */
     float *(*param)(dn_layer *l, const char *name, float **delta, size_t *count);
     void (*describe)(const dn_layer *l, char *buf, size_t n); /* console line */
+    void (*attrs)(const dn_layer *l, dn_attrs *a);             /* resolved hyper-parameters, or NULL: none */
     void (*free)(dn_layer *l);
     /* Detection heads only (spec D1): fill *info and, when out is not NULL, append the
        records of batch item q->b from the last forward. */

@@ -24,6 +24,11 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
 
 static void describe(const dn_layer *l, char *buf, size_t n) { snprintf(buf, n, "Activation Layer: %d inputs", l->inputs); }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    dn_attr_str(a, "activation", dn_act_name(((const activation *)l->p)->act));
+}
+
 const dn_layer_ops dn_layer_activation = {
-    .name = "activation", .parse = parse, .describe = describe,
+    .name = "activation", .parse = parse, .describe = describe, .attrs = attrs,
 };

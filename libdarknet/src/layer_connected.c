@@ -96,8 +96,14 @@ static void free_connected(dn_layer *l)
     free(p->preact);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    dn_attr_int(a, "output", l->outputs);
+    dn_attr_str(a, "activation", dn_act_name(((const connected *)l->p)->act));
+}
+
 const dn_layer_ops dn_layer_connected = {
     .name = "connected", .alias = "conn", .parse = parse, .n_weights = n_weights, .read_weights = read_weights,
     .write_weights = write_weights,
-    .param = param, .describe = describe, .free = free_connected,
+    .param = param, .describe = describe, .attrs = attrs, .free = free_connected,
 };

@@ -12,6 +12,7 @@ static const char *const ignored_keys[] = {"binary", "bin_output", "flipped", "d
 static dn_status parse_share(dn_layer *l, dn_parse_ctx *ctx, conv *p)
 {
     int ref = dn_opt_int(ctx, "share_index", -1000000), idx;
+    p->shared_index = -1;
     if (ref == -1000000) return DN_OK;
     DN_TRY(dn_opt_layer_ref(ctx, "share_index", ref, &idx));
     const dn_layer *src = &ctx->layers[idx];
@@ -20,6 +21,7 @@ static dn_status parse_share(dn_layer *l, dn_parse_ctx *ctx, conv *p)
         src->batch_normalize != l->batch_normalize)
         return dn_parse_fail(ctx, "share_index=%d must name a [convolutional] layer of the same shape", ref);
     p->shared = sp->shared ? sp->shared : sp;
+    p->shared_index = sp->shared ? sp->shared_index : idx;
     return DN_OK;
 }
 
@@ -175,7 +177,21 @@ static void free_conv(dn_layer *l)
     free(p->preact);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    const conv *p = l->p;
+    dn_attr_int(a, "filters", p->n);
+    dn_attr_int(a, "size", p->g.size);
+    dn_attr_int(a, "stride_x", p->g.stride_x);
+    dn_attr_int(a, "stride_y", p->g.stride_y);
+    dn_attr_int(a, "padding", p->g.pad);
+    dn_attr_int(a, "dilation", p->g.dilation);
+    dn_attr_int(a, "groups", p->groups);
+    dn_attr_str(a, "activation", dn_act_name(p->act));
+    dn_attr_int(a, "share_index", p->shared_index);
+}
+
 const dn_layer_ops dn_layer_convolutional = {
     .name = "convolutional", .alias = "conv", .parse = parse, .n_weights = n_weights,
-    .read_weights = read_weights, .write_weights = write_weights, .param = param, .describe = describe, .free = free_conv,
+    .read_weights = read_weights, .write_weights = write_weights, .param = param, .describe = describe, .attrs = attrs, .free = free_conv,
 };

@@ -8,7 +8,8 @@ typedef struct conv {
     int n, groups, nweights;
     dn_conv_geom g;        /* geometry of one group's input */
     dn_act act;
-    const struct conv *shared; /* share_index: weights live in that layer */
+    const struct conv *shared; /* share_index: weights live in that layer ... */
+    int shared_index;          /* ... of this index (-1: its own weights) */
     float *weights, *biases;
     dn_bn bn;
     /* inference weights with batch norm folded in (spec §3.3): made by the

@@ -28,6 +28,14 @@ static void describe(const dn_layer *l, char *buf, size_t n)
     snprintf(buf, n, "cost                                           %4d", l->outputs);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    static const char *const types[] = {"sse", "masked", "smooth"};
+    const cost *p = l->p;
+    dn_attr_str(a, "type", types[p->type]);
+    dn_attr_float(a, "scale", p->scale);
+}
+
 const dn_layer_ops dn_layer_cost = {
-    .name = "cost", .parse = parse, .describe = describe,
+    .name = "cost", .parse = parse, .describe = describe, .attrs = attrs,
 };

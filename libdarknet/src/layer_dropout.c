@@ -34,7 +34,12 @@ static void free_dropout(dn_layer *l)
     if (p) free(p->rand);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    dn_attr_float(a, "probability", ((const dropout *)l->p)->probability);
+}
+
 const dn_layer_ops dn_layer_dropout = {
     .name = "dropout", .in_place = 1, .parse = parse,
-    .describe = describe, .free = free_dropout,
+    .describe = describe, .attrs = attrs, .free = free_dropout,
 };

@@ -49,7 +49,18 @@ static void free_maxpool(dn_layer *l)
     if (p) free(p->argmax);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    const maxpool *p = l->p;
+    dn_attr_int(a, "size", p->win.size);
+    dn_attr_int(a, "stride_x", p->win.stride_x);
+    dn_attr_int(a, "stride_y", p->win.stride_y);
+    dn_attr_int(a, "padding", p->win.padding);
+    dn_attr_int(a, "maxpool_depth", p->depth);
+    dn_attr_int(a, "out_channels", p->out_channels);
+}
+
 const dn_layer_ops dn_layer_maxpool = {
     .name = "maxpool", .alias = "max", .parse = parse,
-    .describe = describe, .free = free_maxpool,
+    .describe = describe, .attrs = attrs, .free = free_maxpool,
 };

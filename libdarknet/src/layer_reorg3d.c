@@ -31,6 +31,11 @@ static void describe(const dn_layer *l, char *buf, size_t n)
              ((const reorg3d *)l->p)->stride, l->w, l->h, l->c, l->out_w, l->out_h, l->out_c);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    dn_attr_int(a, "stride", ((const reorg3d *)l->p)->stride);
+}
+
 const dn_layer_ops dn_layer_reorg3d = {
-    .name = "reorg3d", .parse = parse, .describe = describe,
+    .name = "reorg3d", .parse = parse, .describe = describe, .attrs = attrs,
 };

@@ -68,6 +68,13 @@ static void describe(const dn_layer *l, char *buf, size_t n)
     dn_appendf(buf, n, &pos, " -> %4d x%4d x%4d ", l->out_w, l->out_h, l->out_c);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    const route *p = l->p;
+    dn_attr_int(a, "groups", p->groups);
+    dn_attr_int(a, "group_id", p->group_id);
+}
+
 const dn_layer_ops dn_layer_route = {
-    .name = "route", .parse = parse, .describe = describe,
+    .name = "route", .parse = parse, .describe = describe, .attrs = attrs,
 };

@@ -42,7 +42,12 @@ static void free_sam(dn_layer *l)
     if (p) free(p->preact);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    dn_attr_str(a, "activation", dn_act_name(((const sam *)l->p)->act));
+}
+
 const dn_layer_ops dn_layer_sam = {
-    .name = "sam", .parse = parse, .describe = describe,
+    .name = "sam", .parse = parse, .describe = describe, .attrs = attrs,
     .free = free_sam,
 };

@@ -50,7 +50,14 @@ static void free_scale_channels(dn_layer *l)
     if (p) free(p->preact);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    const scale_channels *p = l->p;
+    dn_attr_int(a, "scale_wh", p->scale_wh);
+    dn_attr_str(a, "activation", dn_act_name(p->act));
+}
+
 const dn_layer_ops dn_layer_scale_channels = {
-    .name = "scale_channels", .parse = parse, .describe = describe,
+    .name = "scale_channels", .parse = parse, .describe = describe, .attrs = attrs,
     .free = free_scale_channels,
 };

@@ -123,8 +123,18 @@ static void free_shortcut(dn_layer *l)
     free(p->preact);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    static const char *const types[] = {"none", "per_feature", "per_channel"};
+    static const char *const norms[] = {"none", "relu", "softmax"};
+    const shortcut *p = l->p;
+    dn_attr_str(a, "weights_type", types[p->wtype]);
+    dn_attr_str(a, "weights_normalization", norms[p->wnorm]);
+    dn_attr_str(a, "activation", dn_act_name(p->act));
+}
+
 const dn_layer_ops dn_layer_shortcut = {
     .name = "shortcut", .parse = parse, .n_weights = n_weights, .read_weights = read_weights,
     .write_weights = write_weights,
-    .param = param, .describe = describe, .free = free_shortcut,
+    .param = param, .describe = describe, .attrs = attrs, .free = free_shortcut,
 };

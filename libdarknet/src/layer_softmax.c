@@ -29,7 +29,14 @@ static void describe(const dn_layer *l, char *buf, size_t n)
     snprintf(buf, n, "softmax                                        %4d", l->outputs);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    const softmax *p = l->p;
+    dn_attr_int(a, "groups", p->groups);
+    dn_attr_float(a, "temperature", p->temperature);
+}
+
 const dn_layer_ops dn_layer_softmax = {
     .name = "softmax", .alias = "soft", .parse = parse,
-    .describe = describe,
+    .describe = describe, .attrs = attrs,
 };

@@ -39,6 +39,13 @@ static void describe(const dn_layer *l, char *buf, size_t n)
              l->out_h, l->out_c);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    const upsample *p = l->p;
+    dn_attr_int(a, "stride", p->down ? -p->k : p->k);
+    dn_attr_float(a, "scale", p->scale);
+}
+
 const dn_layer_ops dn_layer_upsample = {
-    .name = "upsample", .parse = parse, .describe = describe,
+    .name = "upsample", .parse = parse, .describe = describe, .attrs = attrs,
 };

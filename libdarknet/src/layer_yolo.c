@@ -241,7 +241,18 @@ static void free_yolo(dn_layer *l)
     free(p->class_multipliers);
 }
 
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    const yolo *p = l->p;
+    dn_attr_int(a, "classes", p->classes);
+    dn_attr_int(a, "num", p->total);
+    dn_attr_ints(a, "mask", p->mask, p->n);
+    dn_attr_floats(a, "anchors", p->anchors, 2 * p->n_anchors);
+    dn_attr_float(a, "scale_x_y", p->scale_x_y);
+    dn_attr_int(a, "new_coords", p->new_coords);
+}
+
 const dn_layer_ops dn_layer_yolo = {
-    .name = "yolo", .parse = parse, .describe = describe,
+    .name = "yolo", .parse = parse, .describe = describe, .attrs = attrs,
     .free = free_yolo, .boxes = boxes,
 };

@@ -201,6 +201,7 @@ void dn_network_seed(dn_network *net, uint64_t seed) { net->ctx.rng.s = seed ? s
 dn_status dn_network_info(const dn_network *net, dn_net_info *info)
 {
     *info = net->info;
+    info->fused = net->want_prepared; /* prepared again at the next pass after any weight change */
     return DN_OK;
 }
 

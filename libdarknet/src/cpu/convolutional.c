@@ -115,7 +115,11 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
             dn_gemm(0, 0, ng, spatial, k, 1, weights + (size_t)g * ng * k, k, col, spatial, 0, out, spatial);
         }
     const float *bias = fused ? p->fused_biases : src->biases;
-    if (!fused && l->batch_normalize) dn_bn_forward((dn_bn *)&src->bn, l->output.data, l->batch, ctx->training);
+    if (!fused && l->batch_normalize) {
+        dn_bn bn = src->bn; /* share_index: the source's statistics over this layer's pixels (its size may differ) */
+        bn.spatial = spatial;
+        dn_bn_forward(&bn, l->output.data, l->batch, ctx->training);
+    }
     if (ctx->training && p->preact) {
         dn_add_bias(l->output.data, bias, l->batch, p->n, spatial);
         memcpy(p->preact, l->output.data, sizeof(float) * l->batch * l->outputs);
