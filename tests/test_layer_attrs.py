@@ -49,7 +49,7 @@ size=1
 [yolo]
 classes=1
 num=2
-anchors=3,4
+anchors=3,4, 5,6
 """
 
 
@@ -69,6 +69,6 @@ def test_resolved_hyper_parameters(tmp_path):
     assert attrs[4] == {"stride": 2, "scale": 1.0}
     assert attrs[6] == {"weights_type": "per_channel", "weights_normalization": "softmax",
                         "activation": "linear"}
-    # mask defaults to 0..num-1; anchors beyond the listed pairs are 0.5
-    assert attrs[8] == {"classes": 1, "num": 2, "mask": (0, 1), "anchors": (3.0, 4.0, 0.5, 0.5), "scale_x_y": 1.0,
+    # mask defaults to 0..num-1
+    assert attrs[8] == {"classes": 1, "num": 2, "mask": (0, 1), "anchors": (3.0, 4.0, 5.0, 6.0), "scale_x_y": 1.0,
                         "new_coords": 0}
