@@ -387,17 +387,7 @@ cdef class NetworkHandle:
         cdef float *data
         cdef float *delta
         cdef int count = self._param(index, name, &data, &delta)
-        values = np.empty(count, dtype=np.float32)
-        cdef float[::1] v = values
-        if count:
-            memcpy(&v[0], data, count * sizeof(float))
-        if delta == NULL:
-            return values, None
-        acc = np.empty(count, dtype=np.float32)
-        v = acc
-        if count:
-            memcpy(&v[0], delta, count * sizeof(float))
-        return values, acc
+        return _copy_floats(data, count), None if delta == NULL else _copy_floats(delta, count)
 
     def set_param(self, int index, name, const float[::1] values):
         cdef float *data

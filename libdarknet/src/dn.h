@@ -375,6 +375,9 @@ struct dn_network {
     dn_ctx ctx;
 };
 
+/* Index of the last layer that is not [cost]: the network's output. */
+int dn_network_output_layer(const dn_network *net);
+
 /* Drop the prepared state: the raw weights changed. */
 void dn_network_unprepare(dn_network *net);
 

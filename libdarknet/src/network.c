@@ -49,7 +49,7 @@ static dn_status zero(const dn_backend *b, dn_tensor *t, size_t offset, size_t n
     return DN_OK;
 }
 
-static int output_layer(const dn_network *net)
+int dn_network_output_layer(const dn_network *net)
 {
     int i = net->n - 1;
     while (i > 0 && net->layers[i].kind == DN_KIND_cost) i--;
@@ -146,7 +146,7 @@ static dn_status build(dn_network *net, int batch, int width, int height)
     DN_TRY(check_memory(net, limit));
     DN_TRY(link_layers(net));
     net->info.n_layers = net->n;
-    net->info.output_layer = output_layer(net);
+    net->info.output_layer = dn_network_output_layer(net);
     net->info.outputs = net->layers[net->info.output_layer].outputs;
     int truths = 0; /* the most any layer reads (detection heads); else one value per output */
     for (int i = 0; i < net->n; i++)

@@ -429,8 +429,7 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_network *net, dn_layer *l, in
 static dn_status check_loss_layers(const dn_cfg *cfg, const dn_network *net)
 {
     if (!net->info.train) return DN_OK;
-    int out = net->n - 1;
-    while (out > 0 && net->layers[out].kind == DN_KIND_cost) out--;
+    const int out = dn_network_output_layer(net);
     for (int i = 0; i < net->n; i++) {
         const dn_layer *l = &net->layers[i];
         if (l->has_cost && !(dn_layer_caps(l->kind) & DN_CAP_DETECTION) && l->outputs != net->layers[out].outputs)
