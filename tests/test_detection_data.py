@@ -140,3 +140,178 @@ def test_unreadable_image_is_skipped_with_a_warning(dataset, tmp_path, caplog):
             x, truths = loader.next()
     assert x.shape == (8, 3, 32, 32) and loader.skipped >= 1
     assert sum(str(broken) in r.getMessage() for r in caplog.records) == 1
+
+
+# --------------------------------------------------------------------------- geometry against the pixels
+
+def white_box(image: np.ndarray, colour=(1.0, 1.0, 1.0)):
+    """Pixel box (x0, y0, x1, y1 exclusive) of the pixels close to colour in a CHW image, or None."""
+    near = np.all(np.abs(image - np.array(colour, np.float32)[:, None, None]) < 0.3, axis=0)
+    ys, xs = np.nonzero(near)
+    if not len(xs):
+        return None
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+def label_box(row, w, h):
+    _, x, y, bw, bh = row
+    return (x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h
+
+
+def two_rects(w, h):
+    """A white and, right of it, a red rectangle: their order tells whether the image was flipped."""
+    img, white = rect_image(w, h, (w // 6, h // 5, w // 2, h * 3 // 4))
+    img[h // 3:h * 2 // 3, w * 2 // 3:w * 5 // 6] = (255, 0, 0)
+    red = [1, (w * 2 // 3 + w * 5 // 6) / 2 / w, (h // 3 + h * 2 // 3) / 2 / h, (w * 5 // 6 - w * 2 // 3) / w,
+           (h * 2 // 3 - h // 3) / h]
+    return img[:, :, ::-1].copy(), np.array([white, red], np.float32)   # BGR for the augmenter
+
+
+@pytest.mark.parametrize("letter_box", [False, True])
+def test_crop_flip_letterbox_move_each_box_with_its_pixels(letter_box):
+    from darknetpy.detection_augment import DetectionAugment, augment_boxes_image, keep_boxes
+
+    aug = DetectionAugment(jitter=0.3, letter_box=letter_box)
+    bgr, boxes = two_rects(120, 70)
+    flips = 0
+    outcomes = set()
+    for seed in range(24):
+        rng = np.random.default_rng(seed) if seed else None      # seed 0: no random part
+        image, moved = augment_boxes_image(bgr, boxes, 64, 48, aug, rng)
+        assert image.shape == (3, 48, 64)
+        by_class = {int(r[0]): r for r in keep_boxes(moved, 64, 48, 200)}
+        for cls, colour in ((0, (1, 1, 1)), (1, (1, 0, 0))):
+            found = white_box(image, colour)
+            if cls not in by_class:   # cropped away (or under a pixel): its colour must be (nearly) gone
+                assert found is None or min(found[2] - found[0], found[3] - found[1]) <= 2
+                continue
+            np.testing.assert_allclose(found, label_box(by_class[cls], 64, 48), atol=1.0)
+        if len(by_class) == 2:
+            flipped = by_class[1][1] < by_class[0][1]
+            flips += flipped
+            outcomes.add((flipped, round(float(by_class[0][1]), 2)))
+    assert 3 <= flips <= 20 and len(outcomes) > 10    # both flips and many crops were exercised
+
+
+def test_letterbox_keeps_the_aspect_ratio_without_augmentation():
+    from darknetpy.detection_augment import DetectionAugment, augment_boxes_image
+
+    bgr, boxes = two_rects(120, 60)
+    image, moved = augment_boxes_image(bgr, boxes, 64, 64, DetectionAugment(letter_box=True), None)
+    # independent: the 120 x 60 image scaled by 64/120 sits centred, 32 rows high, from row 16
+    scale, top = 64 / 120, (64 - 60 * 64 / 120) / 2
+    for row in moved:
+        _, x, y, w, h = boxes[int(row[0])]
+        np.testing.assert_allclose(label_box(row, 64, 64), [(x - w / 2) * 120 * scale, (y - h / 2) * 60 * scale + top,
+                                                           (x + w / 2) * 120 * scale, (y + h / 2) * 60 * scale + top],
+                                   atol=0.6)
+
+
+def test_small_boxes_and_max_boxes_are_dropped():
+    from darknetpy.detection_augment import keep_boxes
+
+    w, h = 64, 32
+    boxes = np.array([[0, .5, .5, 0.99 / w, .5],     # narrower than one network pixel
+                      [1, .5, .5, .5, 0.99 / h],     # lower than one pixel
+                      [2, .5, .5, 1.01 / w, 1.01 / h],
+                      [3, .5, .5, 0, 0],             # cropped away
+                      [0, .2, .2, .1, .1],
+                      [1, .3, .3, .1, .1]], np.float32)
+    np.testing.assert_array_equal(keep_boxes(boxes, w, h, 200)[:, 0], [2, 0, 1])
+    np.testing.assert_array_equal(keep_boxes(boxes, w, h, 5)[:, 0], [2, 0])   # max_boxes counts before dropping
+
+
+def test_loader_drops_boxes_smaller_than_a_network_pixel(tmp_path):
+    img, row = rect_image(200, 100, (20, 20, 80, 60))
+    boxes = [row, [1, .6, .5, 0.7 / 32, .2], [1, .8, .5, 1.5 / 32, .2]]   # 0.7 and 1.5 network pixels wide
+    path = write_image(tmp_path / "a.png", img, boxes)
+    with DetectionLoader([path], width=32, height=32, classes=2, batch=1, net=NET, augment=False) as loader:
+        _, (truth,) = loader.next()
+    np.testing.assert_allclose(truth, np.array([boxes[0], boxes[2]], np.float32), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- mixing and blur
+
+@pytest.mark.parametrize("kind", ["mosaic", "cutmix", "mixup"])
+def test_mixed_images_keep_their_boxes_inside_and_on_their_pixels(kind):
+    from darknetpy.detection_augment import DetectionAugment, training_image
+
+    sources = [rect_image(w, h, r) for w, h, r in [(90, 60, (10, 10, 50, 40)), (70, 70, (30, 20, 60, 65)),
+                                                   (100, 50, (40, 5, 95, 30)), (60, 90, (5, 40, 40, 85))]]
+    aug = DetectionAugment(jitter=0.2, flip=True, **{kind: True}, mosaic_bound=True)
+    mixed = 0
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        draw = lambda: (lambda s: (s[0][:, :, ::-1].copy(), np.array([s[1]], np.float32)))(
+            sources[int(rng.integers(4))])
+        image, truth = training_image(draw, 64, 64, aug, rng)
+        assert image.shape == (3, 64, 64) and image.dtype == np.float32
+        assert 0 <= image.min() and image.max() <= 1
+        left, top, right, bottom = np.array([label_box(r, 64, 64) for r in truth]).reshape(-1, 4).T
+        assert np.all(left >= -1e-4) and np.all(right <= 64 + 1e-4) and np.all(top >= -1e-4)
+        assert np.all(bottom <= 64 + 1e-4) and np.all(truth[:, 3] >= 1 / 64) and np.all(truth[:, 4] >= 1 / 64)
+        mixed += len(truth) > 1
+        if kind != "mixup":   # each box is on its (white) rectangle; cutmix may cover up to half of it
+            for x0, y0, x1, y1 in zip(left, top, right, bottom):
+                inner = image[:, int(np.ceil(y0)) + 1:int(y1) - 1, int(np.ceil(x0)) + 1:int(x1) - 1]
+                if inner.size:
+                    white = np.all(inner > 0.7, axis=0).mean()
+                    assert white == 1 if kind == "mosaic" else white >= 0.45, (seed, x0, y0, x1, y1)
+    assert mixed >= 3    # mixing happened (about half of the images)
+
+
+def test_blur_background_keeps_the_boxes_sharp():
+    from darknetpy.detection_augment import _blur
+
+    class Choice:
+        def __init__(self, v):
+            self.v = v
+
+        def integers(self, n):
+            return self.v
+
+    image = np.random.default_rng(0).random((3, 40, 60), dtype=np.float32)
+    truth = np.array([[0, .5, .5, .4, .4]], np.float32)       # pixels 18..42 x 12..28
+    assert _blur(image, truth, 1, Choice(0)) is image
+    background = _blur(image, truth, 1, Choice(1))
+    np.testing.assert_array_equal(background[:, 12:28, 18:42], image[:, 12:28, 18:42])
+    assert np.abs(background - image)[:, :10].mean() > 0.05
+    whole = _blur(image, truth, 1, Choice(2))
+    assert np.abs(whole - image)[:, 12:28, 18:42].mean() > 0.05
+
+
+# --------------------------------------------------------------------------- options
+
+def test_unsupported_keys_and_combinations_are_cfg_errors(dataset, tmp_path):
+    from darknetpy import CfgError
+
+    with pytest.raises(CfgError, match="gaussian_noise=1 is not supported"):
+        DetectionLoader(dataset, width=32, height=32, classes=2, batch=1, net={"gaussian_noise": "1"})
+    cfg = tmp_path / "m.cfg"
+    cfg.write_text("[net]\nbatch=4\nsubdivisions=2\nwidth=32\nheight=32\nletter_box=1\n\nmosaic=1\n\n"
+                   "[yolo]\nclasses=2\njitter=.3\nmax=5\n")
+    with pytest.raises(CfgError, match=f"{cfg}:8: .*letter_box=1 and mosaic=1"):
+        DetectionLoader.from_cfg(dataset, cfg, classes=2)
+    cfg.write_text("[net]\nbatch=6\nsubdivisions=4\nwidth=32\nheight=48\nangle=5\n[yolo]\njitter=.3\n")
+    with pytest.raises(CfgError, match=f"{cfg}:6: .*angle=5 is not supported"):
+        DetectionLoader.from_cfg(dataset, cfg, classes=2)
+
+
+def test_from_cfg_reads_net_and_the_last_yolo(oracle):
+    cfg = oracle / "detector" / "cfg" / "tiny4.cfg"
+    with DetectionLoader.from_cfg(["none.png"], cfg, classes=4, augment=False) as loader:
+        assert (loader.batch, loader.size, loader.max_boxes) == (16, (128, 128), 200)
+        o = loader.options
+        assert (o.jitter, o.hue, o.saturation, o.exposure, o.flip, o.letter_box) == (.3, .1, 1.5, 1.5, True, False)
+        loader.close()
+
+
+def test_multiscale_sizes():
+    from darknetpy.detection_data import multiscale_size
+
+    assert multiscale_size(416, 416, 1, None, largest=True) == (608, 608)      # round(1.4*13 + 1) * 32
+    assert multiscale_size(128, 96, 1, None, largest=True) == (224, 160)       # round(6.6), round(5.2)
+    rng = np.random.default_rng(0)
+    sizes = [multiscale_size(416, 320, 1, rng) for _ in range(200)]
+    assert all(w % 32 == 0 and h % 32 == 0 and 32 <= w <= 608 and 32 <= h <= 480 for w, h in sizes)
+    assert min(w for w, _ in sizes) <= 352 and max(w for w, _ in sizes) >= 576
