@@ -250,7 +250,8 @@ def _mosaic(parts: list, w: int, h: int, bound: bool, rng: np.random.Generator) 
         out[:, y0:y1, x0:x1] = image[:, sy:sy + qh, sx:sx + qw]
         left, top, right, bottom = _edges(boxes, w, h)
         left, right, top, bottom = left + x0 - sx, right + x0 - sx, top + y0 - sy, bottom + y0 - sy
-        shows = (np.minimum(right, x1) - np.maximum(left, x0) >= 1) & (np.minimum(bottom, y1) - np.maximum(top, y0) >= 1)
+        shows = ((np.minimum(right, x1) - np.maximum(left, x0) >= 1) &
+                 (np.minimum(bottom, y1) - np.maximum(top, y0) >= 1))
         lo_x, hi_x, lo_y, hi_y = (x0, x1, y0, y1) if bound else (0, w, 0, h)
         left, right = np.clip(left, lo_x, hi_x), np.clip(right, lo_x, hi_x)
         top, bottom = np.clip(top, lo_y, hi_y), np.clip(bottom, lo_y, hi_y)

@@ -36,11 +36,14 @@ class DetectionLoader:
     letter box) only. :meth:`next` returns ``(x, truths)``: x float32 (batch, 3, height, width) RGB in
     [0, 1], and per image a float32 (k, 5) array of ``class x y w h`` (relative centre form). An
     unreadable image is skipped with a warning naming it and replaced by another draw; bad label lines
-    are skipped with a warning (:func:`read_labels`), each once."""
+    are skipped with a warning (:func:`read_labels`), each once. ``seed`` None: a random seed;
+    ``first_batch``: the index of the first batch (a resumed run passes its iteration, so that it does
+    not replay the first batches)."""
 
     def __init__(self, paths: Sequence[str], *, width: int, height: int, classes: int, batch: int,
-                 net: Union[Mapping[str, str], Section], max_boxes: int = 200, seed: int = 0, threads: int = 2,
-                 augment: bool = True, jitter: float = 0.2, resize: float = 1.0, source: str = ""):
+                 net: Union[Mapping[str, str], Section], max_boxes: int = 200, seed: Optional[int] = 0,
+                 threads: int = 2, augment: bool = True, jitter: float = 0.2, resize: float = 1.0,
+                 first_batch: int = 0, source: str = ""):
         self.paths = [os.fspath(p) for p in paths]
         if not self.paths:
             raise DarknetError("the detector train list has no image paths")
@@ -49,14 +52,17 @@ class DetectionLoader:
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, not {value}")
         self.classes, self.batch, self.max_boxes = int(classes), int(batch), int(max_boxes)
-        self.seed, self.augment = int(seed), bool(augment)
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be >= 0 (or None for a random one), not {seed}")
+        self.seed = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
+        self.augment = bool(augment)
         self.options = DetectionAugment.from_net(net, jitter, resize, source)
         self.size = (int(width), int(height))
         self.skips = SkippedImages()
         self._labels: dict = {}
         self._labels_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(int(threads), thread_name_prefix="darknetpy-detection-loader")
-        self._batch_index = 0
+        self._batch_index = int(first_batch)
         self._pending: Optional[tuple] = None
         self._request()
 
