@@ -333,3 +333,54 @@ def test_multiscale_sizes():
     sizes = [multiscale_size(416, 320, 1, rng) for _ in range(200)]
     assert all(w % 32 == 0 and h % 32 == 0 and 32 <= w <= 608 and 32 <= h <= 480 for w, h in sizes)
     assert min(w for w, _ in sizes) <= 352 and max(w for w, _ in sizes) >= 576
+
+
+def test_unaugmented_images_and_truths_are_upstreams(oracle, tmp_path):
+    """Without the random part the loader's pipeline (decode, resize_image, label file) gives upstream's
+    one-step input X.f32 and truths T.f32 (load_image_color + resize_image of 4 valid images)."""
+    import subprocess
+    import sys
+
+    from darknetpy.augment import read_bgr
+    from darknetpy.detection_augment import DetectionAugment, augment_boxes_image, keep_boxes
+
+    det = oracle / "detector"
+    subprocess.run([sys.executable, str(det / "make_shapes4_det.py"), str(tmp_path), "--ntrain", "0"],
+                   check=True, capture_output=True)
+    x_ref = np.fromfile(det / "onestep" / "X.f32", "<f4").reshape(4, 3, 128, 128)
+    t_ref = np.fromfile(det / "onestep" / "T.f32", "<f4").reshape(4, 200, 6)
+    for k, name in enumerate(["va_00097", "va_00096", "va_00086", "va_00099"]):
+        path = str(tmp_path / "shapes4" / "images" / "valid" / f"{name}.png")
+        image, boxes = augment_boxes_image(read_bgr(path)[0], read_labels(path, 4), 128, 128, DetectionAugment(),
+                                           None)
+        np.testing.assert_allclose(image, x_ref[k], atol=1e-6)
+        ref = t_ref[k][t_ref[k, :, 0] != 0]
+        np.testing.assert_allclose(keep_boxes(boxes, 128, 128, 200), ref[:, [4, 0, 1, 2, 3]], atol=1e-6)
+
+
+def hsv_distort_reference(rgb, dhue, dsat, dexp):
+    """darknet's distort_image per spec §5.5 in float64: rgb_to_hsv, S*dsat, V*dexp, hue shifted and
+    wrapped once, hsv_to_rgb (sectors), clamp."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    with np.errstate(all="ignore"):
+        s = np.where(mx == 0, 0, (mx - mn) / mx)
+        h = np.where(r == mx, (g - b) / (mx - mn), np.where(g == mx, 2 + (b - r) / (mx - mn), 4 + (r - g) / (mx - mn)))
+    h = np.where(h < 0, h + 6, h) / 6 + dhue
+    h = np.where(h > 1, h - 1, np.where(h < 0, h + 1, h))
+    s, v = s * dsat, mx * dexp
+    i, f = np.floor(6 * h), 6 * h - np.floor(6 * h)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    sector = [i == 0, i == 1, i == 2, i == 3, i == 4]
+    out = np.stack([np.select(sector, [v, q, p, p, t], v), np.select(sector, [t, v, v, q, p], p),
+                    np.select(sector, [p, p, t, v, v], q)], -1)
+    return np.clip(np.where((s == 0)[..., None], v[..., None], out), 0, 1)
+
+
+@pytest.mark.parametrize("dhue,dsat,dexp", [(0.1, 1.5, 1.5), (-0.1, 1 / 1.4, 1.3), (0.05, 1.4, 0.7)])
+def test_colour_distortion_is_darknets(dhue, dsat, dexp):
+    from darknetpy.augment import distort
+
+    rgb = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(distort(rgb.copy(), dhue, dsat, dexp), hsv_distort_reference(rgb, dhue, dsat, dexp),
+                               atol=1e-5)
