@@ -88,6 +88,9 @@ class DetectionLoader:
                 raise CfgError(f"{os.fspath(cfg)}:{section.line}: {section.type} {key}={value} is not a "
                                "number") from None
 
+        if int(number(net, "channels", 3)) != 3:
+            raise CfgError(f"{os.fspath(cfg)}:{net.line}: [net] channels={net.get('channels')}: detector training "
+                           "reads colour images; use channels=3")
         if batch is None:
             subdivisions = max(int(number(net, "subdivisions", 1)), 1)
             batch = int(number(net, "batch", 1)) // subdivisions * subdivisions

@@ -149,6 +149,19 @@ def test_resize_changes_the_batch_shape(dataset):
         assert loader.next()[0].shape == (2, 3, 32, 96)
 
 
+def test_close_stops_the_threads(dataset):
+    import threading
+
+    from darknetpy import DarknetError
+
+    loader = DetectionLoader(dataset, width=32, height=32, classes=2, batch=3, net=NET, threads=3)
+    loader.next()
+    loader.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("darknetpy-detection-loader")]
+    with pytest.raises(DarknetError, match="closed"):
+        loader.next()
+
+
 def test_unreadable_image_is_skipped_with_a_warning(dataset, tmp_path, caplog):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
@@ -312,6 +325,9 @@ def test_unsupported_keys_and_combinations_are_cfg_errors(dataset, tmp_path):
         DetectionLoader.from_cfg(dataset, cfg, classes=2)
     cfg.write_text("[net]\nbatch=6\nsubdivisions=4\nwidth=32\nheight=48\nangle=5\n[yolo]\njitter=.3\n")
     with pytest.raises(CfgError, match=f"{cfg}:6: .*angle=5 is not supported"):
+        DetectionLoader.from_cfg(dataset, cfg, classes=2)
+    cfg.write_text("[net]\nbatch=6\nwidth=32\nheight=48\nchannels=1\n[yolo]\n")
+    with pytest.raises(CfgError, match="channels=1"):
         DetectionLoader.from_cfg(dataset, cfg, classes=2)
 
 
