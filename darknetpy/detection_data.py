@@ -181,4 +181,3 @@ class DetectionLoader:
             if i not in self._labels:
                 self._labels[i] = read_labels(self.paths[i], self.classes)
             return self._labels[i]
-
