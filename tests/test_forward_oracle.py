@@ -37,7 +37,7 @@ def tiny(oracle):
 
 def test_tiny_unfused_every_layer(tiny):
     folder, x = tiny
-    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", fuse=False) as net:
+    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", fuse=False, keep_outputs=True) as net:
         out = net.predict(x)
         for idx, path, shape in layer_files(folder):
             assert_layer_close(net.layer_output(idx)[0], read_f32(path, shape), f"layer {idx}")
@@ -59,7 +59,7 @@ def assert_same_top5(ours, ref):
 
 def test_tiny_fused_output(tiny):
     folder, x = tiny
-    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights") as net:  # fused, as classifier predict
+    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", keep_outputs=True) as net:  # fused, as classifier predict
         out = net.predict(x)[0]
     ref = read_f32(folder / "output_fused.f32")
     assert np.abs(out - ref).max() <= 1e-4
@@ -80,7 +80,7 @@ def test_tiny_batch_of_two_equals_two_singles(tiny):
 def test_yolov4_tiny_heads(oracle, fused):
     folder = oracle / "yolov4-tiny"
     x = read_f32(folder / "input.f32", (3, 416, 416))
-    with dn.Network(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights", fuse=fused) as net:
+    with dn.Network(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights", fuse=fused, keep_outputs=True) as net:
         out = net.predict(x)
         ref_dir = folder / "fused" if fused else folder
         for idx, shape in ((30, (255, 13, 13)), (37, (255, 26, 26))):
@@ -94,7 +94,7 @@ def test_yolov4_tiny_heads(oracle, fused):
 
 def test_results_stay_valid_after_next_call(tiny):
     folder, x = tiny
-    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights") as net:
+    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", keep_outputs=True) as net:
         first = net.predict(x)
         kept = first.copy()
         net.predict(np.zeros_like(x))

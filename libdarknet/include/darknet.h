@@ -107,6 +107,8 @@ typedef struct dn_load_options {
                             needing more fails with DN_ERR_OOM naming the batch that fits. */
     const char *device;  /* "cpu" (NULL too), "cuda" (device 0) or "cuda:N". A device that is absent or
                             unusable fails with DN_ERR_DEVICE saying why (there is no fallback to the CPU). */
+    int keep_outputs;    /* inference: keep every layer's output for dn_network_layer_output (0: an output
+                            no later layer reads shares memory with others, see dn_network_keep_output) */
 } dn_load_options;
 dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out);
 void dn_network_free(dn_network *net);
@@ -189,6 +191,11 @@ dn_status dn_network_forward(dn_network *net, const float *input, int n);
 /* Output of layer `index` of the last forward: batch * outputs floats, owned by the network
    (in the device's memory on a GPU: read it with dn_network_layer_output_copy). */
 dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count);
+/* An inference network keeps the outputs of its detection heads, its output layer and its last
+   layer; the memory of any other output is reused once the layers that read it have run, and
+   dn_network_layer_output fails for it (DN_ERR_SHAPE). Keep layer `index`'s output (-1: every
+   layer's) from the next forward on. Training networks keep every output. */
+dn_status dn_network_keep_output(dn_network *net, int index);
 /* Copy the first n floats of that output to host memory dst, on any device. */
 dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n);
 

@@ -409,9 +409,11 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_network *net, dn_layer *l, in
         if (!prev) return dn_parse_fail(ctx, "an in-place layer cannot be the first layer");
         l->output = prev->output;
         l->delta = prev->delta;
-    } else {
+        l->output_kept = prev->output_kept;
+    } else if (net->info.train) { /* inference outputs are placed by dn_plan_outputs */
         DN_TRY(b->alloc(&l->output, (size_t)l->batch * l->outputs, "layer outputs"));
-        if (net->info.train) DN_TRY(b->alloc(&l->delta, (size_t)l->batch * l->outputs, "layer deltas"));
+        DN_TRY(b->alloc(&l->delta, (size_t)l->batch * l->outputs, "layer deltas"));
+        l->output_kept = 1;
     }
     const dn_kernels *k = b->kernels[kind];
     if (k && k->workspace) {
