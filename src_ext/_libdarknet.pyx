@@ -114,6 +114,18 @@ def cuda_memory_info(int ordinal):
     return free_bytes, total_bytes
 
 
+def estimate_training_memory(cfg_path, int batch, int subdivisions, int width, int height):
+    """dn_training_memory of a cfg as a dict (0 arguments: the cfg's values)."""
+    cdef bytes path = os.fsencode(cfg_path)
+    cdef const char *p = path
+    cdef dn_training_memory m
+    cdef dn_status st
+    with nogil:
+        st = dn_estimate_training_memory(p, batch, subdivisions, width, height, &m)
+    _check(st)
+    return m
+
+
 CAPS = {"weights": DN_CAP_WEIGHTS, "trainable": DN_CAP_TRAINABLE, "cost": DN_CAP_COST,
         "detection": DN_CAP_DETECTION, "classifier": DN_CAP_CLASSIFIER}
 

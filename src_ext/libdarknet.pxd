@@ -89,6 +89,11 @@ cdef extern from "darknet.h" nogil:
     ctypedef struct dn_memory:
         size_t weights, activations, workspace
     dn_status dn_network_memory(const dn_network *net, dn_memory *m)
+    ctypedef struct dn_training_memory:
+        size_t weights, optimizer, activations, deltas, workspace, total, per_image
+        int batch, subdivisions, minibatch, width, height, inputs, truths
+    dn_status dn_estimate_training_memory(const char *cfg_path, int batch, int subdivisions, int width, int height,
+                                          dn_training_memory *out)
 
     ctypedef struct dn_cfg:
         pass

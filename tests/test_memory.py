@@ -1,10 +1,17 @@
 """Memory: inference networks place layer outputs by liveness (an output's memory is reused
 once its last reader has run), and the training-memory estimate matches what a training
 network allocates."""
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
 import numpy as np
 import pytest
 
 import darknetpy as dn
+from conftest import package_env
 
 
 def conv(filters, size=3, stride=1, act="leaky", bn=1):
@@ -114,3 +121,79 @@ def test_training_network_keeps_every_output(tmp_path):
     assert first.train_step(x, boxes) == second.train_step(x, boxes)
     for i in range(len(first.layers)):
         np.testing.assert_array_equal(first.layer_output(i), second.layer_output(i))
+
+
+# ---- the training-memory estimate ----------------------------------------------------------
+
+def train_cfg(tmp_path, batch=8, subdivisions=2, w=64):
+    text = ROUTES.format(w=w).replace("batch=2\nsubdivisions=1", f"batch={batch}\nsubdivisions={subdivisions}")
+    return write(tmp_path, text, f"train_{batch}_{subdivisions}_{w}.cfg")
+
+
+ENGINE = ("weights", "optimizer_state", "activations", "deltas", "workspace")
+
+
+def test_estimate_is_what_training_allocates(tmp_path):
+    cfg = train_cfg(tmp_path)
+    e = dn.estimate_training_memory(cfg)
+    net = dn.Network(cfg, batch=None)
+    x = np.random.default_rng(3).random((8, 3, 64, 64), dtype=np.float32)
+    net.train_step(x, [np.array([[1, .5, .5, .3, .4]], np.float32)] * 8)
+    held = sum(net.memory().values())  # the engine's allocation tally, truth buffer included
+    assert abs(e["network"] - held) <= 0.01 * held
+    assert (e["batch"], e["subdivisions"], e["minibatch"], e["width"]) == (8, 2, net.batch, 64)
+    assert e["network"] == sum(e[k] for k in ENGINE) and e["total"] == e["network"] + e["data"]
+    assert e["deltas"] == 4 * net.batch * sum(layer.outputs for layer in net.layers if layer.type != "dropout")
+    assert e["data"] == 4 * 8 * (net.inputs + net.truths)
+    # a twice larger mini-batch doubles what grows with it, nothing else
+    two = dn.estimate_training_memory(cfg, subdivisions=1)
+    assert two["activations"] + two["deltas"] == 2 * (e["activations"] + e["deltas"]) == 2 * 4 * e["per_image"]
+    assert [two[k] for k in ("weights", "optimizer_state", "workspace")] == \
+        [e[k] for k in ("weights", "optimizer_state", "workspace")]
+    # arguments replace the cfg's values
+    assert dn.estimate_training_memory(cfg, batch=16, subdivisions=4, width=96, height=96) == \
+        dn.estimate_training_memory(train_cfg(tmp_path, 16, 4, 96))
+    with pytest.raises(dn.InputError, match="together"):
+        dn.estimate_training_memory(cfg, width=96)
+
+
+def test_training_build_names_the_subdivisions_that_fit(tmp_path):
+    cfg = train_cfg(tmp_path, 8, 1)
+    need = {s: dn.estimate_training_memory(cfg, subdivisions=s)["network"] for s in (1, 2, 4, 8)}
+    limit = (need[2] + need[4]) // 2
+    with pytest.raises(dn.OutOfMemoryError, match=r"batch=8 subdivisions=1 .*set subdivisions=4 in \[net\] "
+                                                  r"\(mini-batch 2"):
+        dn.Network(cfg, batch=None, max_memory=limit)
+    dn.Network(train_cfg(tmp_path, 8, 4), batch=None, max_memory=limit).close()
+    # when one image per mini-batch does not fit either: the input size that does
+    small = dn.estimate_training_memory(cfg, subdivisions=8, width=32, height=32)["network"]
+    with pytest.raises(dn.OutOfMemoryError, match=r"set subdivisions=8 and width=32 height=32"):
+        dn.Network(cfg, batch=None, max_memory=(small + need[8]) // 2)
+
+
+def run_child(code):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=package_env(), timeout=120,
+                          cwd=tempfile.gettempdir(), capture_output=True, text=True)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="needs /proc/meminfo")
+def test_too_large_training_is_refused_before_allocating(tmp_path):
+    """Without max_memory the limit is the memory available: a training network needing twice
+    that is refused, naming subdivisions, while the process stays small."""
+    per_image = dn.estimate_training_memory(train_cfg(tmp_path, 1, 1, 256))["per_image"]
+    with open("/proc/meminfo") as f:
+        available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    batch = 1 << int(np.ceil(np.log2(2 * available / per_image)))
+    cfg = train_cfg(tmp_path, batch, 1, 256)
+    code = f"""
+        import resource, darknetpy as dn
+        try:
+            dn.Network({str(cfg)!r}, batch=None)
+        except dn.OutOfMemoryError as e:
+            print("OOM", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, e)
+    """
+    child = run_child(code)
+    assert child.returncode == 0, child.stderr
+    word, peak_mib, message = child.stdout.split(" ", 2)
+    assert word == "OOM" and f"batch={batch} subdivisions=1" in message and "set subdivisions=" in message
+    assert int(peak_mib) < 400

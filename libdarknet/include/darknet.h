@@ -137,6 +137,23 @@ typedef struct dn_memory {
 } dn_memory;
 dn_status dn_network_memory(const dn_network *net, dn_memory *m);
 
+/* What a training network of a cfg allocates, in bytes, computed without allocating it. */
+typedef struct dn_training_memory {
+    size_t weights;      /* parameters and the layers' other fixed arrays */
+    size_t optimizer;    /* update (momentum) arrays of the trained parameters */
+    size_t activations;  /* layer outputs, the input and truth buffers, per-layer training scratch */
+    size_t deltas;       /* layer deltas */
+    size_t workspace;    /* shared scratch */
+    size_t total;        /* their sum */
+    size_t per_image;    /* of the total, per image of the mini-batch */
+    int batch, subdivisions, minibatch, width, height, inputs, truths; /* as resolved */
+} dn_training_memory;
+/* batch, subdivisions, width, height: 0 for the cfg's values. A training build (dn_network_load
+   with batch <= 0) checks this total against the memory limit first and fails with DN_ERR_OOM
+   naming the smallest subdivisions (or else the input size) that fits. */
+dn_status dn_estimate_training_memory(const char *cfg_path, int batch, int subdivisions, int width, int height,
+                                      dn_training_memory *out);
+
 dn_status dn_network_info(const dn_network *net, dn_net_info *info);
 dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info);
 

@@ -134,6 +134,9 @@ static dn_status build(dn_network *net, int batch, int width, int height)
     dn_network_seed(net, 0); /* before parsing: layers draw their initial weights */
     net->ctx.backend->begin(&net->ctx); /* a device backend allocates on this network's device */
     const size_t limit = memory_limit(net);
+    char what[64];
+    if (batch <= 0 && limit) /* training: refuse what will not fit before allocating it */
+        DN_TRY(dn_check_training_memory(net->cfg, width, height, limit, limit_name(net, limit, what, sizeof what)));
     /* a hard stop at 4x the limit: far enough to name the batch that fits (check_memory), near
        enough that a network with absurd weights is refused before they are initialised */
     dn_alloc_tally(&net->bytes, limit && limit < SIZE_MAX / 4 ? 4 * limit : 0);
@@ -143,7 +146,6 @@ static dn_status build(dn_network *net, int batch, int width, int height)
     if (st == DN_OK && !net->info.train) st = dn_plan_outputs(net);
     const int refused = st == DN_ERR_OOM && dn_alloc_over_budget();
     dn_alloc_tally(NULL, 0);
-    char what[64];
     if (refused)
         return dn_fail(DN_ERR_OOM, "%s: the network with batch %d needs far more than %s; lower batch (or raise "
                        "subdivisions) or the input size", net->cfg_path, net->info.batch,
@@ -435,6 +437,21 @@ static dn_status backward_all(dn_network *net)
     return DN_OK;
 }
 
+/* Allocate and release buffers after the build, keeping net->bytes what the network holds. */
+static dn_status alloc_counted(dn_network *net, dn_tensor *t, size_t n, const char *what)
+{
+    dn_alloc_tally(&net->bytes, 0);
+    const dn_status st = net->ctx.backend->alloc(t, n, what);
+    dn_alloc_tally(NULL, 0);
+    return st;
+}
+
+static void release_counted(dn_network *net, dn_tensor *t)
+{
+    net->bytes -= t->n * sizeof(float);
+    net->ctx.backend->release(t);
+}
+
 /* Check that the network can train and size the truth buffer. */
 static dn_status prepare_training(dn_network *net, int truth_size)
 {
@@ -447,9 +464,9 @@ static dn_status prepare_training(dn_network *net, int truth_size)
         return dn_fail(DN_ERR_SHAPE, "truth vectors have %d values but the network takes %d", truth_size,
                        in->truths);
     if (!ctx->truth.data || ctx->truth_size != truth_size) {
-        ctx->backend->release(&ctx->truth);
+        release_counted(net, &ctx->truth);
         ctx->truth_size = truth_size;
-        DN_TRY(ctx->backend->alloc(&ctx->truth, (size_t)in->batch * truth_size, "truth vectors"));
+        DN_TRY(alloc_counted(net, &ctx->truth, (size_t)in->batch * truth_size, "truth vectors"));
     }
     ctx->backend->begin(ctx);
     return DN_OK;
@@ -506,8 +523,8 @@ dn_status dn_network_backward(dn_network *net, const float *x, const float *y, i
     DN_TRY(prepare_training(net, truth_size));
     const dn_backend *b = net->ctx.backend;
     const size_t n_in = (size_t)net->info.batch * net->info.inputs;
-    if (input_delta && !net->input_delta.data) DN_TRY(b->alloc(&net->input_delta, n_in, "the input delta"));
-    if (!input_delta) b->release(&net->input_delta);
+    if (input_delta && !net->input_delta.data) DN_TRY(alloc_counted(net, &net->input_delta, n_in, "the input delta"));
+    if (!input_delta) release_counted(net, &net->input_delta);
     reset_updates(net);
     if (input_delta) DN_TRY(zero(b, &net->input_delta, 0, n_in));
     dn_network_unprepare(net);
@@ -519,7 +536,7 @@ dn_status dn_network_train_step(dn_network *net, const float *x, const float *y,
 {
     dn_net_info *in = &net->info;
     DN_TRY(prepare_training(net, truth_size));
-    net->ctx.backend->release(&net->input_delta);
+    release_counted(net, &net->input_delta);
     dn_network_unprepare(net);
     double total = 0;
     for (int s = 0; s < in->subdivisions; s++) {

@@ -250,6 +250,9 @@ static dn_status parse_net(dn_parse_ctx *ctx, dn_network *net, int batch, int wi
     if (batch > 0) {
         in->batch = batch;
         in->train = 0;
+    } else if (net->estimate_minibatch > 0) {
+        in->batch = net->estimate_minibatch;
+        in->train = 1;
     } else {
         in->batch = in->cfg_batch / in->subdivisions * time_steps;
         in->train = 1;
@@ -453,6 +456,7 @@ dn_status dn_network_parse(const dn_cfg *cfg, int batch, int width, int height, 
                        first->line, first->type);
     DN_TRY(check_options(&ctx, parse_net(&ctx, net, batch, width, height)));
     ctx.train = net->info.train;
+    ctx.estimate = net->estimate_minibatch > 0;
     ctx.net_w = net->info.width;
     ctx.net_h = net->info.height;
     net->n = cfg->n_sections - 1;
