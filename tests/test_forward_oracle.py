@@ -59,7 +59,7 @@ def assert_same_top5(ours, ref):
 
 def test_tiny_fused_output(tiny):
     folder, x = tiny
-    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", keep_outputs=True) as net:  # fused, as classifier predict
+    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights") as net:  # fused, as classifier predict
         out = net.predict(x)[0]
     ref = read_f32(folder / "output_fused.f32")
     assert np.abs(out - ref).max() <= 1e-4
@@ -94,7 +94,7 @@ def test_yolov4_tiny_heads(oracle, fused):
 
 def test_results_stay_valid_after_next_call(tiny):
     folder, x = tiny
-    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", keep_outputs=True) as net:
+    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights") as net:
         first = net.predict(x)
         kept = first.copy()
         net.predict(np.zeros_like(x))
