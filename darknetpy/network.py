@@ -358,8 +358,10 @@ class Network:
             self._last_n = 0
 
     def memory(self) -> dict:
-        """Bytes the engine holds for this network: ``weights`` (parameters, their updates and
-        prepared copies), ``activations`` (layer outputs and deltas) and ``workspace``."""
+        """Bytes the engine holds for this network: ``activations`` (layer outputs, deltas, the
+        input and truth buffers), ``workspace`` and ``weights``, the rest (parameters, their
+        updates, prepared copies and the layers' own arrays, in training also batch-norm and
+        pre-activation buffers: :func:`darknetpy.estimate_training_memory` splits those)."""
         with self._lock:
             return self._handle.memory()
 

@@ -131,8 +131,10 @@ dn_status dn_network_resize(dn_network *net, int width, int height);
 
 /* Bytes the network holds, by purpose. */
 typedef struct dn_memory {
-    size_t weights;      /* parameters, their updates and prepared copies */
-    size_t activations;  /* layer outputs, deltas, inputs and per-layer scratch */
+    size_t weights;      /* the rest: parameters, their updates, prepared copies and the layers' own arrays
+                            (training: batch-norm and pre-activation buffers too, see
+                            dn_estimate_training_memory for that split) */
+    size_t activations;  /* layer outputs (an inference network's arena), deltas, the input and truth */
     size_t workspace;    /* shared scratch */
 } dn_memory;
 dn_status dn_network_memory(const dn_network *net, dn_memory *m);
