@@ -5,7 +5,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Iterable, Optional, Union
 
 import numpy as np
 
@@ -55,6 +55,12 @@ class Network:
     ``device`` is ``"cpu"`` or a CUDA GPU, ``"cuda"`` / ``"cuda:N"`` (:mod:`darknetpy.cuda`):
     inference only there, batch norm always folded; an unusable GPU raises DeviceError.
 
+    An inference network keeps the outputs of its detection heads, its output layer and its
+    last layer; any other layer's output shares memory with later ones once the layers that
+    read it have run, and :meth:`layer_output` raises InputError for it. ``keep_outputs=True``
+    keeps every layer's output, an iterable of layer indices keeps those (also
+    :meth:`keep_output`). A training network (``batch=None``) keeps every output.
+
     Calls on one Network are serialised by a lock and release the GIL inside
     the engine; for parallel throughput use one Network per thread. Results are
     new arrays that stay valid after the next call. Use ``close()`` or ``with``
@@ -63,7 +69,8 @@ class Network:
 
     def __init__(self, cfg: PathLike, weights: Optional[PathLike] = None, batch: Optional[int] = 1, *,
                  fuse: bool = True, threads: Optional[int] = None, strict: bool = False,
-                 max_memory: Optional[int] = None, device: str = "cpu"):
+                 max_memory: Optional[int] = None, device: str = "cpu",
+                 keep_outputs: Union[bool, Iterable[int]] = False):
         if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
             raise ValueError(f"batch must be a positive int or None (the cfg's batch), not {batch!r}")
         _check_threads(threads)
@@ -76,13 +83,17 @@ class Network:
         if self.device != "cpu":
             cuda.load_libraries()
         self._handle = _libdarknet.NetworkHandle(self.cfg_path, 0 if batch is None else int(batch),
-                                                 0 if max_memory is None else int(max_memory), self.device)
+                                                 0 if max_memory is None else int(max_memory), self.device,
+                                                 keep_outputs is True)
         if threads is not None:
             self._handle.set_threads(int(threads))
         if fuse:
             self._handle.prepare()  # C keeps the prepared state up to date from here on
         self._last_n = 0
         self._read_shapes()
+        if not isinstance(keep_outputs, bool):
+            for index in keep_outputs:
+                self.keep_output(index)
         if weights is not None:
             self.load_weights(weights, strict=strict)
 
@@ -191,9 +202,17 @@ class Network:
 
     __call__ = predict
 
+    def keep_output(self, index: int) -> None:
+        """Keep layer ``index``'s output for :meth:`layer_output` from the next forward on
+        (an inference network otherwise reuses its memory; see the class notes)."""
+        layer = self.layers[index]  # IndexError for a bad index, as layer_output
+        with self._lock:
+            self._handle.keep_output(layer.index)
+
     def layer_output(self, index: int) -> np.ndarray:
         """Layer ``index``'s output of the last forward chunk as a new (N, c, h, w) array
-        ((N, outputs, 1, 1) for layers without an image shape)."""
+        ((N, outputs, 1, 1) for layers without an image shape). InputError for an output the
+        network does not keep (see the class notes)."""
         layer = self.layers[index]
         with self._lock:
             data = self._handle.layer_output(index)
@@ -339,8 +358,10 @@ class Network:
             self._last_n = 0
 
     def memory(self) -> dict:
-        """Bytes the engine holds for this network: ``weights`` (parameters, their updates and
-        prepared copies), ``activations`` (layer outputs and deltas) and ``workspace``."""
+        """Bytes the engine holds for this network: ``activations`` (layer outputs, deltas, the
+        input and truth buffers), ``workspace`` and ``weights``, the rest (parameters, their
+        updates, prepared copies and the layers' own arrays, in training also batch-norm and
+        pre-activation buffers: :func:`darknetpy.estimate_training_memory` splits those)."""
         with self._lock:
             return self._handle.memory()
 

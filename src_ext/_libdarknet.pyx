@@ -114,6 +114,18 @@ def cuda_memory_info(int ordinal):
     return free_bytes, total_bytes
 
 
+def estimate_training_memory(cfg_path, int batch, int subdivisions, int width, int height):
+    """dn_training_memory of a cfg as a dict (0 arguments: the cfg's values)."""
+    cdef bytes path = os.fsencode(cfg_path)
+    cdef const char *p = path
+    cdef dn_training_memory m
+    cdef dn_status st
+    with nogil:
+        st = dn_estimate_training_memory(p, batch, subdivisions, width, height, &m)
+    _check(st)
+    return m
+
+
 CAPS = {"weights": DN_CAP_WEIGHTS, "trainable": DN_CAP_TRAINABLE, "cost": DN_CAP_COST,
         "detection": DN_CAP_DETECTION, "classifier": DN_CAP_CLASSIFIER}
 
@@ -191,7 +203,7 @@ cdef class NetworkHandle:
     """Owns one dn_network. Not thread-safe: the Python Network serialises calls."""
     cdef dn_network *net
 
-    def __cinit__(self, cfg_path, int batch, size_t max_memory=0, device="cpu"):
+    def __cinit__(self, cfg_path, int batch, size_t max_memory=0, device="cpu", bint keep_outputs=False):
         cdef bytes path = os.fsencode(cfg_path)
         cdef bytes dev = device.encode()
         cdef const char *p = path
@@ -201,6 +213,7 @@ cdef class NetworkHandle:
         memset(&options, 0, sizeof(options))
         options.batch = batch
         options.max_memory = max_memory
+        options.keep_outputs = keep_outputs
         options.device = d
         with nogil:
             st = dn_network_load(p, &options, &self.net)
@@ -297,6 +310,9 @@ cdef class NetworkHandle:
 
     def set_threads(self, int threads):
         _check(dn_network_set_threads(self._get(), threads))
+
+    def keep_output(self, int index):
+        _check(dn_network_keep_output(self._get(), index))
 
     def resize(self, int width, int height):
         _check(dn_network_resize(self._get(), width, height))

@@ -56,6 +56,7 @@ cdef extern from "darknet.h" nogil:
     ctypedef struct dn_load_options:
         int batch
         size_t max_memory
+        int keep_outputs
         const char *device
     dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out)
     void dn_network_free(dn_network *net)
@@ -88,6 +89,11 @@ cdef extern from "darknet.h" nogil:
     ctypedef struct dn_memory:
         size_t weights, activations, workspace
     dn_status dn_network_memory(const dn_network *net, dn_memory *m)
+    ctypedef struct dn_training_memory:
+        size_t weights, optimizer, activations, deltas, workspace, total, per_image
+        int batch, subdivisions, minibatch, width, height, inputs, truths
+    dn_status dn_estimate_training_memory(const char *cfg_path, int batch, int subdivisions, int width, int height,
+                                          dn_training_memory *out)
 
     ctypedef struct dn_cfg:
         pass
@@ -106,6 +112,7 @@ cdef extern from "darknet.h" nogil:
     dn_status dn_network_forward(dn_network *net, const float *input, int n)
     dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count)
     dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n)
+    dn_status dn_network_keep_output(dn_network *net, int index)
     dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count)
     ctypedef struct dn_detection_stats:
         int count

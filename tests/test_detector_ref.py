@@ -209,7 +209,7 @@ def test_old_reorg_follows_upstream_index_formula(tmp_path):
     cfg = tmp_path / "reorg.cfg"
     cfg.write_text("[net]\nwidth=6\nheight=4\nchannels=8\n\n[reorg]\nstride=2\n\n[reorg]\nstride=2\nreverse=1\n")
     x = np.arange(8 * 4 * 6, dtype=np.float32).reshape(8, 4, 6)
-    with Network(cfg, batch=1) as net:
+    with Network(cfg, batch=1, keep_outputs=True) as net:
         last = net.predict(x).reshape(8, 4, 6)
         out = net.layer_output(0)
     assert out.shape == (1, 32, 2, 3)

@@ -37,7 +37,7 @@ def tiny(oracle):
 
 def test_tiny_unfused_every_layer(tiny):
     folder, x = tiny
-    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", fuse=False) as net:
+    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", fuse=False, keep_outputs=True) as net:
         out = net.predict(x)
         for idx, path, shape in layer_files(folder):
             assert_layer_close(net.layer_output(idx)[0], read_f32(path, shape), f"layer {idx}")
@@ -80,7 +80,7 @@ def test_tiny_batch_of_two_equals_two_singles(tiny):
 def test_yolov4_tiny_heads(oracle, fused):
     folder = oracle / "yolov4-tiny"
     x = read_f32(folder / "input.f32", (3, 416, 416))
-    with dn.Network(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights", fuse=fused) as net:
+    with dn.Network(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights", fuse=fused, keep_outputs=True) as net:
         out = net.predict(x)
         ref_dir = folder / "fused" if fused else folder
         for idx, shape in ((30, (255, 13, 13)), (37, (255, 26, 26))):

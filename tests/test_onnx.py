@@ -139,7 +139,7 @@ def build(tmp_path, body, shape, fuse=True, batch=1, name="net.cfg"):
     c, h, w = shape
     cfg = tmp_path / name
     cfg.write_text(f"[net]\nbatch=1\nwidth={w}\nheight={h}\nchannels={c}\n\n{body}")
-    net = dn.Network(cfg, batch=batch, fuse=fuse)
+    net = dn.Network(cfg, batch=batch, fuse=fuse, keep_outputs=True)
     randomize(net, seed=len(body))
     return net
 
@@ -468,7 +468,7 @@ def test_decoded_boxes_with_dynamic_batch(tmp_path):
 @pytest.mark.parametrize("fuse", [True, False])
 def test_tiny_oracle(oracle, tmp_path, fuse):
     folder = oracle / "tiny"
-    net = dn.Network(folder / "tiny.cfg", folder / "tiny.weights", fuse=fuse)
+    net = dn.Network(folder / "tiny.cfg", folder / "tiny.weights", fuse=fuse, keep_outputs=True)
     x = read_f32(folder / "input.f32", (1, 3, 224, 224))
     assert_export_matches(net, tmp_path / "tiny.onnx", x)
     got = run_onnx(tmp_path / "tiny.onnx", x)["output"][0]
@@ -477,7 +477,7 @@ def test_tiny_oracle(oracle, tmp_path, fuse):
 
 def test_yolov4_tiny_oracle(oracle, tmp_path):
     folder = oracle / "yolov4-tiny"
-    net = dn.Network(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights")
+    net = dn.Network(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights", keep_outputs=True)
     x = read_f32(folder / "input.f32", (1, 3, 416, 416))
     assert_export_matches(net, tmp_path / "raw.onnx", x)
     got = run_onnx(tmp_path / "raw.onnx", x)
@@ -513,7 +513,7 @@ def test_upstream_cfg(shared, tmp_path, name):
     """Random weights, at 64 x 64 (or the smallest size the cfg allows); cfgs that differ only in
     training options export the same graph and are run once."""
     try:
-        net = dn.Network(shared / "darknet" / "cfg" / name)
+        net = dn.Network(shared / "darknet" / "cfg" / name, keep_outputs=True)
     except dn.DarknetError as e:
         pytest.skip(f"does not build: {e}")
     for size in (64, 128, 256):

@@ -107,6 +107,8 @@ typedef struct dn_load_options {
                             needing more fails with DN_ERR_OOM naming the batch that fits. */
     const char *device;  /* "cpu" (NULL too), "cuda" (device 0) or "cuda:N". A device that is absent or
                             unusable fails with DN_ERR_DEVICE saying why (there is no fallback to the CPU). */
+    int keep_outputs;    /* inference: keep every layer's output for dn_network_layer_output (0: an output
+                            no later layer reads shares memory with others, see dn_network_keep_output) */
 } dn_load_options;
 dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out);
 void dn_network_free(dn_network *net);
@@ -129,11 +131,30 @@ dn_status dn_network_resize(dn_network *net, int width, int height);
 
 /* Bytes the network holds, by purpose. */
 typedef struct dn_memory {
-    size_t weights;      /* parameters, their updates and prepared copies */
-    size_t activations;  /* layer outputs, deltas, inputs and per-layer scratch */
+    size_t weights;      /* the rest: parameters, their updates, prepared copies and the layers' own arrays
+                            (training: batch-norm and pre-activation buffers too, see
+                            dn_estimate_training_memory for that split) */
+    size_t activations;  /* layer outputs (an inference network's arena), deltas, the input and truth */
     size_t workspace;    /* shared scratch */
 } dn_memory;
 dn_status dn_network_memory(const dn_network *net, dn_memory *m);
+
+/* What a training network of a cfg allocates, in bytes, computed without allocating it. */
+typedef struct dn_training_memory {
+    size_t weights;      /* parameters and the layers' other fixed arrays */
+    size_t optimizer;    /* update (momentum) arrays of the trained parameters */
+    size_t activations;  /* layer outputs, the input and truth buffers, per-layer training scratch */
+    size_t deltas;       /* layer deltas */
+    size_t workspace;    /* shared scratch */
+    size_t total;        /* their sum */
+    size_t per_image;    /* of the total, per image of the mini-batch */
+    int batch, subdivisions, minibatch, width, height, inputs, truths; /* as resolved */
+} dn_training_memory;
+/* batch, subdivisions, width, height: 0 for the cfg's values. A training build (dn_network_load
+   with batch <= 0) checks this total against the memory limit first and fails with DN_ERR_OOM
+   naming the smallest subdivisions (or else the input size) that fits. */
+dn_status dn_estimate_training_memory(const char *cfg_path, int batch, int subdivisions, int width, int height,
+                                      dn_training_memory *out);
 
 dn_status dn_network_info(const dn_network *net, dn_net_info *info);
 dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info);
@@ -189,6 +210,11 @@ dn_status dn_network_forward(dn_network *net, const float *input, int n);
 /* Output of layer `index` of the last forward: batch * outputs floats, owned by the network
    (in the device's memory on a GPU: read it with dn_network_layer_output_copy). */
 dn_status dn_network_layer_output(const dn_network *net, int index, const float **data, int *count);
+/* An inference network keeps the outputs of its detection heads, its output layer and its last
+   layer; the memory of any other output is reused once the layers that read it have run, and
+   dn_network_layer_output fails for it (DN_ERR_SHAPE). Keep layer `index`'s output (-1: every
+   layer's) from the next forward on. Training networks keep every output. */
+dn_status dn_network_keep_output(dn_network *net, int index);
 /* Copy the first n floats of that output to host memory dst, on any device. */
 dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n);
 

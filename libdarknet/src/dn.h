@@ -128,6 +128,7 @@ typedef struct dn_parse_ctx {
     size_t *workspace;      /* floats of shared scratch the layers so far need */
     char opt_error[768]; /* first malformed number read by dn_opt_*; generic code raises it */
     int net_w, net_h;       /* network input size */
+    int estimate;           /* shapes and allocations only: initial weights are not drawn */
 } dn_parse_ctx;
 
 /* Option readers (first key wins). Numbers must be whole tokens in range: a
@@ -290,6 +291,7 @@ struct dn_layer {
     const dn_tensor **in;              /* their outputs ... */
     dn_tensor **in_delta;              /* ... and deltas */
     dn_tensor output, delta;           /* batch * outputs */
+    int output_kept;                   /* the output survives the pass (else its memory is reused, plan.c) */
     int train;                         /* trainable: has updates, is updated */
     int stopbackward, onlyforward, dontload, dontloadscales;
     float lr_mult;                     /* per-layer learning_rate multiplier */
@@ -372,6 +374,10 @@ struct dn_network {
     int want_prepared;     /* prepare (fuse) before inference passes */
     size_t bytes;          /* allocated by the build and prepare */
     size_t max_memory;     /* the most the network may hold (0: what the machine has available) */
+    dn_tensor arena;       /* inference: every layer output, placed by dn_plan_outputs */
+    int keep_all;          /* inference: keep every output (no reuse) */
+    unsigned char *keep;   /* inference: n flags, outputs kept at the user's request (NULL: none) */
+    int estimate_minibatch; /* > 0: an estimate (estimate.c), training buffers for this mini-batch */
     dn_ctx ctx;
 };
 
@@ -380,6 +386,13 @@ int dn_network_output_layer(const dn_network *net);
 
 /* Drop the prepared state: the raw weights changed. */
 void dn_network_unprepare(dn_network *net);
+
+/* Place the outputs of an inference network in net->arena by liveness (plan.c). */
+dn_status dn_plan_outputs(dn_network *net);
+
+/* Fail with DN_ERR_OOM, naming the subdivisions (or else the input size) that fit, when training
+   `cfg` as it is would need more than `limit` bytes, `limit_name` (estimate.c). */
+dn_status dn_check_training_memory(const dn_cfg *cfg, int width, int height, size_t limit, const char *limit_name);
 
 /* Build layers from a cfg; width/height > 0 replace the [net] values. */
 dn_status dn_network_parse(const dn_cfg *cfg, int batch, int width, int height, dn_network *net);

@@ -22,7 +22,7 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     DN_TRY(dn_alloc_floats(&p->weights, nw, "connected weights"));
     DN_TRY(dn_alloc_floats(&p->biases, outputs, "connected biases"));
     const float scale = sqrtf(2.f / l->inputs);
-    for (size_t i = 0; i < nw; i++) p->weights[i] = scale * dn_rng_uniform(ctx->rng, -1, 1);
+    for (size_t i = 0; i < nw && !ctx->estimate; i++) p->weights[i] = scale * dn_rng_uniform(ctx->rng, -1, 1);
     /* a layer frozen by stopbackward still normalises with batch statistics in a training pass */
     if (l->batch_normalize) DN_TRY(dn_bn_init(&p->bn, outputs, 1, l->batch, ctx->train, .01f));
     if (l->train) {

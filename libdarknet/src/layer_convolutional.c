@@ -79,7 +79,8 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
         DN_TRY(dn_alloc_floats(&p->weights, p->nweights, "convolution weights"));
         DN_TRY(dn_alloc_floats(&p->biases, p->n, "convolution biases"));
         float scale = sqrtf(2.f / (size * size * p->g.c));
-        for (int i = 0; i < p->nweights; i++) p->weights[i] = scale * dn_rng_uniform(ctx->rng, -1, 1);
+        for (int i = 0; i < p->nweights && !ctx->estimate; i++)
+            p->weights[i] = scale * dn_rng_uniform(ctx->rng, -1, 1);
         if (l->batch_normalize)
             DN_TRY(dn_bn_init(&p->bn, p->n, l->out_w * l->out_h, l->batch, ctx->train, .01f));
     }

@@ -28,8 +28,11 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     if ((int64_t)l->batch * l->outputs > DN_MAX_TENSOR)
         return dn_parse_fail(ctx, "the output x batch %d is larger than the limit of %d floats", l->batch,
                              DN_MAX_TENSOR);
-    if (l->train && !(p->argmax = calloc((size_t)l->batch * l->outputs, sizeof *p->argmax)))
-        return dn_fail(DN_ERR_OOM, "out of memory for maxpool indexes");
+    if (l->train) { /* through the counted allocator (ints and floats have the same size) */
+        float *argmax;
+        DN_TRY(dn_alloc_floats(&argmax, (size_t)l->batch * l->outputs, "maxpool indexes"));
+        p->argmax = (int *)argmax;
+    }
     return DN_OK;
 }
 

@@ -7,7 +7,8 @@
 
 #include "dn.h"
 
-static void free_layers(dn_layer *layers, int n, const dn_backend *b)
+/* outputs_in_arena: the outputs are views of the network's arena */
+static void free_layers(dn_layer *layers, int n, const dn_backend *b, int outputs_in_arena)
 {
     for (int i = 0; i < n; i++) {
         dn_layer *l = &layers[i];
@@ -18,7 +19,7 @@ static void free_layers(dn_layer *layers, int n, const dn_backend *b)
         free(l->in);
         free(l->in_delta);
         if (!l->ops->in_place) {
-            b->release(&l->output);
+            if (!outputs_in_arena) b->release(&l->output);
             b->release(&l->delta);
         }
     }
@@ -30,7 +31,9 @@ void dn_network_free(dn_network *net)
     if (!net) return;
     const dn_backend *b = net->ctx.backend;
     b->begin(&net->ctx);
-    free_layers(net->layers, net->n, b);
+    free_layers(net->layers, net->n, b, net->arena.data != NULL);
+    b->release(&net->arena);
+    free(net->keep);
     b->release(&net->input);
     b->release(&net->input_delta);
     b->release(&net->ctx.truth);
@@ -84,9 +87,11 @@ static dn_status link_layers(dn_network *net)
 /* Bytes of layer outputs, deltas and the input: the part that grows with the batch. */
 static size_t activation_bytes(const dn_network *net)
 {
-    size_t n = net->input.n + net->input_delta.n + net->ctx.truth.n;
-    for (int i = 0; i < net->n; i++)
-        if (!net->layers[i].ops->in_place) n += net->layers[i].output.n + net->layers[i].delta.n;
+    size_t n = net->input.n + net->input_delta.n + net->ctx.truth.n + net->arena.n;
+    for (int i = 0; i < net->n; i++) { /* outputs in the arena are views, counted with it */
+        const dn_layer *l = &net->layers[i];
+        if (!l->ops->in_place) n += (net->arena.data ? 0 : l->output.n) + l->delta.n;
+    }
     return n * sizeof(float);
 }
 
@@ -129,15 +134,18 @@ static dn_status build(dn_network *net, int batch, int width, int height)
     dn_network_seed(net, 0); /* before parsing: layers draw their initial weights */
     net->ctx.backend->begin(&net->ctx); /* a device backend allocates on this network's device */
     const size_t limit = memory_limit(net);
+    char what[64];
+    if (batch <= 0 && limit) /* training: refuse what will not fit before allocating it */
+        DN_TRY(dn_check_training_memory(net->cfg, width, height, limit, limit_name(net, limit, what, sizeof what)));
     /* a hard stop at 4x the limit: far enough to name the batch that fits (check_memory), near
        enough that a network with absurd weights is refused before they are initialised */
     dn_alloc_tally(&net->bytes, limit && limit < SIZE_MAX / 4 ? 4 * limit : 0);
     dn_status st = dn_network_parse(net->cfg, batch, width, height, net);
     const dn_backend *b = net->ctx.backend;
     if (st == DN_OK) st = b->alloc(&net->input, (size_t)net->info.batch * net->info.inputs, "the input");
+    if (st == DN_OK && !net->info.train) st = dn_plan_outputs(net);
     const int refused = st == DN_ERR_OOM && dn_alloc_over_budget();
     dn_alloc_tally(NULL, 0);
-    char what[64];
     if (refused)
         return dn_fail(DN_ERR_OOM, "%s: the network with batch %d needs far more than %s; lower batch (or raise "
                        "subdivisions) or the input size", net->cfg_path, net->info.batch,
@@ -167,6 +175,7 @@ dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, 
     if (!net) return dn_fail(DN_ERR_OOM, "out of memory loading %s", cfg_path);
     net->ctx.backend = b;
     net->max_memory = options->max_memory;
+    net->keep_all = options->keep_outputs;
     dn_status st = b->open ? b->open(&net->ctx) : DN_OK;
     if (st == DN_OK) st = dn_cfg_read(cfg_path, &net->cfg);
     if (st == DN_OK && !(net->cfg_path = strdup(cfg_path))) st = dn_fail(DN_ERR_OOM, "out of memory");
@@ -236,9 +245,30 @@ dn_status dn_network_layer_output(const dn_network *net, int index, const float 
 {
     if (index < 0 || index >= net->n)
         return dn_fail(DN_ERR_SHAPE, "layer index %d out of range: the network has %d layers", index, net->n);
+    if (!net->layers[index].output_kept)
+        return dn_fail(DN_ERR_SHAPE, "layer %d's output is not kept: an inference network reuses the memory of an "
+                       "output once the layers that read it have run; build the network with keep_outputs=True "
+                       "or call keep_output(%d) (dn_network_keep_output) before the forward", index, index);
     *data = net->layers[index].output.data;
     *count = net->layers[index].batch * net->layers[index].outputs;
     return DN_OK;
+}
+
+dn_status dn_network_keep_output(dn_network *net, int index)
+{
+    if (index < -1 || index >= net->n)
+        return dn_fail(DN_ERR_SHAPE, "layer index %d out of range: the network has %d layers", index, net->n);
+    if (net->info.train) return DN_OK; /* training keeps every output */
+    if (index == -1) net->keep_all = 1;
+    else if (net->layers[index].output_kept) return DN_OK;
+    else if (!net->keep && !(net->keep = calloc(net->n, 1))) return dn_fail(DN_ERR_OOM, "out of memory");
+    else net->keep[index] = 1;
+    net->ctx.backend->begin(&net->ctx);
+    net->bytes -= net->arena.n * sizeof(float);
+    dn_alloc_tally(&net->bytes, 0);
+    const dn_status st = dn_plan_outputs(net);
+    dn_alloc_tally(NULL, 0);
+    return st;
 }
 
 dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n)
@@ -407,6 +437,21 @@ static dn_status backward_all(dn_network *net)
     return DN_OK;
 }
 
+/* Allocate and release buffers after the build, keeping net->bytes what the network holds. */
+static dn_status alloc_counted(dn_network *net, dn_tensor *t, size_t n, const char *what)
+{
+    dn_alloc_tally(&net->bytes, 0);
+    const dn_status st = net->ctx.backend->alloc(t, n, what);
+    dn_alloc_tally(NULL, 0);
+    return st;
+}
+
+static void release_counted(dn_network *net, dn_tensor *t)
+{
+    net->bytes -= t->n * sizeof(float);
+    net->ctx.backend->release(t);
+}
+
 /* Check that the network can train and size the truth buffer. */
 static dn_status prepare_training(dn_network *net, int truth_size)
 {
@@ -419,9 +464,9 @@ static dn_status prepare_training(dn_network *net, int truth_size)
         return dn_fail(DN_ERR_SHAPE, "truth vectors have %d values but the network takes %d", truth_size,
                        in->truths);
     if (!ctx->truth.data || ctx->truth_size != truth_size) {
-        ctx->backend->release(&ctx->truth);
+        release_counted(net, &ctx->truth);
         ctx->truth_size = truth_size;
-        DN_TRY(ctx->backend->alloc(&ctx->truth, (size_t)in->batch * truth_size, "truth vectors"));
+        DN_TRY(alloc_counted(net, &ctx->truth, (size_t)in->batch * truth_size, "truth vectors"));
     }
     ctx->backend->begin(ctx);
     return DN_OK;
@@ -478,8 +523,8 @@ dn_status dn_network_backward(dn_network *net, const float *x, const float *y, i
     DN_TRY(prepare_training(net, truth_size));
     const dn_backend *b = net->ctx.backend;
     const size_t n_in = (size_t)net->info.batch * net->info.inputs;
-    if (input_delta && !net->input_delta.data) DN_TRY(b->alloc(&net->input_delta, n_in, "the input delta"));
-    if (!input_delta) b->release(&net->input_delta);
+    if (input_delta && !net->input_delta.data) DN_TRY(alloc_counted(net, &net->input_delta, n_in, "the input delta"));
+    if (!input_delta) release_counted(net, &net->input_delta);
     reset_updates(net);
     if (input_delta) DN_TRY(zero(b, &net->input_delta, 0, n_in));
     dn_network_unprepare(net);
@@ -491,7 +536,7 @@ dn_status dn_network_train_step(dn_network *net, const float *x, const float *y,
 {
     dn_net_info *in = &net->info;
     DN_TRY(prepare_training(net, truth_size));
-    net->ctx.backend->release(&net->input_delta);
+    release_counted(net, &net->input_delta);
     dn_network_unprepare(net);
     double total = 0;
     for (int s = 0; s < in->subdivisions; s++) {
@@ -546,6 +591,8 @@ dn_status dn_network_resize(dn_network *net, int width, int height)
     fresh->ctx.backend = net->ctx.backend;
     fresh->max_memory = net->max_memory;
     fresh->ctx.device = net->ctx.device;
+    fresh->keep_all = net->keep_all;
+    fresh->keep = net->keep;
     dn_status st = build(fresh, net->info.train ? 0 : net->info.batch, width, height);
     if (st == DN_OK) st = copy_params(fresh, net);
     if (st == DN_OK) {
@@ -563,6 +610,7 @@ dn_status dn_network_resize(dn_network *net, int width, int height)
     fresh->cfg = NULL; /* shared with net */
     fresh->cfg_path = NULL;
     fresh->ctx.device = NULL;
+    fresh->keep = NULL;
     dn_network_free(fresh);
     return st;
 }

@@ -250,6 +250,9 @@ static dn_status parse_net(dn_parse_ctx *ctx, dn_network *net, int batch, int wi
     if (batch > 0) {
         in->batch = batch;
         in->train = 0;
+    } else if (net->estimate_minibatch > 0) {
+        in->batch = net->estimate_minibatch;
+        in->train = 1;
     } else {
         in->batch = in->cfg_batch / in->subdivisions * time_steps;
         in->train = 1;
@@ -409,9 +412,11 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_network *net, dn_layer *l, in
         if (!prev) return dn_parse_fail(ctx, "an in-place layer cannot be the first layer");
         l->output = prev->output;
         l->delta = prev->delta;
-    } else {
+        l->output_kept = prev->output_kept;
+    } else if (net->info.train) { /* inference outputs are placed by dn_plan_outputs */
         DN_TRY(b->alloc(&l->output, (size_t)l->batch * l->outputs, "layer outputs"));
-        if (net->info.train) DN_TRY(b->alloc(&l->delta, (size_t)l->batch * l->outputs, "layer deltas"));
+        DN_TRY(b->alloc(&l->delta, (size_t)l->batch * l->outputs, "layer deltas"));
+        l->output_kept = 1;
     }
     const dn_kernels *k = b->kernels[kind];
     if (k && k->workspace) {
@@ -451,6 +456,7 @@ dn_status dn_network_parse(const dn_cfg *cfg, int batch, int width, int height, 
                        first->line, first->type);
     DN_TRY(check_options(&ctx, parse_net(&ctx, net, batch, width, height)));
     ctx.train = net->info.train;
+    ctx.estimate = net->estimate_minibatch > 0;
     ctx.net_w = net->info.width;
     ctx.net_h = net->info.height;
     net->n = cfg->n_sections - 1;

@@ -19,7 +19,7 @@ def tiny(oracle):
 
 def test_tiny_every_layer_like_upstream(tiny):
     folder, x = tiny
-    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", device="cuda") as net:
+    with dn.Network(folder / "tiny.cfg", folder / "tiny.weights", device="cuda", keep_outputs=True) as net:
         out = net.predict(x)
         for idx, path, shape in layer_files(folder):
             assert_layer_close(net.layer_output(idx)[0], read_f32(path, shape), f"layer {idx}")
@@ -40,7 +40,7 @@ def test_tiny_batch_like_cpu(tiny):
 def test_yolov4_tiny_heads_like_upstream(oracle):
     folder = oracle / "yolov4-tiny"
     x = read_f32(folder / "input.f32", (3, 416, 416))
-    with dn.Network(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights", device="cuda") as net:
+    with dn.Network(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights", device="cuda", keep_outputs=True) as net:
         net.predict(x)
         for idx, shape in ((30, (255, 13, 13)), (37, (255, 26, 26))):
             for ref_dir in (folder, folder / "fused"):

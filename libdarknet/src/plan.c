@@ -1,0 +1,91 @@
+/* The memory plan of an inference network: layer outputs live in one arena, and an output
+   whose last reader has run gives its place to later outputs (liveness). Kept outputs
+   (detection heads, the network's output, the last layer, those the user asked for) live to
+   the end of the pass. A training network keeps every output: backward reads them all. */
+#include <string.h>
+
+#include "dn.h"
+
+/* Offsets are in floats per sample, rounded up to a cache line, and scaled by the batch:
+   the plan is the same for every batch size. */
+#define ALIGN_FLOATS 16
+
+typedef struct block {
+    size_t size, off;  /* floats per sample */
+    int first, last;   /* the layers that write and last read it (inclusive) */
+    int placed;
+} block;
+
+static int overlaps(const block *a, const block *b) { return a->first <= b->last && b->first <= a->last; }
+
+/* The lowest offset at which `b` fits beside the placed blocks alive at the same time. */
+static size_t lowest_fit(const block *blocks, int n, const block *b)
+{
+    size_t off = 0;
+    for (int moved = 1; moved;) { /* a few passes: the placed blocks are not sorted by offset */
+        moved = 0;
+        for (int i = 0; i < n; i++) {
+            const block *o = &blocks[i];
+            if (!o->placed || !overlaps(o, b) || off >= o->off + o->size || o->off >= off + b->size) continue;
+            off = o->off + o->size;
+            moved = 1;
+        }
+    }
+    return off;
+}
+
+static int kept(const dn_network *net, int i)
+{
+    return net->keep_all || (net->keep && net->keep[i]) || i == net->n - 1 || i == dn_network_output_layer(net) ||
+           (dn_layer_caps(net->layers[i].kind) & DN_CAP_DETECTION);
+}
+
+dn_status dn_plan_outputs(dn_network *net)
+{
+    const int n = net->n;
+    block *blocks = calloc(n, sizeof *blocks);
+    int *root = malloc(sizeof *root * n); /* the layer whose buffer holds layer i's output */
+    if (!blocks || !root) {
+        free(blocks);
+        free(root);
+        return dn_fail(DN_ERR_OOM, "out of memory planning %s", net->cfg_path);
+    }
+    for (int i = 0; i < n; i++) {
+        const dn_layer *l = &net->layers[i];
+        root[i] = l->ops->in_place ? root[i - 1] : i;
+        block *b = &blocks[root[i]];
+        if (root[i] == i) {
+            b->size = ((size_t)l->outputs + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+            b->first = i;
+        }
+        if (kept(net, i)) b->last = n;
+        else if (b->last < i) b->last = i; /* an in-place layer writes its root's buffer */
+        for (int k = 0; k < l->n_in; k++)
+            if (l->in_idx[k] >= 0 && blocks[root[l->in_idx[k]]].last < i) blocks[root[l->in_idx[k]]].last = i;
+    }
+    /* greedy by size: the largest blocks take the low offsets, the small ones fill the gaps */
+    size_t total = 0;
+    for (int placed = 0; placed < n; placed++) {
+        block *big = NULL;
+        for (int i = 0; i < n; i++)
+            if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size)) big = &blocks[i];
+        if (!big) break;
+        big->off = lowest_fit(blocks, n, big);
+        big->placed = 1;
+        if (big->off + big->size > total) total = big->off + big->size;
+    }
+    const dn_backend *be = net->ctx.backend;
+    const size_t batch = (size_t)net->info.batch;
+    be->release(&net->arena);
+    dn_status st = be->alloc(&net->arena, batch * total, "layer outputs");
+    for (int i = 0; st == DN_OK && i < n; i++) {
+        dn_layer *l = &net->layers[i];
+        const block *b = &blocks[root[i]];
+        l->output = (dn_tensor){net->arena.data + batch * b->off, batch * net->layers[root[i]].outputs,
+                                net->arena.device};
+        l->output_kept = b->last == n;
+    }
+    free(blocks);
+    free(root);
+    return st;
+}

@@ -1,0 +1,202 @@
+"""Memory: inference networks place layer outputs by liveness (an output's memory is reused
+once its last reader has run), and the training-memory estimate matches what a training
+network allocates."""
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import numpy as np
+import pytest
+
+import darknetpy as dn
+from conftest import package_env
+
+
+def conv(filters, size=3, stride=1, act="leaky", bn=1):
+    return (f"[convolutional]\nbatch_normalize={bn}\nfilters={filters}\nsize={size}\nstride={stride}\npad=1\n"
+            f"activation={act}\n\n")
+
+
+def yolo(mask):
+    return (f"[yolo]\nmask={mask}\nanchors=10,14, 23,27, 37,58, 81,82, 135,169, 344,319\nclasses=3\nnum=6\n"
+            "jitter=.3\nscale_x_y=1.05\n\n")
+
+
+# yolov4-tiny's graph (route groups, concatenations, two heads, upsample) plus shortcut, sam,
+# scale_channels and an in-place dropout: sources read far after they are written
+ROUTES = ("[net]\nwidth={w}\nheight={w}\nchannels=3\nbatch=2\nsubdivisions=1\n\n"
+          + conv(16, stride=2) + conv(32, stride=2) + conv(32)                     # 0-2
+          + "[route]\nlayers=-1\ngroups=2\ngroup_id=1\n\n" + conv(16)               # 3-4
+          + conv(16) + "[route]\nlayers=-1,-2\n\n" + conv(32, 1)                    # 5-7
+          + "[route]\nlayers=-6,-1\n\n[maxpool]\nsize=2\nstride=2\n\n"               # 8-9
+          + conv(64) + "[shortcut]\nfrom=-2\nactivation=linear\n\n"                 # 10-11 (64 = 64)
+          + "[dropout]\nprobability=.1\n\n" + conv(64, 1, act="logistic")           # 12-13
+          + "[sam]\nfrom=-3\n\n" + "[avgpool]\n\n" + conv(64, 1, act="logistic")     # 14-16
+          + "[scale_channels]\nfrom=-3\n\n" + conv(24, 1, act="linear", bn=0)       # 17-18
+          + yolo("3,4,5") + "[route]\nlayers=17\n\n" + conv(32, 1)                  # 19-21
+          + "[upsample]\nstride=2\n\n[route]\nlayers=-1,7\n\n" + conv(32)            # 22-24
+          + conv(24, 1, act="linear", bn=0) + yolo("0,1,2"))                        # 25-26
+
+
+def chain(n, w=32):
+    """n equal 1x1 convolutions in a row: two outputs are alive at any time."""
+    return f"[net]\nwidth={w}\nheight={w}\nchannels=3\n\n" + conv(8, 1) * n
+
+
+def write(tmp_path, text, name="net.cfg"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def aligned(floats):
+    return -(-floats // 16) * 16
+
+
+def test_reused_outputs_match_kept_outputs(tmp_path):
+    cfg = write(tmp_path, ROUTES.format(w=64))
+    planned = dn.Network(cfg, batch=2)        # same seeded initial weights in both
+    kept = dn.Network(cfg, batch=2, keep_outputs=True)
+    heads = [layer.index for layer in planned.layers if "detection" in layer.caps]
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # the second pass runs over the first one's leftovers
+        x = rng.random((2, 3, 64, 64), dtype=np.float32)
+        np.testing.assert_array_equal(planned.predict(x), kept.predict(x))
+        for i in heads + [len(planned.layers) - 1]:
+            np.testing.assert_array_equal(planned.layer_output(i), kept.layer_output(i))
+    # a reused output is refused, and kept on request from the next forward on
+    with pytest.raises(dn.InputError, match=r"layer 11's output is not kept.*keep_outputs=True"):
+        planned.layer_output(11)
+    planned.keep_output(11)
+    planned.keep_output(12)  # in place: the same memory as layer 11
+    planned.predict(x)
+    for i in (11, 12, *heads):
+        np.testing.assert_array_equal(planned.layer_output(i), kept.layer_output(i))
+    kept_sizes = dn.Network(cfg, batch=2, keep_outputs=[11, 12]).memory()
+    assert kept_sizes == planned.memory()
+
+
+def peak_live_floats(net):
+    """Independent lower bound of any plan: the most output floats alive at one step."""
+    last = {i: i for i in range(len(net.layers))}
+    for layer in net.layers:
+        for src in layer.input_layers:
+            if src >= 0:
+                last[src] = max(last[src], layer.index)
+    keep = {len(net.layers) - 1} | {layer.index for layer in net.layers if "detection" in layer.caps}
+    for i in keep:
+        last[i] = len(net.layers)
+    in_place = {layer.index for layer in net.layers if layer.type in ("dropout", "empty")}
+    return max(sum(aligned(net.layers[i].outputs) for i in last if i not in in_place and i <= step <= last[i])
+               for step in range(len(net.layers)))
+
+
+def test_plan_size(tmp_path):
+    net = dn.Network(write(tmp_path, chain(6)), batch=3)
+    per = aligned(net.layers[0].outputs)
+    assert net.memory()["activations"] == 4 * 3 * (net.inputs + 2 * per)  # two buffers take turns
+    net = dn.Network(write(tmp_path, ROUTES.format(w=64)), batch=2)
+    every = dn.Network(write(tmp_path, ROUTES.format(w=64)), batch=2, keep_outputs=True).memory()
+    used = net.memory()
+    lower = 4 * 2 * (net.inputs + peak_live_floats(net))
+    assert lower <= used["activations"] <= 1.25 * lower < 0.6 * every["activations"]
+    assert used["weights"] == every["weights"] and used["workspace"] == every["workspace"]
+    net.resize(96, 96)  # a resized network is planned again
+    fresh = dn.Network(write(tmp_path, ROUTES.format(w=96), "b.cfg"), batch=2)
+    assert net.memory()["activations"] == fresh.memory()["activations"]
+    x = np.random.default_rng(1).random((1, 3, 96, 96), dtype=np.float32)
+    np.testing.assert_array_equal(net.predict(x), fresh.predict(x))
+
+
+def test_training_network_keeps_every_output(tmp_path):
+    """A training network's inference pass changes nothing a train_step computes."""
+    cfg = write(tmp_path, ROUTES.format(w=32))
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 3, 32, 32), dtype=np.float32)
+    boxes = [np.array([[1, .5, .5, .3, .4]], np.float32)] * 2
+    first, second = dn.Network(cfg, batch=None), dn.Network(cfg, batch=None)
+    second.predict(rng.random((2, 3, 32, 32), dtype=np.float32))
+    assert first.train_step(x, boxes) == second.train_step(x, boxes)
+    for i in range(len(first.layers)):
+        np.testing.assert_array_equal(first.layer_output(i), second.layer_output(i))
+
+
+# ---- the training-memory estimate ----------------------------------------------------------
+
+def train_cfg(tmp_path, batch=8, subdivisions=2, w=64):
+    text = ROUTES.format(w=w).replace("batch=2\nsubdivisions=1", f"batch={batch}\nsubdivisions={subdivisions}")
+    return write(tmp_path, text, f"train_{batch}_{subdivisions}_{w}.cfg")
+
+
+ENGINE = ("weights", "optimizer_state", "activations", "deltas", "workspace")
+
+
+def test_estimate_is_what_training_allocates(tmp_path):
+    cfg = train_cfg(tmp_path)
+    e = dn.estimate_training_memory(cfg)
+    net = dn.Network(cfg, batch=None)
+    x = np.random.default_rng(3).random((8, 3, 64, 64), dtype=np.float32)
+    net.train_step(x, [np.array([[1, .5, .5, .3, .4]], np.float32)] * 8)
+    held = sum(net.memory().values())  # the engine's allocation tally, truth buffer included
+    assert abs(e["network"] - held) <= 0.01 * held
+    assert (e["batch"], e["subdivisions"], e["minibatch"], e["width"]) == (8, 2, net.batch, 64)
+    assert e["network"] == sum(e[k] for k in ENGINE) and e["total"] == e["network"] + e["data"]
+    assert e["deltas"] == 4 * net.batch * sum(layer.outputs for layer in net.layers if layer.type != "dropout")
+    assert e["data"] == 4 * 8 * (net.inputs + net.truths)
+    # a twice larger mini-batch doubles what grows with it, nothing else
+    two = dn.estimate_training_memory(cfg, subdivisions=1)
+    assert two["activations"] + two["deltas"] == 2 * (e["activations"] + e["deltas"]) == 2 * 4 * e["per_image"]
+    assert [two[k] for k in ("weights", "optimizer_state", "workspace")] == \
+        [e[k] for k in ("weights", "optimizer_state", "workspace")]
+    # arguments replace the cfg's values
+    assert dn.estimate_training_memory(cfg, batch=16, subdivisions=4, width=96, height=96) == \
+        dn.estimate_training_memory(train_cfg(tmp_path, 16, 4, 96))
+    with pytest.raises(dn.InputError, match="together"):
+        dn.estimate_training_memory(cfg, width=96)
+
+
+def test_training_build_names_the_subdivisions_that_fit(tmp_path):
+    cfg = train_cfg(tmp_path, 8, 1)
+    need = {s: dn.estimate_training_memory(cfg, subdivisions=s)["network"] for s in (1, 2, 4, 8)}
+    limit = (need[2] + need[4]) // 2
+    with pytest.raises(dn.OutOfMemoryError, match=r"batch=8 subdivisions=1 .*set subdivisions=4 in \[net\] "
+                                                  r"\(mini-batch 2"):
+        dn.Network(cfg, batch=None, max_memory=limit)
+    dn.Network(train_cfg(tmp_path, 8, 4), batch=None, max_memory=limit).close()
+    # when one image per mini-batch does not fit either: the input size that does
+    small = dn.estimate_training_memory(cfg, subdivisions=8, width=32, height=32)["network"]
+    with pytest.raises(dn.OutOfMemoryError, match=r"set subdivisions=8 and width=32 height=32"):
+        dn.Network(cfg, batch=None, max_memory=(small + need[8]) // 2)
+
+
+def run_child(code):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=package_env(), timeout=120,
+                          cwd=tempfile.gettempdir(), capture_output=True, text=True)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="needs /proc/meminfo")
+def test_too_large_training_is_refused_before_allocating(tmp_path):
+    """Without max_memory the limit is the memory available: a training network needing twice
+    that is refused, naming subdivisions, while the process stays small."""
+    per_image = dn.estimate_training_memory(train_cfg(tmp_path, 1, 1, 256))["per_image"]
+    with open("/proc/meminfo") as f:
+        available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    batch = 1 << int(np.ceil(np.log2(2 * available / per_image)))
+    cfg = train_cfg(tmp_path, batch, 1, 256)
+    code = f"""
+        import darknetpy as dn
+        try:
+            dn.Network({str(cfg)!r}, batch=None)
+        except dn.OutOfMemoryError as e:  # VmHWM: this process's peak (ru_maxrss carries the parent's over exec)
+            with open("/proc/self/status") as f:
+                peak = next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM:"))
+            print("OOM", peak, e)
+    """
+    child = run_child(code)
+    assert child.returncode == 0, child.stderr
+    word, peak_mib, message = (child.stdout + "  ").split(" ", 2)
+    assert word == "OOM" and f"batch={batch} subdivisions=1" in message and "set subdivisions=" in message, \
+        child.stdout
+    assert int(peak_mib) < 400, child.stdout
