@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from . import _libdarknet
+from .augment import SkippedImages, distort, rand_scale, read_bgr, unreadable
 from .data import check_labelled, read_data_cfg, read_lines, read_list, truth_vector
 from .errors import CfgError, DarknetError
 from .network import Network
@@ -64,25 +65,6 @@ class _Augment:
                    info["exposure"] or 1.0)
 
 
-def _rand_scale(rng: np.random.Generator, s: float) -> float:
-    lo, hi = (1.0, s) if s >= 1 else (s, 1.0)
-    v = rng.uniform(lo, hi)
-    return v if rng.random() < 0.5 else 1.0 / v
-
-
-def _distort(rgb: np.ndarray, dhue: float, dsat: float, dexp: float) -> np.ndarray:
-    """HSV jitter of an RGB float32 HWC image: hue shifted and wrapped once, saturation and
-    value scaled, back to RGB clamped to [0, 1] (darknet's HSV formulas are OpenCV's)."""
-    import cv2
-
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)  # H in degrees
-    h = hsv[..., 0] / 360 + dhue
-    hsv[..., 0] = np.where(h > 1, h - 1, np.where(h < 0, h + 1, h)) * 360
-    hsv[..., 1] *= dsat
-    hsv[..., 2] *= dexp
-    return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0, 1)
-
-
 def augment_image(rgb: np.ndarray, aug: _Augment, rng: np.random.Generator) -> np.ndarray:
     """darknet's classification augmentation (spec §5.5) of an RGB float32 HWC image in [0, 1]:
     random scale/aspect/rotation/translation crop, flip, HSV jitter, then ``resize_image`` to the
@@ -96,7 +78,7 @@ def augment_image(rgb: np.ndarray, aug: _Augment, rng: np.random.Generator) -> n
 
     h, w = rgb.shape[:2]
     size = max(aug.width, aug.height)
-    a = _rand_scale(rng, aug.aspect)
+    a = rand_scale(rng, aug.aspect)
     lo, hi = sorted((aug.min_crop, aug.max_crop))
     r = int(rng.integers(lo, hi + 1))
     sigma = r / max(int(min(h, w * a)), 1)
@@ -113,9 +95,9 @@ def augment_image(rgb: np.ndarray, aug: _Augment, rng: np.random.Generator) -> n
     if aug.flip and rng.random() < 0.5:
         out = out[:, ::-1]
     dhue = rng.uniform(-aug.hue, aug.hue)
-    dsat, dexp = _rand_scale(rng, aug.saturation), _rand_scale(rng, aug.exposure)
+    dsat, dexp = rand_scale(rng, aug.saturation), rand_scale(rng, aug.exposure)
     if (dhue, dsat, dexp) != (0, 1, 1):
-        out = _distort(np.ascontiguousarray(out), dhue, dsat, dexp)
+        out = distort(np.ascontiguousarray(out), dhue, dsat, dexp)
     chw = np.ascontiguousarray(out.transpose(2, 0, 1))
     if (size, size) != (aug.height, aug.width):
         chw = _libdarknet.resize_image(chw, aug.width, aug.height)
@@ -135,8 +117,7 @@ class _Loader:
         self.labels, self.classes, self.smooth, self.aug = labels, classes, smooth, aug
         self.rng = np.random.default_rng(seed)
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="darknetpy-loader")
-        self.skipped = 0
-        self._reported: set = set()
+        self.skips = SkippedImages()
         self._pending: list = []
 
     def _job(self):
@@ -144,16 +125,14 @@ class _Loader:
         return self.pool.submit(self._load, i, np.random.default_rng(int(self.rng.integers(2 ** 63))))
 
     def _load(self, i: int, rng: np.random.Generator):
-        import cv2
-
+        bgr, problem = read_bgr(os.fspath(self.open_paths[i]))
+        if bgr is None:
+            return i, problem
         try:
-            bgr = cv2.imread(os.fspath(self.open_paths[i]), cv2.IMREAD_COLOR)
-            if bgr is None:
-                return i, None
             rgb = bgr[:, :, ::-1].astype(np.float32) * np.float32(1 / 255)
             return i, augment_image(rgb, self.aug, rng)
         except Exception as exc:  # a corrupt file must not stop training
-            return i, exc
+            return i, str(exc)
 
     def request(self, n: int) -> None:
         self._pending = [self._job() for _ in range(n)]
@@ -164,21 +143,17 @@ class _Loader:
         for k, future in enumerate(jobs):
             i, image = future.result()
             while not isinstance(image, np.ndarray):
-                self._skip(i, image)
+                self.skips.add(self.paths[i], image)
                 failures += 1
                 if failures > max(100, 10 * len(jobs)):
-                    raise DarknetError(f"{failures} images in a row could not be loaded (last: {self.paths[i]}); "
-                                       "check the train list")
+                    raise unreadable(failures, self.paths[i])
                 i, image = self._job().result()
             x[k] = image
             y[k] = truth_vector(self.paths[i], self.labels, self.classes, self.smooth)
 
-    def _skip(self, i: int, error) -> None:
-        self.skipped += 1
-        if i not in self._reported:
-            self._reported.add(i)
-            reason = f": {error}" if error is not None else ""
-            log.warning("Cannot load image %s%s (skipped)", self.paths[i], reason)
+    @property
+    def skipped(self) -> int:
+        return self.skips.count
 
     def close(self) -> None:
         for future in self._pending:

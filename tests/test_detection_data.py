@@ -115,11 +115,29 @@ def test_same_seed_same_batches_whatever_the_threads(dataset):
                              net={**NET, "hue": ".1", "saturation": "1.5", "exposure": "1.5"}) as loader:
             return [loader.next() for _ in range(3)]
 
+    def same(a, b):
+        return np.array_equal(a[0], b[0]) and all(np.array_equal(u, v) for u, v in zip(a[1], b[1]))
+
     one, two, other = batches(1, 7), batches(3, 7), batches(2, 8)
-    for (x1, t1), (x2, t2) in zip(one, two):
-        np.testing.assert_array_equal(x1, x2)
-        assert all(np.array_equal(a, b) for a, b in zip(t1, t2))
+    assert all(same(a, b) for a, b in zip(one, two))
     assert not np.array_equal(one[0][0], other[0][0])
+    with DetectionLoader(dataset, width=64, height=48, classes=2, batch=4, seed=7, first_batch=2,
+                         net={**NET, "hue": ".1", "saturation": "1.5", "exposure": "1.5"}) as loader:
+        assert same(loader.next(), one[2])     # a resumed run continues the sequence
+
+
+def test_loader_warns_once_per_bad_label_line_and_never_trains_on_it(tmp_path, caplog):
+    img, good = rect_image(50, 40, (5, 5, 30, 30))
+    path = tmp_path / "a.png"
+    write_image(path, img)
+    path.with_suffix(".txt").write_text(f"0 {good[1]} {good[2]} {good[3]} {good[4]}\n7 0.5 0.5 0.2 0.2\n"
+                                        "1 0.5 0.5 0.2 1.5\n")
+    with caplog.at_level(logging.WARNING, logger="darknetpy"):
+        with DetectionLoader([str(path)], width=32, height=32, classes=2, batch=4, net=NET, threads=2) as loader:
+            truths = [t for _ in range(3) for t in loader.next()[1]]
+    assert [r.getMessage().split(": ")[0] for r in caplog.records] == [f"{path.with_suffix('.txt')}:2",
+                                                                       f"{path.with_suffix('.txt')}:3"]
+    assert all(len(t) <= 1 and np.all(t[:, 0] == 0) for t in truths)
 
 
 def test_resize_changes_the_batch_shape(dataset):
@@ -131,6 +149,19 @@ def test_resize_changes_the_batch_shape(dataset):
         assert loader.next()[0].shape == (2, 3, 32, 96)
 
 
+def test_close_stops_the_threads(dataset):
+    import threading
+
+    from darknetpy import DarknetError
+
+    loader = DetectionLoader(dataset, width=32, height=32, classes=2, batch=3, net=NET, threads=3)
+    loader.next()
+    loader.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("darknetpy-detection-loader")]
+    with pytest.raises(DarknetError, match="closed"):
+        loader.next()
+
+
 def test_unreadable_image_is_skipped_with_a_warning(dataset, tmp_path, caplog):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
@@ -140,3 +171,232 @@ def test_unreadable_image_is_skipped_with_a_warning(dataset, tmp_path, caplog):
             x, truths = loader.next()
     assert x.shape == (8, 3, 32, 32) and loader.skipped >= 1
     assert sum(str(broken) in r.getMessage() for r in caplog.records) == 1
+
+
+# --------------------------------------------------------------------------- geometry against the pixels
+
+def white_box(image: np.ndarray, colour=(1.0, 1.0, 1.0)):
+    """Pixel box (x0, y0, x1, y1 exclusive) of the pixels close to colour in a CHW image, or None."""
+    near = np.all(np.abs(image - np.array(colour, np.float32)[:, None, None]) < 0.3, axis=0)
+    ys, xs = np.nonzero(near)
+    if not len(xs):
+        return None
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+def label_box(row, w, h):
+    _, x, y, bw, bh = row
+    return (x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h
+
+
+def two_rects(w, h):
+    """A white and, right of it, a red rectangle: their order tells whether the image was flipped."""
+    img, white = rect_image(w, h, (w // 6, h // 5, w // 2, h * 3 // 4))
+    img[h // 3:h * 2 // 3, w * 2 // 3:w * 5 // 6] = (255, 0, 0)
+    red = [1, (w * 2 // 3 + w * 5 // 6) / 2 / w, (h // 3 + h * 2 // 3) / 2 / h, (w * 5 // 6 - w * 2 // 3) / w,
+           (h * 2 // 3 - h // 3) / h]
+    return img[:, :, ::-1].copy(), np.array([white, red], np.float32)   # BGR for the augmenter
+
+
+@pytest.mark.parametrize("letter_box", [False, True])
+def test_crop_flip_letterbox_move_each_box_with_its_pixels(letter_box):
+    from darknetpy.detection_augment import DetectionAugment, augment_boxes_image, keep_boxes
+
+    aug = DetectionAugment(jitter=0.3, letter_box=letter_box)
+    bgr, boxes = two_rects(120, 70)
+    flips = 0
+    outcomes = set()
+    for seed in range(24):
+        rng = np.random.default_rng(seed) if seed else None      # seed 0: no random part
+        image, moved = augment_boxes_image(bgr, boxes, 64, 48, aug, rng)
+        assert image.shape == (3, 48, 64)
+        by_class = {int(r[0]): r for r in keep_boxes(moved, 64, 48, 200)}
+        for cls, colour in ((0, (1, 1, 1)), (1, (1, 0, 0))):
+            found = white_box(image, colour)
+            if cls not in by_class:   # cropped away (or under a pixel): its colour must be (nearly) gone
+                assert found is None or min(found[2] - found[0], found[3] - found[1]) <= 2
+                continue
+            np.testing.assert_allclose(found, label_box(by_class[cls], 64, 48), atol=1.0)
+        if len(by_class) == 2:
+            flipped = by_class[1][1] < by_class[0][1]
+            flips += flipped
+            outcomes.add((flipped, round(float(by_class[0][1]), 2)))
+    assert 3 <= flips <= 20 and len(outcomes) > 10    # both flips and many crops were exercised
+
+
+def test_letterbox_keeps_the_aspect_ratio_without_augmentation():
+    from darknetpy.detection_augment import DetectionAugment, augment_boxes_image
+
+    bgr, boxes = two_rects(120, 60)
+    image, moved = augment_boxes_image(bgr, boxes, 64, 64, DetectionAugment(letter_box=True), None)
+    # independent: the 120 x 60 image scaled by 64/120 sits centred, 32 rows high, from row 16
+    scale, top = 64 / 120, (64 - 60 * 64 / 120) / 2
+    for row in moved:
+        _, x, y, w, h = boxes[int(row[0])]
+        np.testing.assert_allclose(label_box(row, 64, 64), [(x - w / 2) * 120 * scale, (y - h / 2) * 60 * scale + top,
+                                                           (x + w / 2) * 120 * scale, (y + h / 2) * 60 * scale + top],
+                                   atol=0.6)
+
+
+def test_small_boxes_and_max_boxes_are_dropped():
+    from darknetpy.detection_augment import keep_boxes
+
+    w, h = 64, 32
+    boxes = np.array([[0, .5, .5, 0.99 / w, .5],     # narrower than one network pixel
+                      [1, .5, .5, .5, 0.99 / h],     # lower than one pixel
+                      [2, .5, .5, 1.01 / w, 1.01 / h],
+                      [3, .5, .5, 0, 0],             # cropped away
+                      [0, .2, .2, .1, .1],
+                      [1, .3, .3, .1, .1]], np.float32)
+    np.testing.assert_array_equal(keep_boxes(boxes, w, h, 200)[:, 0], [2, 0, 1])
+    np.testing.assert_array_equal(keep_boxes(boxes, w, h, 5)[:, 0], [2, 0])   # max_boxes counts before dropping
+
+
+def test_loader_drops_boxes_smaller_than_a_network_pixel(tmp_path):
+    img, row = rect_image(200, 100, (20, 20, 80, 60))
+    boxes = [row, [1, .6, .5, 0.7 / 32, .2], [1, .8, .5, 1.5 / 32, .2]]   # 0.7 and 1.5 network pixels wide
+    path = write_image(tmp_path / "a.png", img, boxes)
+    with DetectionLoader([path], width=32, height=32, classes=2, batch=1, net=NET, augment=False) as loader:
+        _, (truth,) = loader.next()
+    np.testing.assert_allclose(truth, np.array([boxes[0], boxes[2]], np.float32), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- mixing and blur
+
+@pytest.mark.parametrize("kind", ["mosaic", "cutmix", "mixup"])
+def test_mixed_images_keep_their_boxes_inside_and_on_their_pixels(kind):
+    from darknetpy.detection_augment import DetectionAugment, training_image
+
+    sources = [rect_image(w, h, r) for w, h, r in [(90, 60, (10, 10, 50, 40)), (70, 70, (30, 20, 60, 65)),
+                                                   (100, 50, (40, 5, 95, 30)), (60, 90, (5, 40, 40, 85))]]
+    aug = DetectionAugment(jitter=0.2, flip=True, **{kind: True}, mosaic_bound=True)
+    mixed = 0
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        draw = lambda: (lambda s: (s[0][:, :, ::-1].copy(), np.array([s[1]], np.float32)))(
+            sources[int(rng.integers(4))])
+        image, truth = training_image(draw, 64, 64, aug, rng)
+        assert image.shape == (3, 64, 64) and image.dtype == np.float32
+        assert 0 <= image.min() and image.max() <= 1
+        left, top, right, bottom = np.array([label_box(r, 64, 64) for r in truth]).reshape(-1, 4).T
+        assert np.all(left >= -1e-4) and np.all(right <= 64 + 1e-4) and np.all(top >= -1e-4)
+        assert np.all(bottom <= 64 + 1e-4) and np.all(truth[:, 3] >= 1 / 64) and np.all(truth[:, 4] >= 1 / 64)
+        mixed += len(truth) > 1
+        if kind != "mixup":   # each box is on its (white) rectangle; cutmix may cover up to half of it
+            for x0, y0, x1, y1 in zip(left, top, right, bottom):
+                inner = image[:, int(np.ceil(y0)) + 1:int(y1) - 1, int(np.ceil(x0)) + 1:int(x1) - 1]
+                if inner.size:
+                    white = np.all(inner > 0.7, axis=0).mean()
+                    assert white == 1 if kind == "mosaic" else white >= 0.45, (seed, x0, y0, x1, y1)
+    assert mixed >= 3    # mixing happened (about half of the images)
+
+
+def test_blur_background_keeps_the_boxes_sharp():
+    from darknetpy.detection_augment import _blur
+
+    class Choice:
+        def __init__(self, v):
+            self.v = v
+
+        def integers(self, n):
+            return self.v
+
+    image = np.random.default_rng(0).random((3, 40, 60), dtype=np.float32)
+    truth = np.array([[0, .5, .5, .4, .4]], np.float32)       # pixels 18..42 x 12..28
+    assert _blur(image, truth, 1, Choice(0)) is image
+    background = _blur(image, truth, 1, Choice(1))
+    np.testing.assert_array_equal(background[:, 12:28, 18:42], image[:, 12:28, 18:42])
+    assert np.abs(background - image)[:, :10].mean() > 0.05
+    whole = _blur(image, truth, 1, Choice(2))
+    assert np.abs(whole - image)[:, 12:28, 18:42].mean() > 0.05
+
+
+# --------------------------------------------------------------------------- options
+
+def test_unsupported_keys_and_combinations_are_cfg_errors(dataset, tmp_path):
+    from darknetpy import CfgError
+
+    with pytest.raises(CfgError, match="gaussian_noise=1 is not supported"):
+        DetectionLoader(dataset, width=32, height=32, classes=2, batch=1, net={"gaussian_noise": "1"})
+    cfg = tmp_path / "m.cfg"
+    cfg.write_text("[net]\nbatch=4\nsubdivisions=2\nwidth=32\nheight=32\nletter_box=1\n\nmosaic=1\n\n"
+                   "[yolo]\nclasses=2\njitter=.3\nmax=5\n")
+    with pytest.raises(CfgError, match=f"{cfg}:8: .*letter_box=1 and mosaic=1"):
+        DetectionLoader.from_cfg(dataset, cfg, classes=2)
+    cfg.write_text("[net]\nbatch=6\nsubdivisions=4\nwidth=32\nheight=48\nangle=5\n[yolo]\njitter=.3\n")
+    with pytest.raises(CfgError, match=f"{cfg}:6: .*angle=5 is not supported"):
+        DetectionLoader.from_cfg(dataset, cfg, classes=2)
+    cfg.write_text("[net]\nbatch=6\nwidth=32\nheight=48\nchannels=1\n[yolo]\n")
+    with pytest.raises(CfgError, match="channels=1"):
+        DetectionLoader.from_cfg(dataset, cfg, classes=2)
+
+
+def test_from_cfg_reads_net_and_the_last_yolo(oracle):
+    cfg = oracle / "detector" / "cfg" / "tiny4.cfg"
+    with DetectionLoader.from_cfg(["none.png"], cfg, classes=4, augment=False) as loader:
+        assert (loader.batch, loader.size, loader.max_boxes) == (16, (128, 128), 200)
+        o = loader.options
+        assert (o.jitter, o.hue, o.saturation, o.exposure, o.flip, o.letter_box) == (.3, .1, 1.5, 1.5, True, False)
+        loader.close()
+
+
+def test_multiscale_sizes():
+    from darknetpy.detection_data import multiscale_size
+
+    assert multiscale_size(416, 416, 1, None, largest=True) == (608, 608)      # round(1.4*13 + 1) * 32
+    assert multiscale_size(128, 96, 1, None, largest=True) == (224, 160)       # round(6.6), round(5.2)
+    rng = np.random.default_rng(0)
+    sizes = [multiscale_size(416, 320, 1, rng) for _ in range(200)]
+    assert all(w % 32 == 0 and h % 32 == 0 and 32 <= w <= 608 and 32 <= h <= 480 for w, h in sizes)
+    assert min(w for w, _ in sizes) <= 352 and max(w for w, _ in sizes) >= 576
+
+
+def test_unaugmented_images_and_truths_are_upstreams(oracle, tmp_path):
+    """Without the random part the loader's pipeline (decode, resize_image, label file) gives upstream's
+    one-step input X.f32 and truths T.f32 (load_image_color + resize_image of 4 valid images)."""
+    import subprocess
+    import sys
+
+    from darknetpy.augment import read_bgr
+    from darknetpy.detection_augment import DetectionAugment, augment_boxes_image, keep_boxes
+
+    det = oracle / "detector"
+    subprocess.run([sys.executable, str(det / "make_shapes4_det.py"), str(tmp_path), "--ntrain", "0"],
+                   check=True, capture_output=True)
+    x_ref = np.fromfile(det / "onestep" / "X.f32", "<f4").reshape(4, 3, 128, 128)
+    t_ref = np.fromfile(det / "onestep" / "T.f32", "<f4").reshape(4, 200, 6)
+    for k, name in enumerate(["va_00097", "va_00096", "va_00086", "va_00099"]):
+        path = str(tmp_path / "shapes4" / "images" / "valid" / f"{name}.png")
+        image, boxes = augment_boxes_image(read_bgr(path)[0], read_labels(path, 4), 128, 128, DetectionAugment(),
+                                           None)
+        np.testing.assert_allclose(image, x_ref[k], atol=1e-6)
+        ref = t_ref[k][t_ref[k, :, 0] != 0]
+        np.testing.assert_allclose(keep_boxes(boxes, 128, 128, 200), ref[:, [4, 0, 1, 2, 3]], atol=1e-6)
+
+
+def hsv_distort_reference(rgb, dhue, dsat, dexp):
+    """darknet's distort_image per spec §5.5 in float64: rgb_to_hsv, S*dsat, V*dexp, hue shifted and
+    wrapped once, hsv_to_rgb (sectors), clamp."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    with np.errstate(all="ignore"):
+        s = np.where(mx == 0, 0, (mx - mn) / mx)
+        h = np.where(r == mx, (g - b) / (mx - mn), np.where(g == mx, 2 + (b - r) / (mx - mn), 4 + (r - g) / (mx - mn)))
+    h = np.where(h < 0, h + 6, h) / 6 + dhue
+    h = np.where(h > 1, h - 1, np.where(h < 0, h + 1, h))
+    s, v = s * dsat, mx * dexp
+    i, f = np.floor(6 * h), 6 * h - np.floor(6 * h)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    sector = [i == 0, i == 1, i == 2, i == 3, i == 4]
+    out = np.stack([np.select(sector, [v, q, p, p, t], v), np.select(sector, [t, v, v, q, p], p),
+                    np.select(sector, [p, p, t, v, v], q)], -1)
+    return np.clip(np.where((s == 0)[..., None], v[..., None], out), 0, 1)
+
+
+@pytest.mark.parametrize("dhue,dsat,dexp", [(0.1, 1.5, 1.5), (-0.1, 1 / 1.4, 1.3), (0.05, 1.4, 0.7)])
+def test_colour_distortion_is_darknets(dhue, dsat, dexp):
+    from darknetpy.augment import distort
+
+    rgb = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(distort(rgb.copy(), dhue, dsat, dexp), hsv_distort_reference(rgb, dhue, dsat, dexp),
+                               atol=1e-5)

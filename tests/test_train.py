@@ -9,7 +9,8 @@ import pytest
 
 import darknetpy as dn
 from darknetpy.errors import LabelError
-from darknetpy.train import _Augment, _distort, augment_image
+from darknetpy.augment import distort
+from darknetpy.train import _Augment, augment_image
 
 SHAPES = ("hbar", "vbar", "square", "plus")
 COLOURS = {"c_red": (0, 0, 1), "c_green": (0, 1, 0), "c_blue": (1, 0, 0), "c_yellow": (0, 1, 1)}  # BGR
@@ -262,9 +263,9 @@ def test_augment_scales_and_resizes_to_the_network():
 def test_hsv_roundtrip_and_exposure():
     rgb = np.random.default_rng(3).random((6, 6, 3), dtype=np.float32)
     rgb[0, 0] = 0.5  # grey pixel: hue undefined, saturation 0
-    np.testing.assert_allclose(_distort(rgb, 0.0, 1.0, 1.0), rgb, atol=1e-6)
-    np.testing.assert_allclose(_distort(rgb, 0.0, 1.0, 0.5), rgb * 0.5, atol=1e-6)
-    full_turn = _distort(rgb, 0.999999, 1.0, 1.0)
+    np.testing.assert_allclose(distort(rgb, 0.0, 1.0, 1.0), rgb, atol=1e-6)
+    np.testing.assert_allclose(distort(rgb, 0.0, 1.0, 0.5), rgb * 0.5, atol=1e-6)
+    full_turn = distort(rgb, 0.999999, 1.0, 1.0)
     np.testing.assert_allclose(full_turn, rgb, atol=1e-4)
 
 
