@@ -23,8 +23,9 @@ from .chart import write_chart
 from .data import DataConfig, read_data_cfg, read_list
 from .detector_eval import MapResult, evaluate_detector
 from .errors import CfgError, DarknetError, LossNotFiniteError
-from .network import TRUTH_FIELDS, Network
-from .train import TrainResult, _rand_scale
+from .network import Network
+from .augment import rand_scale
+from .train import TrainResult
 from .training import Backups, Reporter, TrainProgress, cfg_base, saving_last_on_interrupt, smooth_loss
 
 __all__ = ["train_detector", "DetectorTrainResult"]
@@ -46,13 +47,12 @@ class DetectorTrainResult(TrainResult):
 
 @dataclass(frozen=True)
 class _Settings:
-    """What the loop reads from the cfg beyond the engine's [net] info."""
-    net_section: Section   # [net], for the loader's augmentation and max_chart_loss / resize_step
-    head: int              # index of the last detection layer; its options below
+    """What the loop reads from the cfg beyond the engine's [net] info (the loader reads the rest)."""
+    cfg: str
+    net_section: Section   # [net]: resize_step, max_chart_loss
+    head: int              # index of the last detection layer
     classes: int
-    random: float          # 0: fixed size
-    jitter: float
-    resize: float
+    random: float          # its random= (0: fixed size)
 
     @classmethod
     def read(cls, cfg: PathLike, net: Network) -> "_Settings":
@@ -62,20 +62,19 @@ class _Settings:
                            "darknetpy.train_classifier")
         sections = read_cfg(cfg)
         head = sections[heads[-1] + 1]
-
-        def number(key: str, default: float) -> float:
-            value = head.get(key)
-            try:
-                return default if value is None else float(value)
-            except ValueError:
-                raise CfgError(f"{os.fspath(cfg)}:{head.line}: [{head.name}] {key}={value} is not a number") from None
-
-        return cls(sections[0], heads[-1], int(net.layer_attrs(heads[-1])["classes"]), number("random", 0),
-                   number("jitter", 0.2), number("resize", 1.0))
+        return cls(os.fspath(cfg), sections[0], heads[-1], int(net.layer_attrs(heads[-1])["classes"]),
+                   _number(cfg, head, "random", 0))
 
     def net_number(self, key: str, default: float) -> float:
-        value = self.net_section.get(key)
-        return default if not value else float(value)
+        return _number(self.cfg, self.net_section, key, default)
+
+
+def _number(cfg: PathLike, section: Section, key: str, default: float) -> float:
+    value = section.get(key)
+    try:
+        return default if value is None else float(value)
+    except ValueError:
+        raise CfgError(f"{os.fspath(cfg)}:{section.line}: {section.type} {key}={value} is not a number") from None
 
 
 class _BadLabels(logging.Handler):
@@ -124,7 +123,7 @@ class _MultiScale:
         return max(init if scale < 1 and dim > init else dim, self.step)
 
     def pick(self, largest: bool) -> tuple:
-        s = self.coef if largest else _rand_scale(self.rng, self.coef)
+        s = self.coef if largest else rand_scale(self.rng, self.coef)
         return self._dim(s, self.width), self._dim(s, self.height)
 
 
@@ -269,11 +268,10 @@ class _Loop:
         rng = np.random.default_rng(self.seed)
         scale = _MultiScale(self.settings.random, *init_size, int(self.settings.net_number("resize_step", 32)),
                             rng) if self.settings.random else None
-        loader = DetectionLoader([str(dc.resolve(p)) for p in self.paths], width=net.width, height=net.height,
-                                 classes=self.settings.classes, batch=self.per_iteration,
-                                 net=self.settings.net_section, max_boxes=net.truths // TRUTH_FIELDS,
-                                 seed=int(rng.integers(2 ** 31)), threads=opts.loader_threads,
-                                 augment=opts.augment, jitter=self.settings.jitter, resize=self.settings.resize)
+        loader = DetectionLoader.from_cfg([str(dc.resolve(p)) for p in self.paths], self.cfg,
+                                          classes=self.settings.classes, batch=self.per_iteration,
+                                          seed=int(rng.integers(2 ** 31)), threads=opts.loader_threads,
+                                          augment=opts.augment, first_batch=iteration)
         each = max(opts.map_epochs * len(self.paths) // self.per_iteration, 100)
         iter_map, count, avg = iteration, 0, None
         bad_labels = _BadLabels()
