@@ -281,5 +281,6 @@ def _summary(r: DemoResult) -> str:
             f"on {r.valid.count} validation images\n"
             f"  fine-tuned from partial: top-1 {r.finetuned_valid.top1:.3f}, "
             f"top-{r.finetuned_valid.k} {r.finetuned_valid.topk:.3f}\n"
-            f"  detector from the partial: mAP@0.5 {r.detector.map.map:.3f} ({r.detector.map.unique_truth_count} boxes in the validation scenes)\n"
+            f"  detector from the partial: mAP@0.5 {r.detector.map.map:.3f} "
+            f"({r.detector.map.unique_truth_count} boxes in the validation scenes)\n"
             f"  time: {total:.1f} s ({stages})")

@@ -66,10 +66,11 @@ class NoImagesError(DarknetError, FileNotFoundError):
 
 
 class LossNotFiniteError(DarknetError, FloatingPointError):
-    """Training stopped at a nan or inf loss (``nan_ok=False``). ``iteration`` is the iteration
-    whose loss went bad, ``layer`` the index of the first detection head whose cost did (None
-    when no head's last mini-batch shows it), ``weights`` the newest weights file written before
-    it (None if none was); the message lists the likely causes."""
+    """Training stopped at a nan or inf loss, or at weights that became nan/inf (``nan_ok=False``).
+    ``iteration`` is the iteration that went bad; ``layer`` the index of the first detection head
+    whose cost did (None when no head's last mini-batch shows it), or of the first layer whose
+    weights did; ``weights`` the newest good weights file (None if none was written); the message
+    lists the likely causes."""
 
     def __init__(self, message: str, iteration: int, layer: Optional[int], weights: Optional[Path]) -> None:
         super().__init__(message)

@@ -24,23 +24,13 @@ from .augment import SkippedImages, distort, rand_scale, read_bgr, unreadable
 from .data import check_labelled, read_data_cfg, read_lines, read_list, truth_vector
 from .errors import CfgError, DarknetError
 from .network import Network
-from .training import Backups, Reporter, TrainProgress, cfg_base, saving_last_on_interrupt, smooth_loss
+from .training import (Backups, Reporter, TrainProgress, TrainResult, cfg_base, saving_last_on_interrupt,
+                       smooth_loss)
 
 __all__ = ["train_classifier", "TrainResult", "TrainProgress", "augment_image"]
 
 log = logging.getLogger("darknetpy")
 PathLike = Union[str, os.PathLike]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`train_classifier` did: the ``_final`` weights, the iterations run in this
-    call, the per-iteration losses, wall time and the number of unreadable images skipped."""
-    final_weights: Path
-    iterations: int
-    loss_history: list
-    elapsed_s: float
-    skipped_images: int
 
 
 # --------------------------------------------------------------------------- augmentation (spec §5.5)

@@ -7,6 +7,7 @@ does every sub-batch and the update, as darknet's ``train_network``.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -18,15 +19,14 @@ from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
 
+from .augment import rand_scale
 from .cfgfile import Section, read_cfg
 from .chart import write_chart
 from .data import DataConfig, read_data_cfg, read_list
 from .detector_eval import MapResult, evaluate_detector
 from .errors import CfgError, DarknetError, LossNotFiniteError
 from .network import Network
-from .augment import rand_scale
-from .train import TrainResult
-from .training import Backups, Reporter, TrainProgress, cfg_base, saving_last_on_interrupt, smooth_loss
+from .training import Backups, Reporter, TrainProgress, TrainResult, cfg_base, saving_last_on_interrupt, smooth_loss
 
 __all__ = ["train_detector", "DetectorTrainResult"]
 
@@ -258,82 +258,80 @@ class _Loop:
         net, opts, dc = self.net, self.opts, self.dc
         every = int(dc.get("saveweights") or (1000 if self.limit < 10000 else 10000))
         last_every = int(dc.get("savelast") or 100)
-        iteration = net.iteration
-        self.backups = Backups(net, self.backup, self.base, iteration, every, last_every, detector_rule=True,
+        self.backups = Backups(net, self.backup, self.base, self.iteration, every, last_every, detector_rule=True,
                                check=None if opts.nan_ok else self._check_weights)
         self._say_header(every, last_every)
-        evaluator = _MapEvaluator(dc, self.cfg, self.backup / f".{self.base}_map.weights", opts.threads,
-                                  opts.thresh, opts.iou_thresh) if opts.map else None
-        init_size = (net.width, net.height)
+        self.init_size = (net.width, net.height)
         rng = np.random.default_rng(self.seed)
-        scale = _MultiScale(self.settings.random, *init_size, int(self.settings.net_number("resize_step", 32)),
-                            rng) if self.settings.random else None
-        loader = DetectionLoader.from_cfg([str(dc.resolve(p)) for p in self.paths], self.cfg,
-                                          classes=self.settings.classes, batch=self.per_iteration,
-                                          seed=int(rng.integers(2 ** 31)), threads=opts.loader_threads,
-                                          augment=opts.augment, first_batch=iteration)
-        each = max(opts.map_epochs * len(self.paths) // self.per_iteration, 100)
-        iter_map, count, avg = iteration, 0, None
-        bad_labels = _BadLabels()
-        log.addHandler(bad_labels)
-        try:
+        step = int(self.settings.net_number("resize_step", 32))
+        self.scale = _MultiScale(self.settings.random, *self.init_size, step, rng) if self.settings.random else None
+        self.map_each = max(opts.map_epochs * len(self.paths) // self.per_iteration, 100)
+        self.map_at, self.count, self.avg = self.iteration, 0, None
+        with contextlib.ExitStack() as stack:
+            stack.callback(self.reporter.close)
+            self.evaluator = stack.enter_context(contextlib.closing(_MapEvaluator(
+                dc, self.cfg, self.backup / f".{self.base}_map.weights", opts.threads, opts.thresh,
+                opts.iou_thresh))) if opts.map else None
+            self.loader = stack.enter_context(DetectionLoader.from_cfg(
+                [str(dc.resolve(p)) for p in self.paths], self.cfg, classes=self.settings.classes,
+                batch=self.per_iteration, seed=int(rng.integers(2 ** 31)), threads=opts.loader_threads,
+                augment=opts.augment, first_batch=self.iteration))
+            self.bad_labels = _BadLabels()
+            log.addHandler(self.bad_labels)
+            stack.callback(log.removeHandler, self.bad_labels)
             with saving_last_on_interrupt(self.backups):
-                while iteration < self.limit:
-                    if scale is not None and count % 10 == 0:
-                        self._resize(net, loader, *scale.pick(avg is None or iteration > self.limit - 100),
-                                     scale.coef)
-                    count += 1
-                    t0 = time.perf_counter()
-                    x, truths = loader.next()
-                    load_s = time.perf_counter() - t0
-                    slow = " - performance bottleneck on CPU or Disk HDD/SSD" if load_s > 0.1 and avg is not None else ""
-                    self.reporter.say(f"Loaded: {load_s:f} seconds{slow}")
-                    t0 = time.perf_counter()
-                    loss = net.train_step(x, truths)
-                    train_s = time.perf_counter() - t0
-                    iteration = self.iteration = net.iteration
-                    self._print_heads()
-                    if not math.isfinite(loss):
-                        self._not_finite(loss, iteration, x, bad_labels.count)
-                    avg = smooth_loss(avg, loss)
-                    self.iterations.append(iteration)
-                    self.losses.append(loss)
-                    self.avgs.append(avg)
-                    next_map = max(iter_map + each, self.info["burn_in"])
-                    self._say_iteration(iteration, loss, avg, train_s, next_map)
-                    self.reporter.update_hours(iteration, train_s + load_s)
-                    evaluated = False
-                    if evaluator is not None and (iteration >= next_map or iteration == self.limit):
-                        if scale is not None:
-                            self._resize(net, loader, *init_size, None)
-                        iter_map = iteration
-                        self._evaluate(evaluator, iteration)
-                        evaluated = True
-                    if evaluated or iteration % CHART_EVERY == 0:
-                        self._write_chart()
-                    self.backups.after(iteration)
-                    status = TrainProgress(iteration, loss, avg, net.learning_rate, net.seen,
-                                           self.per_iteration / max(train_s, 1e-9), net)
-                    if any([cb(status) is True for cb in opts.callbacks]):
-                        break
-        finally:
-            log.removeHandler(bad_labels)
-            self.reporter.close()
-            loader.close()
-            if evaluator is not None:
-                evaluator.close()
+                while self.iteration < self.limit and not self._iterate():
+                    pass
         final = self.backups.save("final")
         self._write_chart()
         self.reporter.say("If you want to train from the beginning, then use flag in the end of training command: "
                           "-clear ")
         return DetectorTrainResult(final, len(self.losses), self.losses, time.perf_counter() - start_time,
-                                   loader.skipped, self.maps, self.best_map, self.best_weights, self.chart)
+                                   self.loader.skipped, self.maps, self.best_map, self.best_weights, self.chart)
 
-    def _resize(self, net: Network, loader, width: int, height: int, coef: Optional[float]) -> None:
+    def _iterate(self) -> bool:
+        """One iteration of spec D7.7; True when a callback asks to stop."""
+        net, loader, scale = self.net, self.loader, self.scale
+        if scale is not None and self.count % 10 == 0:
+            self._resize(*scale.pick(self.avg is None or self.iteration > self.limit - 100), scale.coef)
+        self.count += 1
+        t0 = time.perf_counter()
+        x, truths = loader.next()
+        load_s = time.perf_counter() - t0
+        slow = " - performance bottleneck on CPU or Disk HDD/SSD" if load_s > 0.1 and self.avg is not None else ""
+        self.reporter.say(f"Loaded: {load_s:f} seconds{slow}")
+        t0 = time.perf_counter()
+        loss = net.train_step(x, truths)
+        train_s = time.perf_counter() - t0
+        iteration = self.iteration = net.iteration
+        self._print_heads()
+        if not math.isfinite(loss):
+            self._not_finite(loss, iteration, x, self.bad_labels.count)
+        self.avg = avg = smooth_loss(self.avg, loss)
+        self.iterations.append(iteration)
+        self.losses.append(loss)
+        self.avgs.append(avg)
+        next_map = max(self.map_at + self.map_each, self.info["burn_in"])
+        self._say_iteration(iteration, loss, avg, train_s, next_map)
+        self.reporter.update_hours(iteration, train_s + load_s)
+        evaluate = self.evaluator is not None and (iteration >= next_map or iteration == self.limit)
+        if evaluate:
+            if scale is not None:
+                self._resize(*self.init_size, None)
+            self.map_at = iteration
+            self._evaluate(iteration)
+        if evaluate or iteration % CHART_EVERY == 0:
+            self._write_chart()
+        self.backups.after(iteration)
+        status = TrainProgress(iteration, loss, avg, net.learning_rate, net.seen,
+                               self.per_iteration / max(train_s, 1e-9), net)
+        return any([cb(status) is True for cb in self.opts.callbacks])
+
+    def _resize(self, width: int, height: int, coef: Optional[float]) -> None:
         if coef is not None:
             self.reporter.say(f"Resizing, random_coef = {coef:.2f} \n\n {width} x {height} ")
-        loader.resize(width, height)
-        net.resize(width, height)
+        self.loader.resize(width, height)
+        self.net.resize(width, height)
 
     def _print_heads(self) -> None:
         if not self.opts.darknet_log:
@@ -368,10 +366,10 @@ class _Loop:
             postfix["mAP"] = f"{self.maps[-1][1]:.3f}"
         r.advance(**postfix)
 
-    def _evaluate(self, evaluator: _MapEvaluator, iteration: int) -> None:
+    def _evaluate(self, iteration: int) -> None:
         r = self.reporter
         r.say("\n calculation mAP (mean average precision)...")
-        result = evaluator(self.net)
+        result = self.evaluator(self.net)
         r.say(f"\n detections_count = {result.detections_count}, unique_truth_count = "
               f"{result.unique_truth_count}  \n{result}")
         value = result.map

@@ -14,10 +14,21 @@ from typing import Callable, Iterator, Optional, Union
 
 from .network import Network
 
-__all__ = ["TrainProgress", "Reporter", "Backups", "cfg_base", "smooth_loss", "saving_last_on_interrupt"]
+__all__ = ["TrainResult", "TrainProgress", "Reporter", "Backups", "cfg_base", "smooth_loss", "saving_last_on_interrupt"]
 
 log = logging.getLogger("darknetpy")
 PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training call did: the ``_final`` weights, the iterations run in this call, the
+    per-iteration losses, wall time and the number of unreadable images skipped."""
+    final_weights: Path
+    iterations: int
+    loss_history: list
+    elapsed_s: float
+    skipped_images: int
 
 
 @dataclass(frozen=True)
