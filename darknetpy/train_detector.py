@@ -148,8 +148,9 @@ class _MapEvaluator:
             self.detector.network.load_weights(self.scratch)
         finally:
             self.scratch.unlink(missing_ok=True)
-        return evaluate_detector(self.data, self.detector.network.cfg_path, None, thresh=self.thresh,
-                                 iou_thresh=self.iou_thresh, detector=self.detector)
+        with np.errstate(over="ignore"):   # early in training boxes can be huge: their IoU is 0, rightly
+            return evaluate_detector(self.data, self.detector.network.cfg_path, None, thresh=self.thresh,
+                                     iou_thresh=self.iou_thresh, detector=self.detector)
 
     def close(self) -> None:
         self.detector.close()

@@ -167,6 +167,7 @@ def test_backups_follow_upstreams_schedule(run):
     chart = cv2.imread(str(result.chart))
     assert result.chart == root / "backup" / "chart.png" and chart.shape == (700, 1000, 3)
     assert (chart[:, :, 0] > 150).any()   # the blue loss curve (BGR)
+    assert not list((root / "backup").glob(".*"))   # atomic writes leave no temporary file behind
 
 
 def test_darknet_lines(run):
@@ -209,6 +210,32 @@ def test_map_during_training_saves_best(run, tmp_path):
     again = dn.evaluate_detector(data, cfg, result.best_weights)
     assert again.map == pytest.approx(result.best_map, abs=1e-9)
     assert not list(tmp_path.glob(".*"))           # the evaluation's scratch weights are gone
+
+
+def test_refuses_what_upstream_refuses(run, tmp_path):
+    root, data, cfg, *_ = run
+    three = tmp_path / "three.data"
+    three.write_text(data.read_text().replace("classes=2", "classes=3"))
+    with pytest.raises(dn.CfgError, match="classes=3 but \\[yolo\\] layer 7"):
+        dn.train_detector(three, cfg, max_batches=1, backup_dir=tmp_path)
+    one = tmp_path / "one.cfg"
+    one.write_text(cfg.read_text().replace("batch=8", "batch=1").replace("subdivisions=2", "subdivisions=1"))
+    with pytest.raises(dn.CfgError, match="incorrect value batch=1 for Training"):
+        dn.train_detector(data, one, max_batches=1, backup_dir=tmp_path)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(dn.DarknetError, match="no image paths"):
+        dn.train_detector(_with(tmp_path, data, "train", empty), cfg)
+    with pytest.raises(dn.DarknetError, match="There is no .*missing.txt file for mAP calculation"):
+        dn.train_detector(_with(tmp_path, data, "valid", tmp_path / "missing.txt"), cfg, map=True, max_batches=1,
+                          backup_dir=tmp_path)
+
+
+def _with(tmp_path, data, key, value):
+    out = tmp_path / f"{key}.data"
+    out.write_text("".join(f"{key}={value}\n" if line.startswith(f"{key}=") else line + "\n"
+                           for line in data.read_text().splitlines()))
+    return out
 
 
 def test_loss_decreases_on_a_learnable_set(run, tmp_path):
