@@ -207,7 +207,8 @@ def test_map_during_training_saves_best(run, tmp_path):
     result = dn.train_detector(data, cfg, map=True, max_batches=3, backup_dir=tmp_path, seed=3)
     assert [i for i, _ in result.maps] == [3]      # every max(4 epochs, 100) from burn_in on, and at the end
     assert result.best_weights == tmp_path / "tiny_best.weights" and result.best_map == result.maps[0][1]
-    again = dn.evaluate_detector(data, cfg, result.best_weights)
+    with np.errstate(over="ignore"):               # boxes of a barely trained net overflow float32 areas
+        again = dn.evaluate_detector(data, cfg, result.best_weights)
     assert again.map == pytest.approx(result.best_map, abs=1e-9)
     assert not list(tmp_path.glob(".*"))           # the evaluation's scratch weights are gone
 
