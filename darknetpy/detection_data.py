@@ -1,6 +1,7 @@
 """darknet's detection training data (spec D6): batches of random training images (with
 replacement, as upstream's get_random_paths) augmented as ``load_data_detection`` does
-(:mod:`darknetpy.detection_augment`), their truth boxes, and multi-scale sizes (D6.6).
+(:mod:`darknetpy.detection_augment`) and their truth boxes; :meth:`DetectionLoader.resize` switches
+sizes for multi-scale training (D6.6).
 
 Loader threads build the next batch while the caller trains (OpenCV and the engine's resize
 release the GIL). Every random choice for image k of batch b comes from its own generator
@@ -8,7 +9,6 @@ seeded with (seed, b, k), so batches are identical whatever the thread count or 
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,13 +16,13 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .augment import SkippedImages, rand_scale, read_bgr, unreadable
+from .augment import SkippedImages, read_bgr, unreadable
 from .cfgfile import Section, read_cfg
 from .detection_augment import DetectionAugment, training_image
 from .errors import CfgError, DarknetError
 from .yolo_labels import label_path, read_labels
 
-__all__ = ["label_path", "read_labels", "DetectionLoader", "multiscale_size"]
+__all__ = ["label_path", "read_labels", "DetectionLoader"]
 
 _HEADS = ("yolo", "gaussian_yolo", "region", "detection")
 
@@ -181,23 +181,3 @@ class DetectionLoader:
             if i not in self._labels:
                 self._labels[i] = read_labels(self.paths[i], self.classes)
             return self._labels[i]
-
-
-def multiscale_size(width: int, height: int, random: float, rng: np.random.Generator, *, step: int = 32,
-                    largest: bool = False) -> tuple:
-    """The input size of the next 10 iterations with ``random`` multi-scale training (spec D6.6):
-    a random scale s = rand_scale(1.4 for random=1, else random) of the initial width x height, as
-    ``round(s * size / step + 1) * step`` (not above the initial size when s < 1, at least ``step``);
-    ``largest`` (upstream: the first resize and the last 100 iterations): the largest such size."""
-    coef = 1.4 if random == 1 else float(random)
-
-    def dim(scale: float, size: int) -> int:
-        return int(math.floor(scale * size / step + 1 + 0.5)) * step   # C roundl of a positive value
-
-    if largest:
-        return max(dim(coef, width), step), max(dim(coef, height), step)
-    s = rand_scale(rng, coef)
-    w, h = dim(s, width), dim(s, height)
-    if s < 1:
-        w, h = min(w, width), min(h, height)
-    return max(w, step), max(h, step)

@@ -340,17 +340,6 @@ def test_from_cfg_reads_net_and_the_last_yolo(oracle):
         loader.close()
 
 
-def test_multiscale_sizes():
-    from darknetpy.detection_data import multiscale_size
-
-    assert multiscale_size(416, 416, 1, None, largest=True) == (608, 608)      # round(1.4*13 + 1) * 32
-    assert multiscale_size(128, 96, 1, None, largest=True) == (224, 160)       # round(6.6), round(5.2)
-    rng = np.random.default_rng(0)
-    sizes = [multiscale_size(416, 320, 1, rng) for _ in range(200)]
-    assert all(w % 32 == 0 and h % 32 == 0 and 32 <= w <= 608 and 32 <= h <= 480 for w, h in sizes)
-    assert min(w for w, _ in sizes) <= 352 and max(w for w, _ in sizes) >= 576
-
-
 def test_unaugmented_images_and_truths_are_upstreams(oracle, tmp_path):
     """Without the random part the loader's pipeline (decode, resize_image, label file) gives upstream's
     one-step input X.f32 and truths T.f32 (load_image_color + resize_image of 4 valid images)."""
