@@ -1,6 +1,7 @@
 """The demo's detection scenes (darknetpy demo, stage 8): labels are the tight boxes of the shapes."""
 import cv2
 import numpy as np
+import pytest
 
 from darknetpy.demo import SHAPES
 from darknetpy.demo_detector import SCENE, draw_scene, make_scenes
@@ -32,3 +33,20 @@ def test_make_scenes_writes_labels_beside_the_images(tmp_path):
     assert len(paths) == 3 and len((tmp_path / "valid.txt").read_text().split()) == 2
     assert cv2.imread(paths[0]).shape == (SCENE, SCENE, 3)
     assert len(read_labels(paths[0], len(SHAPES))) >= 1
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_the_detector_stage_trains_from_a_partial_and_draws_its_boxes(tmp_path):   # 3 iterations: wild boxes
+    from darknetpy import Network, partial
+    from darknetpy.demo import CFG, TRUNK_LAYERS
+    from darknetpy.demo_detector import train_demo_detector
+
+    with Network(CFG, batch=1, fuse=False) as net:
+        net.save_weights(tmp_path / "classifier.weights")
+    trunk = tmp_path / "trunk.conv"
+    assert partial(CFG, tmp_path / "classifier.weights", trunk, TRUNK_LAYERS) == TRUNK_LAYERS
+    result = train_demo_detector(tmp_path, trunk, tmp_path / "boxes.jpg", seed=0, threads=None, progress=False,
+                                 max_batches=3)
+    assert result.iterations == 3 and result.weights.name == "demo_detect_final.weights"
+    assert result.map.unique_truth_count > 60 and 0 <= result.map.map <= 1
+    assert cv2.imread(str(result.picture)).shape == (2 * 4 * SCENE, 2 * 4 * SCENE, 3)
