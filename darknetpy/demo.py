@@ -258,7 +258,7 @@ def run_demo(workdir: Optional[str] = None, *, seed: int = 0, threads: Optional[
                                        max_batches=detect_batches or DETECT_BATCHES)
         timings["detector"] = time.perf_counter() - t
         say(f"\n[8/9] darknetpy detector train {detected.data_file} {DETECT_CFG} {conv} -clear  "
-            f"({detected.iterations} iterations, {timings['detector']:.1f} s with 9)\n"
+            f"({detected.iterations} iterations; {timings['detector']:.1f} s with the scenes, mAP and picture)\n"
             f"\n[9/9] darknetpy detector map {detected.data_file} {DETECT_CFG} {detected.weights}\n{detected.map}\n"
             f"picture of the boxes found on 4 validation scenes: {detected.picture}")
 
