@@ -238,6 +238,9 @@ class _Loop:
         if cfg_batch < 8:
             log.warning("You set batch=%d lower than 64! It is recommended to set batch=64 subdivision=64",
                         cfg_batch)
+        if self.settings.random and self.settings.net_number("dynamic_minibatch", 0):
+            log.warning("%s: dynamic_minibatch=1 is not supported: the batch stays %d at every random size",
+                        os.fspath(self.cfg), cfg_batch)
         if any(k == "classes" for k, _ in self.dc.options) and self.dc.classes != self.settings.classes:
             raise CfgError(f"{self.dc.path}: classes={self.dc.classes} but [yolo] layer {self.settings.head} of "
                            f"{os.fspath(self.cfg)} has classes={self.settings.classes}; set the same classes= in "

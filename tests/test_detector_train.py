@@ -287,13 +287,14 @@ def test_a_learning_rate_blowup_is_caught_and_nan_ok_goes_on(run, tmp_path):
     assert result.final_weights.exists()
 
 
-def test_random_multiscale_sizes(run, tmp_path, capsys):
+def test_random_multiscale_sizes(run, tmp_path, capsys, caplog):
     root, data, *_ = run
-    cfg = write_cfg(tmp_path, random=1)
+    cfg = write_cfg(tmp_path, random=1, extra="policy=constant\ndynamic_minibatch=1")
     sizes = {}
     dn.train_detector(data, cfg, max_batches=21, backup_dir=tmp_path, seed=7, darknet_log=True,
                       callbacks=[lambda s: sizes.__setitem__(s.iteration, (s.network.width, s.network.height))])
     out = capsys.readouterr().out
+    assert "dynamic_minibatch=1 is not supported: the batch stays 8" in caplog.text
     assert out.count("Resizing, random_coef = 1.40 ") == 3           # iterations 1, 11, 21
     assert sizes[1] == (64, 64)                                       # the largest size first
     assert set(sizes.values()) <= {(32, 32), (64, 64)}
