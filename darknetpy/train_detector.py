@@ -33,6 +33,7 @@ __all__ = ["train_detector", "DetectorTrainResult"]
 log = logging.getLogger("darknetpy")
 PathLike = Union[str, os.PathLike]
 CHART_EVERY = 10   # iterations between chart rewrites (also after each mAP and at the end)
+CLEAR_SCREEN, BELL = "\033[H\033[J", "\a"   # darknet's, around its status line; printed on terminals only
 
 
 @dataclass(frozen=True)
@@ -357,11 +358,10 @@ class _Loop:
             if self.maps:
                 prefix += (f"\n Last accuracy mAP@{self.opts.iou_thresh:0.2f} = {self.maps[-1][1] * 100:2.2f} %, "
                            f"best = {self.best_map * 100:2.2f} % ")
-        terminal = sys.stdout.isatty()   # darknet clears the screen and rings the bell; only on a terminal here
+        clear, bell = (CLEAR_SCREEN, BELL) if sys.stdout.isatty() else ("", "")
         hours = -1.0 if r.hours_left is None else r.hours_left
         scores = f" map={self.maps[-1][1]:0.2f} best={self.best_map:0.2f}" if self.maps else ""
-        r.say(f"{prefix}{chr(27) + '[H' + chr(27) + '[J' if terminal else ''}{iteration}/{self.limit}: "
-              f"loss={loss:0.1f}{scores} hours left={hours:0.1f}{chr(7) if terminal else ''}")
+        r.say(f"{prefix}{clear}{iteration}/{self.limit}: loss={loss:0.1f}{scores} hours left={hours:0.1f}{bell}")
         rate = self.net.learning_rate
         r.say(f" {iteration}: {loss:f}, {avg:f} avg loss, {rate:f} rate, {train_s:f} seconds, "
               f"{iteration * self.per_iteration} images, {hours:f} hours left")
