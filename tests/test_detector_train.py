@@ -327,3 +327,10 @@ def test_cli_train_and_ctrl_c(run, tmp_path):
     assert main(["detector", "train", str(data), str(cfg), str(backup / "tiny_last.weights"), "--max-batches",
                  str(seen // BATCH + 1), "--backup-dir", str(backup)]) == 0
     assert header(backup / "tiny_final.weights") == seen + BATCH
+
+
+def test_progress_bar_on_stderr(run, tmp_path, capsys):
+    root, data, cfg, *_ = run
+    dn.train_detector(data, cfg, max_batches=3, backup_dir=tmp_path, progress=True, seed=8)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "3/3" in captured.err and "avg=" in captured.err
