@@ -21,7 +21,7 @@ finally:
         del os.environ["OMP_WAIT_POLICY"]
 
 from .errors import (CfgError, DarknetError, DeviceError, IncompleteError, InputError, LabelError,
-                     OutOfMemoryError, UnsupportedError, WeightsError)
+                     LossNotFiniteError, OutOfMemoryError, UnsupportedError, WeightsError)
 from .results import Classification, ValidationResult, ValidationStep, top_k
 from .classifier import Classifier, classify
 from .validation import validate_classifier
@@ -32,6 +32,7 @@ from .anchors import AnchorsResult, calc_anchors
 from .network import LayerInfo, Network, partial
 from .memory import estimate_training_memory
 from .train import TrainResult, train_classifier
+from .train_detector import DetectorTrainResult, train_detector
 from . import cuda
 
 from ._version import __version__
@@ -42,7 +43,8 @@ del logging, os, scipy_openblas32, _passive   # the namespace holds the public A
 __all__ = ["Network", "LayerInfo", "partial", "load_image", "resize_image", "resize_min", "crop_image",
            "center_crop", "to_chw", "DarknetError", "CfgError", "WeightsError", "InputError",
            "UnsupportedError", "DeviceError", "OutOfMemoryError", "LabelError", "IncompleteError",
-           "train_classifier", "TrainResult", "Classifier", "Classification", "ValidationResult",
+           "train_classifier", "TrainResult", "train_detector", "DetectorTrainResult", "LossNotFiniteError",
+           "Classifier", "Classification", "ValidationResult",
            "ValidationStep", "classify", "validate_classifier", "top_k", "Detector", "Detections", "Detection",
            "evaluate_detector", "validate_detector", "MapResult", "calc_anchors", "AnchorsResult", "letterbox_image",
            "estimate_training_memory", "cuda", "__version__"]

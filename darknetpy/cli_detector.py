@@ -21,8 +21,28 @@ _POINTS_HELP = ("\nSet -points flag:\n `-points 101` for MS COCO \n `-points 11`
 def add_detector_verbs(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from .cli import _darknet_flags, _verb
 
-    p = _verb(sub, "detector", "darknet's detector verbs: test, valid, map, calc_anchors", common)
+    p = _verb(sub, "detector", "darknet's detector verbs: train, test, valid, map, calc_anchors", common)
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    train = _verb(verbs, "train", "train a detector on the .data train list, as darknet's detector train", common)
+    train.add_argument("data", help=".data file (train, valid, names, backup, saveweights, savelast)")
+    train.add_argument("cfg", help="detector .cfg file")
+    train.add_argument("weights", nargs="?", help="starting .weights (a partial cut, or _last to resume)")
+    train.add_argument("-map", action="store_true", help="mAP on the valid list during training; saves _best")
+    train.add_argument("-clear", action="store_true", help="reset the images seen and the iteration to 0")
+    train.add_argument("-nan_ok", action="store_true", help="go on after a nan/inf loss, as darknet does")
+    train.add_argument("-dont_show", action="store_true", help="accepted; no chart window is ever shown")
+    train.add_argument("-thresh", type=float, default=0.25, help="score threshold of the mAP's TP/FP lines")
+    train.add_argument("-iou_thresh", type=float, default=0.5, help="IoU of a true positive in the mAP")
+    train.add_argument("-mAP_epochs", type=int, default=4, help="epochs between mAP calculations (4)")
+    train.add_argument("-chart", metavar="PNG", help="loss/mAP chart (default: chart.png beside the backups)")
+    train.add_argument("--max-batches", type=int, metavar="N", help="override the cfg's max_batches")
+    train.add_argument("--backup-dir", metavar="DIR", help="override the .data backup folder")
+    train.add_argument("--seed", type=int, help="seed for sampling and augmentation")
+    train.add_argument("--loader-threads", type=int, default=2, metavar="N", help="image loading threads (2)")
+    # -check (print the training-memory estimate and exit, issue 9 item 4) belongs here.
+    _darknet_flags(train)
+    train.set_defaults(run=_run_train)
 
     test = _verb(verbs, "test", "detect objects: darknet's 'name: NN%' lines", common)
     _data_cfg_weights(test)
@@ -130,6 +150,19 @@ def _run_test(args: argparse.Namespace) -> int:
 
 def _run_detect(args: argparse.Namespace) -> int:
     return _test(COCO_DATA, args)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .cli import _warn_device_flags
+    from .train_detector import train_detector
+
+    _warn_device_flags(args)
+    train_detector(args.data, args.cfg, args.weights, clear=args.clear, map=args.map, nan_ok=args.nan_ok,
+                   max_batches=args.max_batches, backup_dir=args.backup_dir, chart=args.chart,
+                   threads=args.threads, loader_threads=args.loader_threads, thresh=args.thresh,
+                   iou_thresh=args.iou_thresh, map_epochs=args.mAP_epochs, progress=args.progress,
+                   darknet_log=True, seed=args.seed)
+    return 0
 
 
 def _run_valid(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``darknetpy demo``: the whole classifier workflow on generated data, in about a minute.
+"""``darknetpy demo``: the whole classifier and detector workflow on generated data, in about a minute.
 
 1. draw a small labelled dataset of shapes (deterministic) as an ILSVRC-2012
    download (:func:`darknetpy.imagenet.make_fake_ilsvrc`);
@@ -7,7 +7,10 @@
 4. ``classifier valid`` (top-1 / top-5);
 5. ``partial`` the trained weights (the convolutional trunk);
 6. fine-tune from the partial file and validate again;
-7. ``classifier predict`` one validation image.
+7. ``classifier predict`` one validation image;
+8. ``detector train`` a small detector on generated scenes of the same shapes, from the same
+   partial file (:mod:`darknetpy.demo_detector`);
+9. ``detector map`` on the validation scenes and a picture of the boxes it finds.
 
 :func:`run_demo` reports through an *echo* callable (the CLI passes ``print``);
 the library itself prints nothing.
@@ -22,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import cv2
 import numpy as np
@@ -33,6 +36,9 @@ from .data import read_data_cfg, read_list
 from .network import partial
 from .results import ValidationResult
 from .validation import validate_classifier
+
+if TYPE_CHECKING:
+    from .demo_detector import DetectorDemoResult
 
 __all__ = ["CFG", "SHAPES", "DemoResult", "draw_shape", "run_demo"]
 
@@ -68,8 +74,7 @@ def draw_shape(shape: str, rng: np.random.Generator) -> np.ndarray:
     h, w = (int(v) for v in rng.integers(40, 65, size=2))
     image = np.empty((h, w, 3), dtype=np.uint8)
     image[:] = _hsv_to_bgr(rng.uniform(0, 180), rng.uniform(0, 255), rng.uniform(0, 70))
-    hue = SHAPES.index(shape) * 180 / len(SHAPES) + rng.uniform(-10, 10)
-    colour = _hsv_to_bgr(hue, rng.uniform(150, 255), rng.uniform(170, 255))
+    colour = shape_colour(shape, rng)
     s = min(h, w)
     r = float(rng.uniform(0.28, 0.42)) * s
     cx = w / 2 + float(rng.uniform(-0.12, 0.12)) * s
@@ -78,6 +83,12 @@ def draw_shape(shape: str, rng: np.random.Generator) -> np.ndarray:
     _DRAW[shape](image, (cx, cy), r, angle, colour)
     noise = rng.normal(0, 6, size=image.shape)
     return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def shape_colour(shape: str, rng: np.random.Generator) -> tuple:
+    """A bright BGR colour in *shape*'s hue family (jittered)."""
+    hue = SHAPES.index(shape) * 180 / len(SHAPES) + rng.uniform(-10, 10)
+    return _hsv_to_bgr(hue, rng.uniform(150, 255), rng.uniform(170, 255))
 
 
 def _polygon(image: np.ndarray, centre: tuple[float, float], r: float, angle: float, corners: int,
@@ -143,6 +154,7 @@ class DemoResult:
     valid: ValidationResult
     finetuned_valid: ValidationResult
     prediction: str
+    detector: DetectorDemoResult
     timings: dict
 
     @property
@@ -172,12 +184,18 @@ def _train(data: Path, weights: Optional[Path], backup: Path, max_batches: int, 
 
 def run_demo(workdir: Optional[str] = None, *, seed: int = 0, threads: Optional[int] = None,
              progress: Optional[bool] = None, echo: Optional[Callable[[str], None]] = None,
-             train_batches: int = TRAIN_BATCHES, finetune_batches: int = FINETUNE_BATCHES) -> DemoResult:
+             train_batches: int = TRAIN_BATCHES, finetune_batches: int = FINETUNE_BATCHES,
+             detect_batches: Optional[int] = None, picture: Optional[str] = None) -> DemoResult:
     """Run the demo in *workdir* (default: a temporary folder, deleted afterwards).
 
-    *echo* receives the report lines (default: the ``darknetpy`` logger at INFO).
-    Returns a :class:`DemoResult`; its paths are gone when *workdir* was None.
+    *echo* receives the report lines (default: the ``darknetpy`` logger at INFO). The picture of
+    the detected boxes goes to *picture* (default ``demo_detections.jpg`` in *workdir*, or in the
+    current directory without one). Returns a :class:`DemoResult`; its paths other than the
+    picture are gone when *workdir* was None.
     """
+    from .demo_detector import DETECT_BATCHES, DETECT_CFG, train_demo_detector
+
+    picture_path = Path(picture if picture is not None else Path(workdir or ".") / "demo_detections.jpg").resolve()
     say = echo or (lambda text: log.info("%s", text))
     timings: dict[str, float] = {}
     with _workdir(workdir) as work:
@@ -188,34 +206,34 @@ def run_demo(workdir: Optional[str] = None, *, seed: int = 0, threads: Optional[
         names = work / "shapes.names"
         names.write_text("".join(f"{s}\n" for s in SHAPES))
         timings["generate"] = time.perf_counter() - t
-        say(f"\n[1/7] drew {len(SHAPES)} shapes x ({TRAIN_PER_CLASS} train + {VAL_PER_CLASS} val) images "
+        say(f"\n[1/9] drew {len(SHAPES)} shapes x ({TRAIN_PER_CLASS} train + {VAL_PER_CLASS} val) images "
             f"in the ILSVRC-2012 layout: {download}  ({timings['generate']:.1f} s)")
 
         t = time.perf_counter()
         report = imagenet.prepare(download, work / "imagenet", names_list=names, progress=progress)
         data = report.data_file
         timings["prepare"] = time.perf_counter() - t
-        say(f"\n[2/7] darknetpy imagenet prepare {download} {work / 'imagenet'} --names {names}"
+        say(f"\n[2/9] darknetpy imagenet prepare {download} {work / 'imagenet'} --names {names}"
             f"  ({timings['prepare']:.1f} s)\n{report}")
 
         t = time.perf_counter()
         trained = _train(data, None, work / "backup", train_batches, seed, threads, progress)
         timings["train"] = time.perf_counter() - t
-        say(f"\n[3/7] darknetpy classifier train {data} {CFG} -dont_show  ({timings['train']:.1f} s)\n"
+        say(f"\n[3/9] darknetpy classifier train {data} {CFG} -dont_show  ({timings['train']:.1f} s)\n"
             f"{trained.iterations} iterations, final loss {_last_loss(trained)}; "
             f"weights: {trained.final_weights}")
 
         t = time.perf_counter()
         valid = validate_classifier(data, CFG, trained.final_weights, progress=progress, threads=threads)
         timings["valid"] = time.perf_counter() - t
-        say(f"\n[4/7] darknetpy classifier valid {data} {CFG} {trained.final_weights}"
+        say(f"\n[4/9] darknetpy classifier valid {data} {CFG} {trained.final_weights}"
             f"  ({timings['valid']:.1f} s)\n{valid}")
 
         t = time.perf_counter()
         conv = work / f"demo_shapes.conv.{TRUNK_LAYERS}"
         loaded = partial(CFG, trained.final_weights, conv, TRUNK_LAYERS)
         timings["partial"] = time.perf_counter() - t
-        say(f"\n[5/7] darknetpy partial {CFG} {trained.final_weights} {conv} {TRUNK_LAYERS}\n"
+        say(f"\n[5/9] darknetpy partial {CFG} {trained.final_weights} {conv} {TRUNK_LAYERS}\n"
             f"copied the weights of {loaded} layers (the convolutional trunk)")
 
         t = time.perf_counter()
@@ -223,7 +241,7 @@ def run_demo(workdir: Optional[str] = None, *, seed: int = 0, threads: Optional[
         tuned_valid = validate_classifier(data, CFG, tuned.final_weights, progress=progress,
                                           threads=threads)
         timings["finetune"] = time.perf_counter() - t
-        say(f"\n[6/7] darknetpy classifier train {data} {CFG} {conv} -clear --max-batches "
+        say(f"\n[6/9] darknetpy classifier train {data} {CFG} {conv} -clear --max-batches "
             f"{finetune_batches}  (fine-tune, "
             f"{tuned.iterations} iterations, {timings['finetune']:.1f} s with valid)\n{tuned_valid}")
 
@@ -233,10 +251,19 @@ def run_demo(workdir: Optional[str] = None, *, seed: int = 0, threads: Optional[
             result = clf.predict(image, top=clf.top)
         prediction = f"{image}: Predicted in {result.time_ms:f} milli-seconds.\n{result}"
         timings["predict"] = time.perf_counter() - t
-        say(f"\n[7/7] darknetpy classifier predict {data} {CFG} {tuned.final_weights} {image}\n{prediction}")
+        say(f"\n[7/9] darknetpy classifier predict {data} {CFG} {tuned.final_weights} {image}\n{prediction}")
+
+        t = time.perf_counter()
+        detected = train_demo_detector(work, conv, picture_path, seed=seed, threads=threads, progress=progress,
+                                       max_batches=detect_batches or DETECT_BATCHES)
+        timings["detector"] = time.perf_counter() - t
+        say(f"\n[8/9] darknetpy detector train {detected.data_file} {DETECT_CFG} {conv} -clear  "
+            f"({detected.iterations} iterations; {timings['detector']:.1f} s with the scenes, mAP and picture)\n"
+            f"\n[9/9] darknetpy detector map {detected.data_file} {DETECT_CFG} {detected.weights}\n{detected.map}\n"
+            f"picture of the boxes found on 4 validation scenes: {detected.picture}")
 
         out = DemoResult(work, data, trained.final_weights, conv, tuned.final_weights, valid, tuned_valid,
-                         prediction, timings)
+                         prediction, detected, timings)
         say(_summary(out))
         return out
 
@@ -254,4 +281,6 @@ def _summary(r: DemoResult) -> str:
             f"on {r.valid.count} validation images\n"
             f"  fine-tuned from partial: top-1 {r.finetuned_valid.top1:.3f}, "
             f"top-{r.finetuned_valid.k} {r.finetuned_valid.topk:.3f}\n"
+            f"  detector from the partial: mAP@0.5 {r.detector.map.map:.3f} "
+            f"({r.detector.map.unique_truth_count} boxes in the validation scenes)\n"
             f"  time: {total:.1f} s ({stages})")

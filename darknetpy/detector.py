@@ -180,7 +180,8 @@ class Detections:
             hue = (c * 123457 % classes) / classes
             colour = tuple(int(v) for v in cv2.cvtColor(np.uint8([[[hue * 179, 220, 255]]]),
                                                         cv2.COLOR_HSV2BGR)[0, 0])
-            x1, y1, x2, y2 = (int(round(float(v))) for v in self.boxes[i])
+            edge = np.array(canvas.shape[1::-1] * 2, np.float32)   # an untrained net's boxes can be infinite
+            x1, y1, x2, y2 = (int(round(float(v))) for v in np.clip(np.nan_to_num(self.boxes[i]), -1, edge))
             cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thick)
             label = f"{self._name(c)} {self.scores[i] * 100:.0f}%"
             (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)

@@ -2,14 +2,15 @@
 that fits, so ``except ValueError`` keeps working."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from .data import LabelCheck
     from .imagenet import PrepareReport
 
 __all__ = ["DarknetError", "CfgError", "WeightsError", "InputError", "UnsupportedError", "DeviceError",
-           "OutOfMemoryError", "LabelError", "IncompleteError", "NoImagesError"]
+           "OutOfMemoryError", "LabelError", "IncompleteError", "NoImagesError", "LossNotFiniteError"]
 
 
 class DarknetError(Exception):
@@ -62,3 +63,17 @@ class IncompleteError(DarknetError):
 
 class NoImagesError(DarknetError, FileNotFoundError):
     """``imagenet.prepare`` found no image; the message lists where it looked."""
+
+
+class LossNotFiniteError(DarknetError, FloatingPointError):
+    """Training stopped at a nan or inf loss, or at weights that became nan/inf (``nan_ok=False``).
+    ``iteration`` is the iteration that went bad; ``layer`` the index of the first detection head
+    whose cost did (None when no head's last mini-batch shows it), or of the first layer whose
+    weights did; ``weights`` the newest good weights file (None if none was written); the message
+    lists the likely causes."""
+
+    def __init__(self, message: str, iteration: int, layer: Optional[int], weights: Optional[Path]) -> None:
+        super().__init__(message)
+        self.iteration = iteration
+        self.layer = layer
+        self.weights = weights

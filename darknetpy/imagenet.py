@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from .data import PathArg, check_labelled, read_lines
 from .errors import CfgError, IncompleteError, NoImagesError
+from .paths import write_atomic
 
 __all__ = [
     "IncompleteError",
@@ -367,9 +368,7 @@ def _tqdm_disable(progress: bool | None) -> bool | None:
 
 def _write_text(path: Path, text: str) -> None:
     """Write *text* atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"))
 
 
 def _write_stream(path: Path, source: IO[bytes]) -> None:

@@ -40,3 +40,13 @@ def existing_file(path: PathLike, what: str) -> str:
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, f"{what} path {p} is a directory; give the path of a {what} file", p)
     return p
+
+
+def write_atomic(path: PathLike, data: bytes) -> None:
+    """Write *data* to *path* through a temporary file beside it and a rename, so a reader
+    (or a crash) never sees a half-written file."""
+    p = checked_path(path, "output")
+    tmp = os.path.join(os.path.dirname(p), f".{os.path.basename(p)}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, p)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,34 +24,13 @@ from .augment import SkippedImages, distort, rand_scale, read_bgr, unreadable
 from .data import check_labelled, read_data_cfg, read_lines, read_list, truth_vector
 from .errors import CfgError, DarknetError
 from .network import Network
+from .training import (Backups, Reporter, TrainProgress, TrainResult, cfg_base, saving_last_on_interrupt,
+                       smooth_loss)
 
 __all__ = ["train_classifier", "TrainResult", "TrainProgress", "augment_image"]
 
 log = logging.getLogger("darknetpy")
 PathLike = Union[str, os.PathLike]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`train_classifier` did: the ``_final`` weights, the iterations run in this
-    call, the per-iteration losses, wall time and the number of unreadable images skipped."""
-    final_weights: Path
-    iterations: int
-    loss_history: list
-    elapsed_s: float
-    skipped_images: int
-
-
-@dataclass(frozen=True)
-class TrainProgress:
-    """Passed to each callback after every iteration."""
-    iteration: int          # darknet's current batch
-    loss: float
-    avg_loss: float
-    rate: float
-    seen: int
-    images_per_s: float
-    network: Network
 
 
 # --------------------------------------------------------------------------- augmentation (spec §5.5)
@@ -175,58 +153,11 @@ class _Loader:
 
 # --------------------------------------------------------------------------- the loop
 
-def _cfg_base(cfg: PathLike) -> str:
-    return Path(cfg).name.split(".")[0]
-
-
 def _check_classes(net: Network, classes: int) -> None:
     last = net.layers[-1].type
     if last in ("softmax", "cost") and net.outputs != classes:
         raise CfgError(f"Error: num of filters = {net.outputs} in the last conv-layer in cfg-file doesn't match "
                        f"to classes = {classes} in data-file")
-
-
-class _Reporter:
-    """tqdm bar on stderr, or darknet's own lines on stdout (spec §4.8)."""
-
-    def __init__(self, progress: Optional[bool], darknet_log: bool, start: int, max_batches: int):
-        self.darknet_log = darknet_log
-        self.bar = None
-        self.max_batches = max_batches
-        self.hours_left = None
-        if progress is None:
-            progress = not darknet_log and sys.stderr.isatty()
-        if progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=max_batches or None, initial=start, unit="it", file=sys.stderr,
-                            dynamic_ncols=True, desc="train")
-
-    def header(self, base: str, net: Network, n_images: int) -> None:
-        if self.darknet_log:
-            info = net.info
-            print(f"{base}\n1\nLearning Rate: {info['learning_rate']:g}, Momentum: {info['momentum']:g}, "
-                  f"Decay: {info['decay']:g}\n{n_images}", flush=True)
-
-    def loaded(self, seconds: float) -> None:
-        if self.darknet_log:
-            print(f"Loaded: {seconds:f} seconds", flush=True)
-
-    def iteration(self, b: int, epochs: float, loss: float, avg: float, rate: float, cpu_s: float, seen: int,
-                  wall_s: float, images_per_s: float) -> None:
-        left = (max(self.max_batches - b, 0)) * wall_s / 3600
-        self.hours_left = left if self.hours_left is None else 0.99 * self.hours_left + 0.01 * left
-        if self.darknet_log:
-            print(f"{b}, {epochs:.3f}: {loss:f}, {avg:f} avg, {rate:f} rate, {cpu_s:f} seconds, {seen} images, "
-                  f"{self.hours_left:f} hours left", flush=True)
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.4f}", avg=f"{avg:.4f}", rate=f"{rate:.3g}",
-                                 img_s=f"{images_per_s:.1f}", refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] = None, *, clear: bool = False,
@@ -278,57 +209,45 @@ def _train(net, dc, labels, paths, cfg, clear, max_batches, backup_dir, loader_t
     info = net.info
     per_iteration = net.batch * net.subdivisions
     limit = info["max_batches"] if max_batches is None else int(max_batches)
-    backup = Path(backup_dir if backup_dir is not None else dc.backup)
-    backup.mkdir(parents=True, exist_ok=True)
-    base = _cfg_base(cfg)
-
-    def save(suffix) -> Path:
-        path = backup / f"{base}_{suffix}.weights"
-        log.info("Saving weights to %s", path)
-        net.save_weights(path)
-        return path
-
+    base = cfg_base(cfg)
+    b = net.seen // per_iteration
+    backups = Backups(net, backup_dir if backup_dir is not None else dc.backup, base, b, 1000, 100)
     loader = _Loader(paths, [dc.resolve(p) for p in paths], labels, dc.classes, info["label_smooth_eps"],
                      _Augment.from_info(info), loader_threads, seed)
-    b = net.seen // per_iteration
-    last_save = last_last = b
-    reporter = _Reporter(progress, darknet_log, b, limit)
-    reporter.header(base, net, len(paths))
+    reporter = Reporter(progress, darknet_log, b, limit)
+    reporter.say(f"{base}\n1\nLearning Rate: {info['learning_rate']:g}, Momentum: {info['momentum']:g}, "
+                 f"Decay: {info['decay']:g}\n{len(paths)}")
     x = np.empty((per_iteration,) + net.input_shape, np.float32)
     y = np.empty((per_iteration, net.outputs), np.float32)
     losses: list = []
     avg = None
     try:
-        loader.request(per_iteration)
-        while limit == 0 or b < limit:
-            t0 = time.perf_counter()
-            loader.collect(x, y)
+        with saving_last_on_interrupt(backups):
             loader.request(per_iteration)
-            reporter.loaded(time.perf_counter() - t0)
-            wall, cpu = time.perf_counter(), time.process_time()
-            loss = net.train_step(x, y)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            avg = loss if avg is None or not math.isfinite(avg) else 0.9 * avg + 0.1 * loss
-            losses.append(loss)
-            b = net.seen // per_iteration
-            rate = net.learning_rate
-            reporter.iteration(b, net.seen / len(paths), loss, avg, rate, cpu, net.seen, wall,
-                               per_iteration / max(wall, 1e-9))
-            if b >= last_save + 1000:
-                last_save = b
-                save(b)
-            if b >= last_last + 100:
-                last_last = b
-                save("last")
-            status = TrainProgress(b, loss, avg, rate, net.seen, per_iteration / max(wall, 1e-9), net)
-            if any([cb(status) is True for cb in callbacks]):
-                break
-    except KeyboardInterrupt:
+            while limit == 0 or b < limit:
+                t0 = time.perf_counter()
+                loader.collect(x, y)
+                loader.request(per_iteration)
+                reporter.say(f"Loaded: {time.perf_counter() - t0:f} seconds")
+                wall, cpu = time.perf_counter(), time.process_time()
+                loss = net.train_step(x, y)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                avg = smooth_loss(avg, loss)
+                losses.append(loss)
+                b = net.seen // per_iteration
+                rate = net.learning_rate
+                hours = reporter.update_hours(b, wall)
+                reporter.say(f"{b}, {net.seen / len(paths):.3f}: {loss:f}, {avg:f} avg, {rate:f} rate, {cpu:f} "
+                             f"seconds, {net.seen} images, {hours:f} hours left")
+                images_per_s = per_iteration / max(wall, 1e-9)
+                reporter.advance(loss=f"{loss:.4f}", avg=f"{avg:.4f}", rate=f"{rate:.3g}",
+                                 img_s=f"{images_per_s:.1f}")
+                backups.after(b)
+                status = TrainProgress(b, loss, avg, rate, net.seen, images_per_s, net)
+                if any([cb(status) is True for cb in callbacks]):
+                    break
+    finally:
         reporter.close()
         loader.close()
-        save("last")
-        raise
-    reporter.close()
-    loader.close()
-    final = save("final")
+    final = backups.save("final")
     return TrainResult(final, len(losses), losses, time.perf_counter() - start_time, loader.skipped)

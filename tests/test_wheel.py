@@ -148,4 +148,6 @@ def test_wheel_runs_like_this_build_without_a_compiler(repaired_wheel, tmp_path)
     np.testing.assert_allclose(np.load(work / "wheel_out.npy"), expected, rtol=1e-6, atol=1e-7)
     assert run(["darknetpy", "--version"], work, env).split() == ["darknetpy", dn.__version__]
     # the whole user path (data, training, validation, partial, prediction) with the wheel's OpenMP
-    assert "fine-tuned from partial" in run(["darknetpy", "demo", "--threads", "2"], work, env)
+    demo = run(["darknetpy", "demo", "--threads", "2"], work, env)
+    assert "fine-tuned from partial" in demo and "detector from the partial: mAP@0.5" in demo
+    assert (work / "demo_detections.jpg").is_file()
