@@ -97,8 +97,12 @@ static dn_status backward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *
     float *in_delta = src_deltas[0]->data;
     maxpool *p = l->p;
     if (!in_delta) return DN_OK;
-    for (size_t i = 0; i < (size_t)l->batch * l->outputs; i++)
-        if (p->argmax[i] >= 0) in_delta[p->argmax[i]] += l->delta.data[i];
+    /* an output plane's maxima lie in input planes no other output plane reads */
+    const long planes = (long)l->batch * l->out_c, plane = (long)l->out_h * l->out_w;
+    #pragma omp parallel for if (planes * plane > 65536) num_threads(dn_cpu_threads())
+    for (long pl = 0; pl < planes; pl++)
+        for (long i = pl * plane; i < (pl + 1) * plane; i++)
+            if (p->argmax[i] >= 0) in_delta[p->argmax[i]] += l->delta.data[i];
     return DN_OK;
 }
 
