@@ -5,19 +5,17 @@ count, in one run, with the time split per phase; and the images/s of the whole
 ``darknetpy classifier train`` loop (loading included) on generated JPEGs.
 
     python benchmarks/train_cpu.py [--threads 2] [--repeat 5] [--nets small,darknet19,yolov4-tiny]
-                                   [--cfg-dir ../shared/darknet/cfg] [--no-loop]
+                                   [--cfg-dir ../shared/darknet/cfg] [--no-loop] [--before CHECKOUT]
 
 Networks: ``benchmarks/small32.cfg`` (32x32, 10 classes) at batch 64, upstream's darknet19
 (224x224, 1000 classes) at batch 16 and yolov4-tiny (416x416) at batch 8; darknetpy trains the
 detector with its [yolo] loss on random boxes, PyTorch's column has no YOLO loss (its heads get
 a sum-of-squares loss), so its figure is an upper bound. Each engine runs in its own process (two
 thread pools in one process slow each other down); PyTorch's column is skipped when torch is not
-installed.
+installed. darknetpy is this checkout's in-place build when there is one, else the installed
+package; ``--before`` adds a row for another checkout built in place (e.g. an earlier commit).
 
-Phases (ms per iteration): PyTorch's are timed inside one step. darknetpy's ``forward`` is an
-inference-mode forward of the training network (raw weights, no batch statistics), ``backward``
-is ``Network.backward`` (training forward + backward) minus it, ``update`` is ``train_step``
-minus ``Network.backward``. ``loop`` is the images/s of ``train_classifier`` on generated
+Phases (ms per iteration) are timed inside the step (darknetpy's by the engine). ``loop`` is the images/s of ``train_classifier`` on generated
 images (decode, augmentation and batch assembly included; classifiers only) and ``loop/step``
 its ratio to the step alone; ``load`` is the loop's time per iteration beyond the step.
 """
@@ -55,12 +53,18 @@ def with_batch(cfg: Path, batch: int, out_dir: Path) -> Path:
     return out
 
 
-def import_darknetpy():
-    try:
-        import darknetpy as dn
-    except ImportError:  # run from a source checkout built in place
-        sys.path.insert(0, str(HERE.parent))
-        import darknetpy as dn
+def built_in_place(checkout: Path) -> bool:
+    return any((checkout / "darknetpy").glob("_libdarknet*.so"))
+
+
+def import_darknetpy(checkout=None):
+    """``checkout``'s or this checkout's in-place build if there is one, else the installed package."""
+    if "darknetpy" not in sys.modules:
+        checkout = checkout or (HERE.parent if built_in_place(HERE.parent) else None)
+        if checkout:
+            sys.path.insert(0, str(Path(checkout).resolve()))
+    import darknetpy as dn
+
     return dn
 
 
@@ -99,11 +103,17 @@ def bench_darknetpy(cfg, threads, repeat):
     n = net.batch
     x = rng.random((n,) + net.input_shape, dtype=np.float32)
     y = random_truth(net, n, rng)
-    step = median_s(lambda: net.train_step(x, y), repeat)
-    fwd_bwd = median_s(lambda: net.backward(x, y), repeat)
-    fwd = median_s(lambda: net.predict(x), repeat)
-    return {"step": n / step, "forward": fwd * 1e3, "backward": (fwd_bwd - fwd) * 1e3,
-            "update": (step - fwd_bwd) * 1e3}
+    phases = []
+
+    def step():
+        net.train_step(x, y)
+        if hasattr(net._handle, "phase_times"):  # builds before it have no phase split
+            phases.append(net._handle.phase_times())
+
+    rate = n / median_s(step, repeat)
+    fwd, bwd, upd = (statistics.median(p[k] for p in phases[1:]) * 1e3 if phases else float("nan")
+                     for k in range(3))
+    return {"step": rate, "forward": fwd, "backward": bwd, "update": upd}
 
 
 def make_dataset(root: Path, classes: int, size: tuple, count: int) -> Path:
@@ -284,9 +294,10 @@ def bench_torch(cfg, threads, repeat):
 
 # --------------------------------------------------------------------------- driver
 
-def run_child(engine, cfg, args):
-    proc = subprocess.run([sys.executable, __file__, "--engine", engine, "--cfg", str(cfg), "--threads",
-                           str(args.threads), "--repeat", str(args.repeat)], capture_output=True, text=True)
+def run_child(engine, cfg, args, checkout=None):
+    cmd = [sys.executable, __file__, "--engine", engine, "--cfg", str(cfg), "--threads", str(args.threads),
+           "--repeat", str(args.repeat)]
+    proc = subprocess.run(cmd + (["--checkout", str(checkout)] if checkout else []), capture_output=True, text=True)
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"{engine} on {cfg.name} failed")
@@ -308,10 +319,13 @@ def main():
     ap.add_argument("--nets", default="small,darknet19,yolov4-tiny", help="comma-separated: " + ",".join(NETWORKS))
     ap.add_argument("--cfg-dir", default=str(HERE.parents[1] / "shared" / "darknet" / "cfg"))
     ap.add_argument("--no-loop", action="store_true", help="skip the training-loop measurement")
+    ap.add_argument("--before", help="another checkout, built in place, timed as a row of its own")
+    ap.add_argument("--checkout", help=argparse.SUPPRESS)
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument("--cfg", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.engine:  # child process: one measurement, JSON on stdout
+        import_darknetpy(args.checkout)
         fn = {"darknetpy": bench_darknetpy, "torch": bench_torch, "loop": bench_loop}[args.engine]
         print(json.dumps(fn(Path(args.cfg), args.threads, args.repeat)))
         return
@@ -322,19 +336,20 @@ def main():
             name, cfg, batch, classifier = NETWORKS[key]
             cfg = with_batch(Path(cfg.format(cfg_dir=args.cfg_dir)), batch, Path(tmp))
             ours = run_child("darknetpy", cfg, args)
+            before = run_child("darknetpy", cfg, args, args.before) if args.before else None
             theirs = run_child("torch", cfg, args) if torch_ok else None
             loop = run_child("loop", cfg, args) if classifier and not args.no_loop else None
-            rows.append((name, batch, ours, theirs, loop))
-    version = next((r[3]["version"] for r in rows if r[3]), "not installed")
+            rows.append((name, batch, ours, before, theirs, loop))
+    version = next((r[4]["version"] for r in rows if r[4]), "not installed")
     print(f"train step, CPU, {args.threads} threads, median of {args.repeat} iterations (PyTorch {version}); "
-          "phases in ms per iteration")
+          "phases in ms per iteration; ratio: img/s / PyTorch's")
     print(f"{'network':<16}{'batch':>6}{'engine':>11}{'img/s':>9}{'forward':>9}{'backward':>9}{'update':>8}"
           f"{'ratio':>7}{'loop':>8}{'load':>7}{'loop/step':>10}")
-    for name, batch, ours, theirs, loop in rows:
-        for engine, r in (("darknetpy", ours), ("pytorch", theirs)):
+    for name, batch, ours, before, theirs, loop in rows:
+        for engine, r in (("darknetpy", ours), ("before", before), ("pytorch", theirs)):
             if r is None:
                 continue
-            ratio = f"{ours['step'] / theirs['step']:>7.2f}" if theirs and engine == "darknetpy" else " " * 7
+            ratio = f"{r['step'] / theirs['step']:>7.2f}" if theirs and engine != "pytorch" else " " * 7
             extra = ""
             if loop and engine == "darknetpy":
                 load = (batch / loop["loop"] - batch / ours["step"]) * 1e3

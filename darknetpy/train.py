@@ -146,7 +146,8 @@ class _Loader:
         self.paths, self.open_paths = paths, open_paths
         self.labels, self.classes, self.smooth, self.aug = labels, classes, smooth, aug
         self.rng = np.random.default_rng(seed)
-        self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="darknetpy-loader")
+        self.threads = max(1, threads)
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="darknetpy-loader")
         self.skipped = 0
         self._reported: set = set()
         self._pending: list = []
@@ -167,18 +168,27 @@ class _Loader:
         except Exception as exc:  # a corrupt file must not stop training
             return i, exc
 
+    def _load_many(self, draws: list) -> list:
+        return [self._load(i, rng) for i, rng in draws]
+
     def request(self, n: int) -> None:
-        self._pending = [self._job() for _ in range(n)]
+        # the draws in order (reproducible), then one job per thread: a job per image costs more
+        # in hand-offs between threads than a small image costs to load
+        draws = [(int(self.rng.integers(len(self.paths))), np.random.default_rng(int(self.rng.integers(2 ** 63))))
+                 for _ in range(n)]
+        jobs = min(n, self.threads)
+        self._pending = [self.pool.submit(self._load_many, draws[n * j // jobs:n * (j + 1) // jobs])
+                         for j in range(jobs)]
 
     def collect(self, x: np.ndarray, y: np.ndarray) -> None:
         jobs, self._pending = self._pending, []
+        loaded = [item for future in jobs for item in future.result()]
         failures = 0
-        for k, future in enumerate(jobs):
-            i, image = future.result()
+        for k, (i, image) in enumerate(loaded):
             while not isinstance(image, np.ndarray):
                 self._skip(i, image)
                 failures += 1
-                if failures > max(100, 10 * len(jobs)):
+                if failures > max(100, 10 * len(loaded)):
                     raise DarknetError(f"{failures} images in a row could not be loaded (last: {self.paths[i]}); "
                                        "check the train list")
                 i, image = self._job().result()
@@ -256,7 +266,7 @@ class _Reporter:
 
 def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] = None, *, clear: bool = False,
                      max_batches: Optional[int] = None, backup_dir: Optional[PathLike] = None,
-                     threads: Optional[int] = None, loader_threads: int = 4, allow_ambiguous: bool = False,
+                     threads: Optional[int] = None, loader_threads: int = 2, allow_ambiguous: bool = False,
                      progress: Optional[bool] = None, darknet_log: bool = False, seed: Optional[int] = None,
                      callbacks: Optional[Iterable[Callable[[TrainProgress], Optional[bool]]]] = None,
                      ) -> TrainResult:

@@ -372,6 +372,7 @@ struct dn_network {
     int want_prepared;     /* prepare (fuse) before inference passes */
     size_t bytes;          /* allocated by the build and prepare */
     size_t max_memory;     /* the most the network may hold (0: what the machine has available) */
+    double phase_s[3];     /* wall seconds of the last train_step's forward, backward, update */
     dn_ctx ctx;
 };
 
