@@ -4,7 +4,7 @@ SGD with momentum, weight decay on the weights only, as darknet) at the same bat
 count, in one run, with the time split per phase; and the images/s of the whole
 ``darknetpy classifier train`` loop (loading included) on generated JPEGs.
 
-    python benchmarks/train_cpu.py [--threads 2] [--repeat 5] [--nets small,darknet19,yolov4-tiny]
+    python benchmarks/train_cpu.py [--threads 2] [--repeat 5] [--rounds 1] [--nets small,darknet19,yolov4-tiny]
                                    [--cfg-dir ../shared/darknet/cfg] [--no-loop] [--before CHECKOUT]
 
 Networks: ``benchmarks/small32.cfg`` (32x32, 10 classes) at batch 64, upstream's darknet19
@@ -16,8 +16,9 @@ installed. darknetpy is this checkout's in-place build when there is one, else t
 package; ``--before`` adds a row for another checkout built in place (e.g. an earlier commit).
 
 Phases (ms per iteration) are timed inside the step (darknetpy's by the engine). ``loop`` is the images/s of ``train_classifier`` on generated
-images (decode, augmentation and batch assembly included; classifiers only) and ``loop/step``
-its ratio to the step alone; ``load`` is the loop's time per iteration beyond the step.
+images (decode, augmentation and batch assembly included; classifiers only; the median interval
+between iterations) and ``loop/step`` its ratio to ``train_step`` alone timed just before it in the
+same process; ``load`` is the loop's time per iteration beyond that step.
 """
 import argparse
 import json
@@ -136,24 +137,20 @@ def make_dataset(root: Path, classes: int, size: tuple, count: int) -> Path:
 
 
 def bench_loop(cfg, threads, repeat):
-    """images/s of train_classifier between its first and last iteration, and of its steps alone."""
+    """images/s of train_classifier (median interval between iterations) and, just before it in
+    the same process, of train_step alone on random data."""
     dn = import_darknetpy()
-    net = dn.Network(cfg, batch=None)
-    w, h, classes, batch = net.width, net.height, net.outputs, net.batch
-    net.close()
+    with dn.Network(cfg, batch=None, threads=threads) as net:
+        w, h, classes, batch = net.width, net.height, net.outputs, net.batch
+        x = np.random.default_rng(0).random((batch,) + net.input_shape, dtype=np.float32)
+        y = random_truth(net, batch, np.random.default_rng(0))
+        step = median_s(lambda: net.train_step(x, y), 2 * repeat)
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp), classes, (w * 5 // 4, h * 5 // 4), 256)
-        stamps, steps = [], []
-
-        def record(p):
-            stamps.append(time.perf_counter())
-            steps.append(batch / p.images_per_s)
-
-        iterations = max(4, 4 * repeat)
-        dn.train_classifier(data, cfg, clear=True, max_batches=iterations, threads=threads, seed=0,
-                            progress=False, callbacks=[record])
-    loop_s = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
-    return {"loop": batch / loop_s, "in_loop_step": batch / statistics.median(steps[1:])}
+        stamps = []
+        dn.train_classifier(data, cfg, clear=True, max_batches=4 * repeat + 1, threads=threads, seed=0,
+                            progress=False, callbacks=[lambda p: stamps.append(time.perf_counter())])
+    return {"loop": batch / statistics.median(np.diff(stamps)), "step": batch / step}
 
 
 # --------------------------------------------------------------------------- PyTorch
@@ -304,6 +301,11 @@ def run_child(engine, cfg, args, checkout=None):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def median_run(results):
+    """The run with the median images/s (its phases with it), None without runs."""
+    return sorted(results, key=lambda r: r["step"])[len(results) // 2] if results else None
+
+
 def have_torch():
     try:
         import torch  # noqa: F401
@@ -318,6 +320,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--nets", default="small,darknet19,yolov4-tiny", help="comma-separated: " + ",".join(NETWORKS))
     ap.add_argument("--cfg-dir", default=str(HERE.parents[1] / "shared" / "darknet" / "cfg"))
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each engine, alternating; the median is shown")
     ap.add_argument("--no-loop", action="store_true", help="skip the training-loop measurement")
     ap.add_argument("--before", help="another checkout, built in place, timed as a row of its own")
     ap.add_argument("--checkout", help=argparse.SUPPRESS)
@@ -335,13 +338,19 @@ def main():
         for key in args.nets.split(","):
             name, cfg, batch, classifier = NETWORKS[key]
             cfg = with_batch(Path(cfg.format(cfg_dir=args.cfg_dir)), batch, Path(tmp))
-            ours = run_child("darknetpy", cfg, args)
-            before = run_child("darknetpy", cfg, args, args.before) if args.before else None
-            theirs = run_child("torch", cfg, args) if torch_ok else None
+            runs = {"ours": [], "before": [], "theirs": []}
+            for _ in range(args.rounds):  # engines alternate, so that drift of the machine hits each alike
+                runs["ours"].append(run_child("darknetpy", cfg, args))
+                if args.before:
+                    runs["before"].append(run_child("darknetpy", cfg, args, args.before))
+                if torch_ok:
+                    runs["theirs"].append(run_child("torch", cfg, args))
+            ours, before, theirs = (median_run(runs[k]) for k in ("ours", "before", "theirs"))
             loop = run_child("loop", cfg, args) if classifier and not args.no_loop else None
             rows.append((name, batch, ours, before, theirs, loop))
     version = next((r[4]["version"] for r in rows if r[4]), "not installed")
-    print(f"train step, CPU, {args.threads} threads, median of {args.repeat} iterations (PyTorch {version}); "
+    print(f"train step, CPU, {args.threads} threads, median of {args.repeat} iterations, median of {args.rounds} "
+          f"alternating runs (PyTorch {version}); "
           "phases in ms per iteration; ratio: img/s / PyTorch's")
     print(f"{'network':<16}{'batch':>6}{'engine':>11}{'img/s':>9}{'forward':>9}{'backward':>9}{'update':>8}"
           f"{'ratio':>7}{'loop':>8}{'load':>7}{'loop/step':>10}")
@@ -352,8 +361,8 @@ def main():
             ratio = f"{r['step'] / theirs['step']:>7.2f}" if theirs and engine != "pytorch" else " " * 7
             extra = ""
             if loop and engine == "darknetpy":
-                load = (batch / loop["loop"] - batch / ours["step"]) * 1e3
-                extra = f"{loop['loop']:>8.1f}{load:>7.1f}{loop['loop'] / ours['step']:>10.2f}"
+                load = (batch / loop["loop"] - batch / loop["step"]) * 1e3
+                extra = f"{loop['loop']:>8.1f}{load:>7.1f}{loop['loop'] / loop['step']:>10.2f}"
             label = "pytorch*" if engine == "pytorch" and name.startswith("yolo") else engine
             print(f"{name:<16}{batch:>6}{label:>11}{r['step']:>9.1f}{r['forward']:>9.1f}{r['backward']:>9.1f}"
                   f"{r['update']:>8.1f}{ratio}{extra}")
