@@ -83,9 +83,11 @@ static size_t scratch_floats(const conv *p, int spatial, int threads)
    the forward pass asked for. */
 static dn_status scratch(dn_ctx *ctx, size_t n, float **out)
 {
-    if (ctx->workspace.n < n) {
+    if (ctx->workspace.n < n) { /* the old one stays when this fails: inference still has its scratch */
+        dn_tensor grown = {0};
+        DN_TRY(ctx->backend->alloc(&grown, n, "the training convolutions' per-thread workspace"));
         ctx->backend->release(&ctx->workspace);
-        DN_TRY(ctx->backend->alloc(&ctx->workspace, n, "the convolution backward workspace"));
+        ctx->workspace = grown;
     }
     *out = ctx->workspace.data;
     return DN_OK;
