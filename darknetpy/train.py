@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -96,6 +97,16 @@ def augment_image(rgb: np.ndarray, aug: _Augment, rng: np.random.Generator) -> n
 
 # --------------------------------------------------------------------------- loader
 
+def _yield_to_the_engine() -> None:
+    """A loader thread runs at a lower priority (Linux: per thread), so that it fills the gaps of a
+    training step instead of pre-empting one of the engine's threads (the others then wait at the
+    next barrier)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # another platform, or not permitted
+        pass
+
+
 class _Loader:
     """Draws paths uniformly with replacement (spec §5.5) and loads them on a thread pool;
     ``request`` starts the next batch, ``collect`` waits for it. Unreadable images are
@@ -106,9 +117,12 @@ class _Loader:
         self.paths, self.open_paths = paths, open_paths
         self.labels, self.classes, self.smooth, self.aug = labels, classes, smooth, aug
         self.rng = np.random.default_rng(seed)
-        self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="darknetpy-loader")
+        self.threads = max(1, threads)
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="darknetpy-loader",
+                                       initializer=_yield_to_the_engine)
         self.skips = SkippedImages()
         self._pending: list = []
+        self._x = self._y = None  # staging arrays the loader threads fill
 
     def _job(self):
         i = int(self.rng.integers(len(self.paths)))
@@ -124,18 +138,44 @@ class _Loader:
         except Exception as exc:  # a corrupt file must not stop training
             return i, str(exc)
 
+    def _load_into(self, draws: list, start: int) -> list:
+        """Loads draws[k] and its truth into row start + k of the staging arrays; returns
+        (index, stored, error) per draw."""
+        out = []
+        for k, (i, rng) in enumerate(draws):
+            i, image = self._load(i, rng)
+            stored = isinstance(image, np.ndarray)
+            if stored:
+                self._x[start + k] = image
+                self._y[start + k] = truth_vector(self.paths[i], self.labels, self.classes, self.smooth)
+            out.append((i, stored, None if stored else image))
+        return out
+
     def request(self, n: int) -> None:
-        self._pending = [self._job() for _ in range(n)]
+        # the draws in order (reproducible), then one job per thread writing into the staging
+        # arrays: a job per image costs more in hand-offs between threads than a small image
+        # costs to load, and the training thread only copies the batch
+        draws = [(int(self.rng.integers(len(self.paths))), np.random.default_rng(int(self.rng.integers(2 ** 63))))
+                 for _ in range(n)]
+        if self._x is None or len(self._x) != n:
+            self._x = np.empty((n, 3, self.aug.height, self.aug.width), np.float32)
+            self._y = np.empty((n, self.classes), np.float32)
+        jobs = min(n, self.threads)
+        self._pending = [self.pool.submit(self._load_into, draws[n * j // jobs:n * (j + 1) // jobs], n * j // jobs)
+                         for j in range(jobs)]
 
     def collect(self, x: np.ndarray, y: np.ndarray) -> None:
         jobs, self._pending = self._pending, []
+        loaded = [item for future in jobs for item in future.result()]
+        x[...], y[...] = self._x, self._y
         failures = 0
-        for k, future in enumerate(jobs):
-            i, image = future.result()
+        for k, (i, stored, image) in enumerate(loaded):
+            if stored:
+                continue
             while not isinstance(image, np.ndarray):
                 self.skips.add(self.paths[i], image)
                 failures += 1
-                if failures > max(100, 10 * len(jobs)):
+                if failures > max(100, 10 * len(loaded)):
                     raise unreadable(failures, self.paths[i])
                 i, image = self._job().result()
             x[k] = image
@@ -162,7 +202,7 @@ def _check_classes(net: Network, classes: int) -> None:
 
 def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] = None, *, clear: bool = False,
                      max_batches: Optional[int] = None, backup_dir: Optional[PathLike] = None,
-                     threads: Optional[int] = None, loader_threads: int = 4, allow_ambiguous: bool = False,
+                     threads: Optional[int] = None, loader_threads: int = 2, allow_ambiguous: bool = False,
                      progress: Optional[bool] = None, darknet_log: bool = False, seed: Optional[int] = None,
                      callbacks: Optional[Iterable[Callable[[TrainProgress], Optional[bool]]]] = None,
                      ) -> TrainResult:

@@ -374,6 +374,12 @@ cdef class NetworkHandle:
         _finish(st, caught)
         return loss
 
+    def phase_times(self):
+        """Wall seconds of the last train_step's (or backward's) forward, backward and update."""
+        cdef double t[3]
+        dn_network_phase_times(self._get(), t)
+        return t[0], t[1], t[2]
+
     def backward(self, const float[:, ::1] x, const float[:, ::1] y, bint want_input_delta):
         """(loss, input delta (batch, inputs) or None) of one mini-batch; accumulators reset first."""
         cdef dn_network *net = self._get()

@@ -2,6 +2,7 @@
 backups/resume/Ctrl-C and the augmentation."""
 import re
 import struct
+import time
 
 import cv2
 import numpy as np
@@ -166,6 +167,30 @@ def test_train_save_load_predict_identical(tmp_path):
         np.testing.assert_array_equal(loaded.predict(x[:7]), before)
     with dn.Network(cfg, tmp_path / "t.weights") as fused:
         np.testing.assert_allclose(fused.predict(x[:7]), before, atol=1e-5)
+
+
+def test_phase_times_split_the_step(tmp_path):
+    cfg = write_cfg(tmp_path, 10)
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 3, 16, 16), dtype=np.float32)
+    y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, BATCH)]
+    with dn.Network(cfg, batch=None) as net:
+        t0 = time.perf_counter()
+        net.train_step(x, y)
+        wall = time.perf_counter() - t0
+        phases = net._handle.phase_times()
+        assert all(t > 0 for t in phases) and sum(phases) <= wall
+        net.backward(x, y)
+        assert net._handle.phase_times()[2] == 0
+
+
+def test_loader_threads_do_not_change_the_run(tmp_path):
+    """The draws are made in order before the images are split across threads."""
+    data = make_dataset(tmp_path, per_class=3)
+    cfg = write_cfg(tmp_path, 3)
+    runs = [dn.train_classifier(data, cfg, progress=False, seed=5, loader_threads=k, backup_dir=tmp_path / str(k))
+            for k in (1, 3)]
+    assert runs[0].loss_history == runs[1].loss_history
 
 
 def test_loader_skips_bad_and_missing_images(tmp_path, caplog):

@@ -250,6 +250,9 @@ dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detect
  * mini-batch, one SGD update. *loss receives darknet's per-image loss.
  */
 dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss);
+/* Wall seconds of the phases of the last train_step (or backward, update 0): forward,
+   backward (each summed over its mini-batches) and update; for benchmarks. */
+void dn_network_phase_times(const dn_network *net, double seconds[3]);
 
 /*
  * Inspection hook for gradient checks (training does not need it): one

@@ -378,6 +378,7 @@ struct dn_network {
     int keep_all;          /* inference: keep every output (no reuse) */
     unsigned char *keep;   /* inference: n flags, outputs kept at the user's request (NULL: none) */
     int estimate_minibatch; /* > 0: an estimate (estimate.c), training buffers for this mini-batch */
+    double phase_s[3];     /* wall seconds of the last train_step's forward, backward, update */
     dn_ctx ctx;
 };
 

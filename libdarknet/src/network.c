@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "dn.h"
 
@@ -472,6 +473,18 @@ static dn_status prepare_training(dn_network *net, int truth_size)
     return DN_OK;
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+void dn_network_phase_times(const dn_network *net, double seconds[3])
+{
+    memcpy(seconds, net->phase_s, sizeof net->phase_s);
+}
+
 /* Training forward and backward of one mini-batch; *cost receives its network cost. */
 static dn_status forward_backward(dn_network *net, const float *x, const float *y, double *cost)
 {
@@ -480,8 +493,12 @@ static dn_status forward_backward(dn_network *net, const float *x, const float *
     DN_TRY(ctx->backend->upload(&net->input, 0, x, (size_t)in->batch * in->inputs));
     DN_TRY(ctx->backend->upload(&ctx->truth, 0, y, (size_t)in->batch * ctx->truth_size));
     ctx->training = 1;
+    const double t0 = now_s();
     dn_status st = forward_all(net);
+    const double t1 = now_s();
     if (st == DN_OK) st = backward_all(net);
+    net->phase_s[0] += t1 - t0;
+    net->phase_s[1] += now_s() - t1;
     ctx->training = 0;
     *cost = network_cost(net);
     return st;
@@ -526,6 +543,7 @@ dn_status dn_network_backward(dn_network *net, const float *x, const float *y, i
     if (input_delta && !net->input_delta.data) DN_TRY(alloc_counted(net, &net->input_delta, n_in, "the input delta"));
     if (!input_delta) release_counted(net, &net->input_delta);
     reset_updates(net);
+    memset(net->phase_s, 0, sizeof net->phase_s);
     if (input_delta) DN_TRY(zero(b, &net->input_delta, 0, n_in));
     dn_network_unprepare(net);
     DN_TRY(forward_backward(net, x, y, loss));
@@ -538,6 +556,7 @@ dn_status dn_network_train_step(dn_network *net, const float *x, const float *y,
     DN_TRY(prepare_training(net, truth_size));
     release_counted(net, &net->input_delta);
     dn_network_unprepare(net);
+    memset(net->phase_s, 0, sizeof net->phase_s);
     double total = 0;
     for (int s = 0; s < in->subdivisions; s++) {
         double cost;
@@ -548,11 +567,13 @@ dn_status dn_network_train_step(dn_network *net, const float *x, const float *y,
     }
     in->cur_iteration++;
     dn_update up = {in->batch * in->subdivisions, dn_network_current_rate(net), in->momentum, in->decay};
+    const double t0 = now_s();
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
         const dn_kernels *k = net->ctx.backend->kernels[l->kind];
         if (l->train && k->update) DN_TRY(k->update(l, &up, &net->ctx));
     }
+    net->phase_s[2] = now_s() - t0;
     *loss = (float)(total / (in->subdivisions * in->batch));
     return DN_OK;
 }

@@ -88,10 +88,24 @@ def test_gradients(tmp_path, body, shape):
     check_gradients(build(tmp_path, body + COST, shape, train=True))
 
 
-@pytest.mark.parametrize("act", ["linear", "mish", "swish", "logistic"])
+@pytest.mark.parametrize("act", ["linear", "leaky", "mish", "swish", "logistic"])
 def test_batchnorm_training_gradients(tmp_path, act):
     body = conv(4, act=act, extra="batch_normalize=1") + conv(3, act="linear") + COST
     check_gradients(build(tmp_path, body, (3, 5, 5), batch=3, train=True), n_idx=12)
+
+
+# threads x mini-batch: one thread; whole images per thread, split unevenly; fewer images than
+# threads (each GEMM split instead)
+@pytest.mark.parametrize("threads,batch", [(1, 3), (2, 3), (4, 3)], ids=["serial", "images-split", "gemm-split"])
+@pytest.mark.parametrize("act", ["leaky", "mish"])
+def test_training_paths_gradients(tmp_path, threads, batch, act):
+    """Each way a training convolution splits its work across threads: fused activation / bias /
+    batch-norm backward, 3x3 and 1x1 (direct) layers, groups and stride, weight-gradient sums
+    of several threads."""
+    body = (conv(4, act=act, extra="batch_normalize=1") + conv(4, size=1, pad=0, act="leaky")
+            + conv(4, stride=2, act=act, extra="groups=2\nbatch_normalize=1") + COST)
+    net = build(tmp_path, body, (2, 6, 6), batch=batch, train=True, threads=threads)
+    check_gradients(net, n_idx=12, eps=1e-4 if act == "leaky" else 1e-3)
 
 
 @pytest.mark.parametrize("act", ["leaky", "relu6", "selu", "gelu", "hard_mish", "normalize_channels"])

@@ -73,3 +73,24 @@ def test_gradients(tmp_path, pool):
 @pytest.mark.parametrize("path", upstream_cfgs("maxpool"), ids=cfg_id)
 def test_shapes_like_upstream(shared, path):
     assert_shapes_like_upstream(path, "maxpool")
+
+
+def test_2x2_training_routes_ties_to_the_first_maximum(tmp_path):
+    """The vectorised 2x2 stride-2 training path records the first maximum in scan order (rows,
+    then columns), as the generic window scan does: ties go to the same input."""
+    net = build(tmp_path, "[maxpool]\nsize=2\nstride=2\n" + COST, (3, 4, 6), train=True)
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, (net.batch,) + net.input_shape).astype(np.float32)  # many ties
+    y = rng.standard_normal((net.batch, net.outputs)).astype(np.float32)
+    _, dx = net.backward(x, y, input_delta=True)
+    d = net.layer_delta(0)
+    n, c, h, w = x.shape
+    ref = np.zeros_like(x)
+    for i in range(h // 2):
+        for j in range(w // 2):
+            first = x[:, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2].reshape(n, c, 4).argmax(axis=2)
+            for b in range(n):
+                for k in range(c):
+                    ref[b, k, 2 * i + first[b, k] // 2, 2 * j + first[b, k] % 2] = d[b, k, i, j]
+    assert np.any(ref) and np.count_nonzero(dx) == n * c * (h // 2) * (w // 2)
+    np.testing.assert_array_equal(dx, ref)

@@ -124,7 +124,7 @@ static float grad_one(float x, float y, dn_act a)
     }
 }
 
-static int is_channel_norm(dn_act a)
+int dn_act_mixes_channels(dn_act a)
 {
     return a == DN_ACT_NORM_CHAN || a == DN_ACT_NORM_CHAN_SOFTMAX || a == DN_ACT_NORM_CHAN_SOFTMAX_MAXVAL;
 }
@@ -166,7 +166,7 @@ static void normalize_channels(float *x, int batch, int c, int spatial, dn_act a
 void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a)
 {
     const long planes = (long)batch * c;
-    if (is_channel_norm(a)) {
+    if (dn_act_mixes_channels(a)) {
         if (bias) dn_add_bias(x, bias, batch, c, spatial);
         normalize_channels(x, batch, c, spatial, a);
         return;
@@ -189,7 +189,7 @@ void dn_activate(float *x, int batch, int c, int spatial, dn_act a)
 void dn_activate_grad(const float *x, const float *y, int batch, int c, int spatial, dn_act a, float *delta)
 {
     if (a == DN_ACT_LINEAR) return;
-    if (is_channel_norm(a)) {
+    if (dn_act_mixes_channels(a)) {
         /* exact Jacobians (upstream's delta*sum(y*delta) is not a gradient, see README):
            softmax kinds y_k(d_k - g); normalize_channels (d_k - g)/s where x_k > 0 */
         #pragma omp parallel for num_threads(dn_cpu_threads())
@@ -207,12 +207,19 @@ void dn_activate_grad(const float *x, const float *y, int batch, int c, int spat
         }
         return;
     }
-    long n = (long)batch * c * spatial;
+    const long n = (long)batch * c * spatial, chunk = 8192;
+    #pragma omp parallel for if (n > chunk) num_threads(dn_cpu_threads())
+    for (long i = 0; i < n; i += chunk)
+        dn_activate_grad_span(x ? x + i : NULL, y + i, n - i < chunk ? n - i : chunk, a, delta + i);
+}
+
+void dn_activate_grad_span(const float *x, const float *y, long n, dn_act a, float *delta)
+{
+    if (a == DN_ACT_LINEAR) return;
     if (a == DN_ACT_LEAKY) { /* the common case, vectorised */
-        #pragma omp parallel for simd num_threads(dn_cpu_threads())
+        #pragma omp simd
         for (long i = 0; i < n; i++) delta[i] *= y[i] > 0 ? 1.f : .1f;
         return;
     }
-    #pragma omp parallel for num_threads(dn_cpu_threads())
     for (long i = 0; i < n; i++) delta[i] *= grad_one(x ? x[i] : 0, y[i], a);
 }

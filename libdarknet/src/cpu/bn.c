@@ -17,11 +17,13 @@ void dn_bn_forward(dn_bn *bn, float *y, int batch, int training)
             double s = 0, s2 = 0;
             for (int b = 0; b < batch; b++) {
                 const float *p = y + ((long)b * n + f) * sp;
+                #pragma omp simd reduction(+ : s)
                 for (int i = 0; i < sp; i++) s += p[i];
             }
             mean = (float)(s / count);
             for (int b = 0; b < batch; b++) {
                 const float *p = y + ((long)b * n + f) * sp;
+                #pragma omp simd reduction(+ : s2)
                 for (int i = 0; i < sp; i++) s2 += (double)(p[i] - mean) * (p[i] - mean);
             }
             var = (float)(s2 / count);
@@ -35,11 +37,16 @@ void dn_bn_forward(dn_bn *bn, float *y, int batch, int training)
         const float inv = (float)(1.0 / sqrt((double)var + BN_EPS)), g = bn->scales[f];
         for (int b = 0; b < batch; b++) {
             float *p = y + ((long)b * n + f) * sp;
-            float *xn = training ? bn->x_norm + ((long)b * n + f) * sp : NULL;
-            for (int i = 0; i < sp; i++) {
-                float v = (p[i] - mean) * inv;
-                if (xn) xn[i] = v;
-                p[i] = v * g;
+            if (training) { /* keep x_hat for backward */
+                float *xn = bn->x_norm + ((long)b * n + f) * sp;
+                #pragma omp simd
+                for (int i = 0; i < sp; i++) {
+                    xn[i] = (p[i] - mean) * inv;
+                    p[i] = xn[i] * g;
+                }
+            } else {
+                #pragma omp simd
+                for (int i = 0; i < sp; i++) p[i] = (p[i] - mean) * inv * g;
             }
         }
     }
@@ -92,5 +99,54 @@ void dn_backward_bias(float *bias_updates, const float *delta, int batch, int n,
             for (int i = 0; i < spatial; i++) s += p[i];
         }
         bias_updates[f] += (float)s;
+    }
+}
+
+void dn_act_bias_bn_backward(dn_bn *bn, const float *x, const float *y, dn_act a, int batch, int n, int spatial,
+                             float *bias_updates, float *delta)
+{
+    if (dn_act_mixes_channels(a)) { /* its gradient mixes channels: a pass of its own */
+        dn_activate_grad(x, y, batch, n, spatial, a, delta);
+        a = DN_ACT_LINEAR;
+    }
+    const long count = (long)batch * spatial;
+    #pragma omp parallel for if (count * n > 65536) num_threads(dn_cpu_threads())
+    for (int f = 0; f < n; f++) {
+        /* pass 1: the activation's gradient and the sums of delta (bias, beta) and of delta * x_hat (gamma) */
+        double sum_d = 0, dg = 0;
+        for (int b = 0; b < batch; b++) {
+            const long o = ((long)b * n + f) * spatial;
+            float *d = delta + o;
+            const float *xn = bn ? bn->x_norm + o : NULL;
+            if (a == DN_ACT_LEAKY) {
+                const float *yo = y + o;
+                #pragma omp simd reduction(+ : sum_d)
+                for (int i = 0; i < spatial; i++) {
+                    d[i] *= yo[i] > 0 ? 1.f : .1f;
+                    sum_d += d[i];
+                }
+            } else {
+                dn_activate_grad_span(x ? x + o : NULL, y + o, spatial, a, d);
+                #pragma omp simd reduction(+ : sum_d)
+                for (int i = 0; i < spatial; i++) sum_d += d[i];
+            }
+            if (xn) {
+                #pragma omp simd reduction(+ : dg)
+                for (int i = 0; i < spatial; i++) dg += (double)d[i] * xn[i];
+            }
+        }
+        if (bias_updates) bias_updates[f] += (float)sum_d;
+        if (!bn) continue;
+        bn->scale_updates[f] += (float)dg;
+        /* pass 2: the exact gradient of the normalisation, batch statistics biased (cuDNN) */
+        const float g = bn->scales[f], inv = (float)(1.0 / sqrt((double)bn->batch_var[f] + BN_EPS));
+        const float md = (float)(sum_d / count), mdx = (float)(dg / count);
+        for (int b = 0; b < batch; b++) {
+            const long o = ((long)b * n + f) * spatial;
+            float *d = delta + o;
+            const float *xn = bn->x_norm + o;
+            #pragma omp simd
+            for (int i = 0; i < spatial; i++) d[i] = g * inv * (d[i] - md - xn[i] * mdx);
+        }
     }
 }

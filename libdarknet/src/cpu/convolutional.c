@@ -98,7 +98,10 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     const int fused = use_fused(l, ctx);
     const float *weights = fused ? p->fused_weights : src->weights;
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
-    for (int b = 0; b < l->batch; b++)
+    if (ctx->training) /* raw weights, images split across threads (conv_train.c) */
+        DN_TRY(dn_conv_forward_gemms(p, l->batch, in, l->inputs, weights, l->output.data, l->outputs, l->h * l->w,
+                                     spatial, ctx));
+    for (int b = 0; !ctx->training && b < l->batch; b++)
         for (int g = 0; g < p->groups; g++) {
             if (fused && p->wino_weights) {
                 dn_wino_conv3x3(in + (size_t)b * l->inputs, p->g.c, l->h, l->w, p->n, p->wino_m, p->wino_weights,
@@ -138,33 +141,11 @@ static dn_status backward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *
     float *in_delta = src_deltas[0]->data;
     conv *p = l->p;
     const conv *src = params(l);
-    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
-    dn_activate_grad(p->preact, l->output.data, l->batch, p->n, spatial, p->act, l->delta.data);
-    if (src->bias_updates) dn_backward_bias(src->bias_updates, l->delta.data, l->batch, p->n, spatial);
-    if (l->batch_normalize) dn_bn_backward(&p->bn, l->delta.data, l->batch);
-    const float *weights = src->weights;
-    for (int b = 0; b < l->batch; b++)
-        for (int g = 0; g < p->groups; g++) {
-            const size_t in_off = (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
-            const float *delta = l->delta.data + (size_t)b * l->outputs + (size_t)g * ng * spatial;
-            const float *col = in + in_off;
-            if (!is_direct(p)) {
-                dn_im2col(in + in_off, &p->g, ctx->workspace.data);
-                col = ctx->workspace.data;
-            }
-            if (src->weight_updates)
-                dn_gemm(0, 1, ng, k, spatial, 1, delta, spatial, col, spatial, 1,
-                        src->weight_updates + (size_t)g * ng * k, k);
-            if (!in_delta) continue;
-            const float *w = weights + (size_t)g * ng * k;
-            if (is_direct(p)) {
-                dn_gemm(1, 0, k, spatial, ng, 1, w, k, delta, spatial, 1, in_delta + in_off, spatial);
-            } else {
-                dn_gemm(1, 0, k, spatial, ng, 1, w, k, delta, spatial, 0, ctx->workspace.data, spatial);
-                dn_col2im_add(ctx->workspace.data, &p->g, in_delta + in_off);
-            }
-        }
-    return DN_OK;
+    const int spatial = l->out_w * l->out_h;
+    dn_act_bias_bn_backward(l->batch_normalize ? &p->bn : NULL, p->preact, l->output.data, p->act, l->batch, p->n,
+                            spatial, src->bias_updates, l->delta.data);
+    return dn_conv_backward_gemms(p, l->batch, in, l->inputs, l->delta.data, l->outputs, src->weights,
+                                  src->weight_updates, in_delta, l->h * l->w, spatial, ctx);
 }
 
 static dn_status update(dn_layer *l, const dn_update *u, dn_ctx *ctx)

@@ -28,12 +28,18 @@ void dn_cpu_set_threads(int threads);
 #define dn_activate_bias DN_CPU(activate_bias)
 #define dn_activate DN_CPU(activate)
 #define dn_activate_grad DN_CPU(activate_grad)
+#define dn_activate_grad_span DN_CPU(activate_grad_span)
+#define dn_act_mixes_channels DN_CPU(act_mixes_channels)
 /* x = act(x + bias[channel]) in one pass over (batch, c, spatial); bias may be NULL. */
 void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a);
 /* In place on (batch, c, spatial). */
 void dn_activate(float *x, int batch, int c, int spatial, dn_act a);
 /* delta *= f'(.) given the output y and, where needed, the pre-activation x. */
 void dn_activate_grad(const float *x, const float *y, int batch, int c, int spatial, dn_act a, float *delta);
+/* delta *= f'(.) over n consecutive values, for kinds where dn_act_mixes_channels is 0. */
+void dn_activate_grad_span(const float *x, const float *y, long n, dn_act a, float *delta);
+/* Whether the activation normalises across channels (its gradient at a pixel mixes them). */
+int dn_act_mixes_channels(dn_act a);
 
 /* ---- bn.c: batch normalisation and bias (spec §3.3, §4.4) ---------------- */
 
@@ -41,6 +47,7 @@ void dn_activate_grad(const float *x, const float *y, int batch, int c, int spat
 #define dn_bn_backward DN_CPU(bn_backward)
 #define dn_add_bias DN_CPU(add_bias)
 #define dn_backward_bias DN_CPU(backward_bias)
+#define dn_act_bias_bn_backward DN_CPU(act_bias_bn_backward)
 /* y (batch, n, spatial) in place: normalise and scale (no bias). */
 void dn_bn_forward(dn_bn *bn, float *y, int batch, int training);
 /* Backward through scale and normalisation; delta in place. */
@@ -49,6 +56,11 @@ void dn_bn_backward(dn_bn *bn, float *delta, int batch);
 void dn_add_bias(float *y, const float *bias, int batch, int n, int spatial);
 /* bias_updates[f] += sum of delta over batch and pixels. */
 void dn_backward_bias(float *bias_updates, const float *delta, int batch, int n, int spatial);
+/* Backward through activation, bias and batch norm (bn may be NULL) in two passes over delta
+   (batch, n, spatial), in place: delta *= f'(.) given the pre-activation x (where needed) and
+   output y; bias_updates (may be NULL) and bn's scale updates get their sums. */
+void dn_act_bias_bn_backward(dn_bn *bn, const float *x, const float *y, dn_act a, int batch, int n, int spatial,
+                             float *bias_updates, float *delta);
 
 /* ---- gemm.c: GEMM through OpenBLAS, im2col, SGD -------------------------- */
 
@@ -69,6 +81,22 @@ void dn_im2col(const float *im, const dn_conv_geom *g, float *col);
 void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im);
 /* Momentum SGD on one tensor: U -= decay*B*W; W += lr/B*U; U *= m. */
 void dn_sgd(float *w, float *u, size_t n, const dn_update *up, float lr, int decay);
+
+/* ---- conv_train.c: a convolution's training GEMMs (spec §4.3) ---- */
+
+struct conv;
+#define dn_conv_forward_gemms DN_CPU(conv_forward_gemms)
+#define dn_conv_backward_gemms DN_CPU(conv_backward_gemms)
+/* out = weights * columns of `batch` images (input planes of in_plane pixels, `inputs`/`outputs`
+   floats per image), no bias; scratch as below. */
+dn_status dn_conv_forward_gemms(const struct conv *p, int batch, const float *in, int inputs, const float *weights,
+                                float *out, int outputs, int in_plane, int spatial, dn_ctx *ctx);
+/* dw (may be NULL) += the weight gradient, in_delta (may be NULL) += the input delta of `batch`
+   images; scratch comes
+   from ctx's workspace, grown the first time it is too small. */
+dn_status dn_conv_backward_gemms(const struct conv *p, int batch, const float *in, int inputs, const float *delta,
+                                 int outputs, const float *weights, float *dw, float *in_delta, int in_plane,
+                                 int spatial, dn_ctx *ctx);
 
 /* ---- winograd.c: F(4x4 or 2x2, 3x3) for 3x3 stride-1 pad-1 inference convolutions ---- */
 

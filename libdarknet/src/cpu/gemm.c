@@ -97,12 +97,21 @@ void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im)
         for (int t = 0; t < k2; t++) {
             const int ky = t / g->size, kx = t % g->size;
             const float *src = col + ((long)ci * k2 + t) * spatial;
+            /* output columns [lo, hi) land inside the image (as in dn_im2col) */
+            const int x0 = kx * g->dilation - pad, sx = g->stride_x;
+            int lo = x0 < 0 ? (-x0 + sx - 1) / sx : 0;
+            int hi = g->w - x0 <= 0 ? 0 : (g->w - x0 - 1) / sx + 1;
+            if (hi > g->out_w) hi = g->out_w;
             for (int oy = 0; oy < g->out_h; oy++) {
                 const int iy = oy * g->stride_y - pad + ky * g->dilation;
                 if (iy < 0 || iy >= g->h) continue;
-                for (int ox = 0; ox < g->out_w; ox++) {
-                    const int ix = ox * g->stride_x - pad + kx * g->dilation;
-                    if (ix >= 0 && ix < g->w) plane[(long)iy * g->w + ix] += src[oy * g->out_w + ox];
+                float *row = plane + (long)iy * g->w;
+                const float *s = src + oy * g->out_w;
+                if (sx == 1) {
+                    #pragma omp simd
+                    for (int ox = lo; ox < hi; ox++) row[ox + x0] += s[ox];
+                } else {
+                    for (int ox = lo; ox < hi; ox++) row[ox * sx + x0] += s[ox];
                 }
             }
         }

@@ -54,6 +54,40 @@ static void forward_separable(dn_layer *l, const dn_pool *w, const float *in)
         }
 }
 
+/* Training's common case, 2x2 windows at stride 2 wholly inside the input: the maximum and its
+   index in the generic loop's scan order (first of equal values), vectorised. */
+static int is_2x2_inside(const dn_layer *l, const dn_pool *w)
+{
+    return w->size == 2 && w->stride_x == 2 && w->stride_y == 2 && w->padding / 2 == 0 && 2 * l->out_w <= l->w &&
+           2 * l->out_h <= l->h;
+}
+
+static void forward_2x2_argmax(dn_layer *l, const maxpool *p, const float *in)
+{
+    const int iw = l->w, ow = l->out_w, oh = l->out_h;
+    #pragma omp parallel for num_threads(dn_cpu_threads())
+    for (long pl = 0; pl < (long)l->batch * l->c; pl++) {
+        const float *plane = in + pl * l->h * iw;
+        float *out = l->output.data + pl * oh * ow;
+        int *arg = p->argmax + pl * oh * ow;
+        for (int i = 0; i < oh; i++) {
+            const float *r0 = plane + (long)2 * i * iw, *r1 = r0 + iw;
+            const int i0 = (int)(pl * l->h * iw) + 2 * i * iw;
+            #pragma omp simd
+            for (int j = 0; j < ow; j++) {
+                float best = -FLT_MAX;
+                int a = -1;
+                if (r0[2 * j] > best) { best = r0[2 * j]; a = i0 + 2 * j; }
+                if (r0[2 * j + 1] > best) { best = r0[2 * j + 1]; a = i0 + 2 * j + 1; }
+                if (r1[2 * j] > best) { best = r1[2 * j]; a = i0 + iw + 2 * j; }
+                if (r1[2 * j + 1] > best) { best = r1[2 * j + 1]; a = i0 + iw + 2 * j + 1; }
+                out[i * ow + j] = best;
+                arg[i * ow + j] = a;
+            }
+        }
+    }
+}
+
 static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *out, dn_ctx *ctx)
 {
     (void)out;
@@ -68,6 +102,10 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
         return DN_OK;
     }
     const dn_pool *w = &p->win;
+    if (is_2x2_inside(l, w)) {
+        forward_2x2_argmax(l, p, in);
+        return DN_OK;
+    }
     #pragma omp parallel for collapse(2) num_threads(dn_cpu_threads())
     for (int b = 0; b < l->batch; b++)
         for (int k = 0; k < l->c; k++) {
@@ -97,8 +135,12 @@ static dn_status backward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *
     float *in_delta = src_deltas[0]->data;
     maxpool *p = l->p;
     if (!in_delta) return DN_OK;
-    for (size_t i = 0; i < (size_t)l->batch * l->outputs; i++)
-        if (p->argmax[i] >= 0) in_delta[p->argmax[i]] += l->delta.data[i];
+    /* an output plane's maxima lie in input planes no other output plane reads */
+    const long planes = (long)l->batch * l->out_c, plane = (long)l->out_h * l->out_w;
+    #pragma omp parallel for if (planes * plane > 65536) num_threads(dn_cpu_threads())
+    for (long pl = 0; pl < planes; pl++)
+        for (long i = pl * plane; i < (pl + 1) * plane; i++)
+            if (p->argmax[i] >= 0) in_delta[p->argmax[i]] += l->delta.data[i];
     return DN_OK;
 }
 
