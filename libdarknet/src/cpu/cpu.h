@@ -5,6 +5,8 @@
 #ifndef DN_CPU_H
 #define DN_CPU_H
 
+#include <math.h>
+
 #include "../dn.h"
 
 #ifndef DN_ISA
@@ -34,6 +36,15 @@ void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial
 void dn_activate(float *x, int batch, int c, int spatial, dn_act a);
 /* delta *= f'(.) given the output y and, where needed, the pre-activation x. */
 void dn_activate_grad(const float *x, const float *y, int batch, int c, int spatial, dn_act a, float *delta);
+
+/* In place over n scores: upstream's softmax() (largest subtracted, exp in double). */
+static inline void dn_softmax_inplace(float *x, int n)
+{
+    float largest = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) largest = x[j] > largest ? x[j] : largest;
+    for (int j = 0; j < n; j++) sum += x[j] = (float)exp(x[j] - largest);
+    for (int j = 0; j < n; j++) x[j] /= sum;
+}
 
 /* ---- bn.c: batch normalisation and bias (spec §3.3, §4.4) ---------------- */
 
