@@ -141,6 +141,28 @@ def test_nms_matches_numpy(kind, beta, thresh):
     assert 0 < (got[2] > 0).sum() < (prob > 0).sum()    # something was suppressed, something kept
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_nms_matches_numpy_on_hard_cases(seed):
+    """Scores rounded to two digits (ties across and within classes), zero-size and negative-height boxes,
+    negative scores, thresholds 0, -0.1 and 0.9: the engine's sort-free NMS keeps upstream's results."""
+    rng = np.random.default_rng(seed)
+    n, classes = int(rng.integers(1, 90)), int(rng.integers(1, 6))
+    bbox = np.hstack([rng.uniform(0.2, 0.8, (n, 2)), rng.uniform(0.0, 0.5, (n, 2))]).astype(np.float32)
+    bbox[rng.random(n) < 0.1, 2] = 0
+    bbox[rng.random(n) < 0.1, 3] *= -1
+    obj = rng.uniform(0.2, 1, n).astype(np.float32)
+    obj[rng.random(n) < 0.15] = 0
+    prob = np.round(obj[:, None] * rng.random((n, classes)), 2).astype(np.float32)
+    prob[rng.random((n, classes)) < 0.3] = 0
+    prob[rng.random((n, classes)) < 0.05] *= -1
+    thresh = [0.45, 0.0, -0.1, 0.9][seed % 4]
+    kind, beta = [(0, 0.6), (1, 0.6), (2, 0.8)][seed % 3]
+    got = _libdarknet.nms(bbox, obj, prob, thresh, kind, beta)
+    want = ref_nms(bbox.astype(np.float64), obj, prob, thresh, kind, beta)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_nms_kind_from_cfg(tmp_path):
     with Network(head_cfg(tmp_path, nms_kind="diounms"), batch=1) as net:
         info = net._handle.detector_info()

@@ -18,7 +18,7 @@ BROKEN_CFGS = {
     "empty_value": (GOOD_NET + "[convolutional]\nfilters=\n", "no value"),
     "unknown_key": (GOOD_NET + CONV + "filterz=3\n", "unknown key 'filterz'"),
     "unknown_section": (GOOD_NET + "[convolution]\nfilters=4\n", "unknown section"),
-    "unsupported_section": (GOOD_NET + "[detection]\nclasses=2\n", "does not support [detection]"),
+    "unsupported_section": (GOOD_NET + "[lstm]\noutput=2\n", "does not support [lstm]"),
     "no_net_first": (CONV + GOOD_NET, "must be [net]"),
     "no_sections": ("# nothing\n", "no sections"),
     "option_before_section": ("width=3\n" + GOOD_NET, "before the first section"),

@@ -345,7 +345,7 @@ void dn_detections_free(dn_detections *d);
  * class a sort by that class's score (stable, descending) and suppression of
  * later boxes whose overlap with a kept one exceeds thresh: IoU (DN_NMS_DEFAULT),
  * DIoU with exponent 0.6 (DN_NMS_GREEDY) or exponent beta (DN_NMS_DIOU).
- * The array is left in the order of the last class's sort.
+ * The array is left in the order of the last class's sort. NaN scores are set to 0 first.
  */
 dn_status dn_nms(dn_detections *d, float thresh, int kind, float beta);
 

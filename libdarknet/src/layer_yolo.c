@@ -22,7 +22,7 @@ static int count_items(const char *s)
     return n;
 }
 
-static dn_status parse_iou_kind(dn_parse_ctx *ctx, const char *key, const char *def, int *out)
+dn_status yolo_parse_iou_kind(dn_parse_ctx *ctx, const char *key, const char *def, int *out)
 {
     const char *v = dn_opt_str(ctx, key, def);
     for (int i = 0; i < (int)(sizeof iou_names / sizeof *iou_names); i++)
@@ -91,11 +91,8 @@ static dn_status parse_training(dn_layer *l, yolo *p, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
+dn_status yolo_parse_head(yolo *p, dn_parse_ctx *ctx)
 {
-    yolo *p = calloc(1, sizeof *p);
-    if (!(l->p = p)) return dn_fail(DN_ERR_OOM, "out of memory");
-    DN_TRY(dn_require_image(ctx, l));
     p->classes = dn_opt_int(ctx, "classes", 20);
     p->total = dn_opt_int(ctx, "num", 1);
     if (p->classes < 0) return dn_parse_fail(ctx, "classes=%d must be >= 0", p->classes);
@@ -146,6 +143,15 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
         if (!(p->mask = malloc(sizeof *p->mask * p->n))) return dn_fail(DN_ERR_OOM, "out of memory");
         for (int i = 0; i < p->n; i++) p->mask[i] = i;
     }
+    return DN_OK;
+}
+
+static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
+{
+    yolo *p = calloc(1, sizeof *p);
+    if (!(l->p = p)) return dn_fail(DN_ERR_OOM, "out of memory");
+    DN_TRY(dn_require_image(ctx, l));
+    DN_TRY(yolo_parse_head(p, ctx));
 
     p->max_boxes = dn_opt_int(ctx, "max", 200);
     p->scale_x_y = dn_opt_float(ctx, "scale_x_y", 1);
@@ -155,8 +161,8 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     p->cls_normalizer = dn_opt_float(ctx, "cls_normalizer", 1);
     p->delta_normalizer = dn_opt_float(ctx, "delta_normalizer", 1);
     p->beta_nms = dn_opt_float(ctx, "beta_nms", .6f);
-    DN_TRY(parse_iou_kind(ctx, "iou_loss", "mse", &p->iou_loss));
-    DN_TRY(parse_iou_kind(ctx, "iou_thresh_kind", "iou", &p->iou_thresh_kind));
+    DN_TRY(yolo_parse_iou_kind(ctx, "iou_loss", "mse", &p->iou_loss));
+    DN_TRY(yolo_parse_iou_kind(ctx, "iou_thresh_kind", "iou", &p->iou_thresh_kind));
     const char *nms = dn_opt_str(ctx, "nms_kind", "default");
     if (strcmp(nms, "default") == 0) p->nms_kind = 0;
     else if (strcmp(nms, "greedynms") == 0) p->nms_kind = 1;
@@ -232,13 +238,16 @@ static void describe(const dn_layer *l, char *buf, size_t n)
              p->delta_normalizer, p->scale_x_y);
 }
 
-static void free_yolo(dn_layer *l)
+void yolo_free_state(yolo *p)
 {
-    yolo *p = l->p;
-    if (!p) return;
     free(p->mask);
     free(p->anchors);
     free(p->class_multipliers);
+}
+
+static void free_yolo(dn_layer *l)
+{
+    if (l->p) yolo_free_state(l->p);
 }
 
 static void attrs(const dn_layer *l, dn_attrs *a)

@@ -27,6 +27,13 @@ typedef struct yolo {
     dn_detection_stats stats; /* of the last training forward */
 } yolo;
 
+/* classes=, num=, anchors= and mask= of a [yolo]-like head (layer_yolo.c). */
+dn_status yolo_parse_head(yolo *p, dn_parse_ctx *ctx);
+/* An iou_loss= / iou_thresh_kind= option: mse, iou, giou, diou or ciou (upstream's numbering). */
+dn_status yolo_parse_iou_kind(dn_parse_ctx *ctx, const char *key, const char *def, int *out);
+/* Free the arrays of a yolo state (not the state itself). */
+void yolo_free_state(yolo *p);
+
 /* upstream's [yolo] training forward on host memory (spec D5.2-D5.7): `output` holds the
    activated outputs (objectness NaN/inf may be zeroed), `delta` receives the deltas,
    `truth` batch records of truth_size floats (x y w h class track_id per box). Sets l->cost

@@ -21,8 +21,8 @@ static const unsigned caps_table[] = {
 
 /* Sections upstream knows that this engine refuses with a clear message. */
 const char *const dn_unsupported_sections[] = {
-    "[detection]", "[local]", "[crop]", "[rnn]", "[gru]", "[lstm]", "[crnn]",
-    "[conv_lstm]", "[history]", "[contrastive]", "[implicit]", "[Gaussian_yolo]", "[lrn]", "[normalization]",
+    "[rnn]", "[gru]", "[lstm]", "[crnn]",
+    "[conv_lstm]", "[history]", "[contrastive]", "[implicit]", "[lrn]", "[normalization]",
     NULL};
 
 /* "[name]" matches the kind's name or alias. */

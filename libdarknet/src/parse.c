@@ -373,8 +373,7 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_network *net, dn_layer *l, in
     const dn_layer_ops *ops = dn_layer_ops_find(ctx->sec->type, &kind);
     if (!ops) {
         if (is_unsupported(ctx->sec->type))
-            return dn_parse_fail(ctx, "darknetpy does not support %s layers yet (recurrent, local, crop, region "
-                                 "and detection layers are not implemented)", ctx->sec->type);
+            return dn_parse_fail(ctx, "darknetpy does not support %s layers yet", ctx->sec->type);
         return dn_parse_fail(ctx, "unknown section type");
     }
     l->ops = ops;

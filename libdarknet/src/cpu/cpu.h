@@ -5,6 +5,8 @@
 #ifndef DN_CPU_H
 #define DN_CPU_H
 
+#include <math.h>
+
 #include "../dn.h"
 
 #ifndef DN_ISA
@@ -40,6 +42,15 @@ void dn_activate_grad(const float *x, const float *y, int batch, int c, int spat
 void dn_activate_grad_span(const float *x, const float *y, long n, dn_act a, float *delta);
 /* Whether the activation normalises across channels (its gradient at a pixel mixes them). */
 int dn_act_mixes_channels(dn_act a);
+
+/* In place over n scores: upstream's softmax() (largest subtracted, exp in double). */
+static inline void dn_softmax_inplace(float *x, int n)
+{
+    float largest = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) largest = x[j] > largest ? x[j] : largest;
+    for (int j = 0; j < n; j++) sum += x[j] = (float)exp(x[j] - largest);
+    for (int j = 0; j < n; j++) x[j] /= sum;
+}
 
 /* ---- bn.c: batch normalisation and bias (spec §3.3, §4.4) ---------------- */
 

@@ -1,4 +1,5 @@
-/* [region] on the CPU. */
+/* [region] on the CPU: records cell-major, the logistic on objectness, a softmax over the
+   classes or over each group of a softmax tree. */
 #include <math.h>
 #include <string.h>
 
@@ -20,11 +21,13 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
             for (int a = 0; a < p->n; a++) {
                 float *r = cell + a * size;
                 r[4] = region_logistic(r[4]);
-                if (!p->softmax) continue;
-                float *cls = r + 5, largest = -INFINITY, sum = 0;
-                for (int j = 0; j < p->classes; j++) largest = cls[j] > largest ? cls[j] : largest;
-                for (int j = 0; j < p->classes; j++) sum += cls[j] = (float)exp(cls[j] - largest);
-                for (int j = 0; j < p->classes; j++) cls[j] /= sum;
+                if (p->tree.n) {
+                    for (int g = 0; g < p->tree.groups; g++)
+                        dn_softmax_inplace(r + 5 + p->tree.group_start[g],
+                                           p->tree.group_start[g + 1] - p->tree.group_start[g]);
+                } else if (p->softmax) {
+                    dn_softmax_inplace(r + 5, p->classes);
+                }
             }
         }
     return DN_OK;
