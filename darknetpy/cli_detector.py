@@ -40,7 +40,8 @@ def add_detector_verbs(sub: argparse._SubParsersAction, common: argparse.Argumen
     train.add_argument("--backup-dir", metavar="DIR", help="override the .data backup folder")
     train.add_argument("--seed", type=int, help="seed for sampling and augmentation")
     train.add_argument("--loader-threads", type=int, default=2, metavar="N", help="image loading threads (2)")
-    # -check (print the training-memory estimate and exit, issue 9 item 4) belongs here.
+    train.add_argument("-check", action="store_true",
+                       help="print the memory training will take and whether it fits, then exit")
     _darknet_flags(train)
     train.set_defaults(run=_run_train)
 
@@ -152,11 +153,32 @@ def _run_detect(args: argparse.Namespace) -> int:
     return _test(COCO_DATA, args)
 
 
+def _check_memory(cfg: str) -> int:
+    """The training-memory estimate by category, then whether it fits (else the advice)."""
+    from .cli import _error_text
+    from .memory import check_training_memory, estimate_training_memory
+
+    m = estimate_training_memory(cfg)
+    print(f"{cfg}: training with batch={m['batch']} subdivisions={m['subdivisions']} (mini-batch "
+          f"{m['minibatch']}) at {m['width']} x {m['height']}")
+    for key in ("weights", "optimizer_state", "activations", "deltas", "workspace", "data", "total"):
+        print(f"  {key:<16}{m[key] / 2 ** 20:10.1f} MiB")
+    try:
+        check_training_memory(cfg)
+    except DarknetError as exc:
+        print(f"darknetpy: error: {_error_text(exc)}", file=sys.stderr)
+        return 1
+    print("fits in the memory available now")
+    return 0
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .cli import _warn_device_flags
     from .train_detector import train_detector
 
     _warn_device_flags(args)
+    if args.check:
+        return _check_memory(args.cfg)
     train_detector(args.data, args.cfg, args.weights, clear=args.clear, map=args.map, nan_ok=args.nan_ok,
                    max_batches=args.max_batches, backup_dir=args.backup_dir, chart=args.chart,
                    threads=args.threads, loader_threads=args.loader_threads, thresh=args.thresh,

@@ -42,3 +42,13 @@ def estimate_training_memory(cfg: PathLike, *, batch: Optional[int] = None, subd
     out["total"] = out["network"] + out["data"]
     out.update({k: m[k] for k in ("per_image", "batch", "subdivisions", "minibatch", "width", "height")})
     return out
+
+
+def check_training_memory(cfg: PathLike, max_memory: Optional[int] = None) -> None:
+    """Raise the OutOfMemoryError a training build of ``cfg`` would raise (naming the smallest
+    ``subdivisions``, or else the input size, that fits in ``max_memory`` bytes or in the memory
+    available now), without building anything."""
+    if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int)
+                                   or max_memory < 1):
+        raise InputError(f"max_memory must be a positive number of bytes or None, not {max_memory!r}")
+    _libdarknet.check_training_fits(existing_file(cfg, "cfg"), max_memory or 0)

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _libdarknet
 from .augment import SkippedImages, distort, rand_scale, read_bgr, unreadable
+from .cfgfile import read_cfg
 from .data import check_labelled, read_data_cfg, read_lines, read_list, truth_vector
 from .errors import CfgError, DarknetError
 from .network import Network
@@ -200,6 +201,18 @@ def _check_classes(net: Network, classes: int) -> None:
                        f"to classes = {classes} in data-file")
 
 
+# [net] batch-mixing keys the classifier loader does not implement (the detector loader does)
+_MIXING = ("mixup", "cutmix", "mosaic", "blur")
+
+
+def _refuse_mixing(cfg: PathLike) -> None:
+    net = read_cfg(cfg)[0]
+    for key, value, line in net.options:
+        if key in _MIXING and value.strip() not in ("", "0"):
+            raise CfgError(f"{os.fspath(cfg)}:{line}: {key}={value} is not supported for classifier training; "
+                           "remove it (or set it to 0)")
+
+
 def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] = None, *, clear: bool = False,
                      max_batches: Optional[int] = None, backup_dir: Optional[PathLike] = None,
                      threads: Optional[int] = None, loader_threads: int = 2, allow_ambiguous: bool = False,
@@ -231,6 +244,7 @@ def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] 
     if not paths:
         raise DarknetError(f"the train list {dc.train} has no image paths")
     check_labelled(paths, labels, allow_ambiguous=allow_ambiguous)
+    _refuse_mixing(cfg)
     net = Network(cfg, weights, batch=None, threads=threads)
     try:
         return _train(net, dc, labels, paths, cfg, clear, max_batches, backup_dir, loader_threads, progress,

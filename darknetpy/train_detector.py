@@ -194,8 +194,7 @@ def train_detector(data: PathLike, cfg: PathLike, weights: Optional[PathLike] = 
         raise DarknetError(f"the train list {dc.get('train', 'data/train.txt')} has no image paths")
     opts = _Options(clear, map, nan_ok, max_batches, backup_dir, chart, threads, loader_threads, augment, thresh,
                     iou_thresh, map_epochs, progress, darknet_log, seed, tuple(callbacks or ()))
-    # The training-memory check (issue 9 item 4: estimate, OutOfMemoryError naming the subdivisions that
-    # fit) belongs here, before the network allocates its training buffers.
+    # a training build checks the memory it needs first (OutOfMemoryError naming the subdivisions that fit)
     net = Network(cfg, weights, batch=None, threads=threads)
     try:
         return _Loop(net, dc, cfg, paths, opts).run(start_time)

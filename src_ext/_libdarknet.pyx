@@ -126,6 +126,16 @@ def estimate_training_memory(cfg_path, int batch, int subdivisions, int width, i
     return m
 
 
+def check_training_fits(cfg_path, size_t limit):
+    """Raise the training build's OutOfMemoryError if a training network of the cfg would not fit."""
+    cdef bytes path = os.fsencode(cfg_path)
+    cdef const char *p = path
+    cdef dn_status st
+    with nogil:
+        st = dn_check_training_fits(p, limit)
+    _check(st)
+
+
 CAPS = {"weights": DN_CAP_WEIGHTS, "trainable": DN_CAP_TRAINABLE, "cost": DN_CAP_COST,
         "detection": DN_CAP_DETECTION, "classifier": DN_CAP_CLASSIFIER}
 

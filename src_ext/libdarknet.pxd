@@ -94,6 +94,7 @@ cdef extern from "darknet.h" nogil:
         int batch, subdivisions, minibatch, width, height, inputs, truths
     dn_status dn_estimate_training_memory(const char *cfg_path, int batch, int subdivisions, int width, int height,
                                           dn_training_memory *out)
+    dn_status dn_check_training_fits(const char *cfg_path, size_t limit)
 
     ctypedef struct dn_cfg:
         pass

@@ -141,7 +141,7 @@ def test_wrong_input_shapes(oracle):
         net.predict(np.zeros((3, 224, 224), np.float32))
 
 
-@pytest.mark.parametrize("key", ["adam", "mixup", "mosaic", "ema_alpha"])
+@pytest.mark.parametrize("key", ["adam", "ema_alpha"])
 def test_unimplemented_training_features_are_refused_for_training_only(tmp_path, key):
     import darknetpy as dn
     cfg = tmp_path / "net.cfg"
@@ -149,3 +149,13 @@ def test_unimplemented_training_features_are_refused_for_training_only(tmp_path,
     dn.Network(cfg).close()  # inference ignores them, as upstream does
     with pytest.raises(dn.CfgError, match=f"{key}= is not supported for training"):
         dn.Network(cfg, batch=None)
+
+
+@pytest.mark.parametrize("key", ["mosaic", "mixup", "cutmix", "blur"])
+def test_batch_mixing_keys_are_left_to_the_loaders(tmp_path, key):
+    """The engine builds a training network with them; the detector loader implements them and
+    the classifier trainer refuses them (tests/test_train.py)."""
+    import darknetpy as dn
+    cfg = tmp_path / "net.cfg"
+    cfg.write_text(f"[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\n{key}=1\n" + CONV)
+    dn.Network(cfg, batch=None).close()

@@ -200,3 +200,21 @@ def test_too_large_training_is_refused_before_allocating(tmp_path):
     assert word == "OOM" and f"batch={batch} subdivisions=1" in message and "set subdivisions=" in message, \
         child.stdout
     assert int(peak_mib) < 400, child.stdout
+
+
+def test_check_training_memory_and_cli_check(tmp_path, capsys):
+    """check_training_memory gives the training build's advice without building; -check prints the
+    estimate by category and whether it fits."""
+    from darknetpy.cli import main
+    cfg = train_cfg(tmp_path, 8, 1)
+    need = {s: dn.estimate_training_memory(cfg, subdivisions=s)["network"] for s in (1, 2, 4)}
+    dn.check_training_memory(cfg, max_memory=need[1] + 1)
+    with pytest.raises(dn.OutOfMemoryError, match=r"max_memory=.*set subdivisions=4 in \[net\]"):
+        dn.check_training_memory(cfg, max_memory=(need[2] + need[4]) // 2)
+    data = tmp_path / "obj.data"
+    data.write_text("classes=1\ntrain=train.txt\n")
+    assert main(["detector", "train", str(data), str(cfg), "-check"]) == 0
+    out = capsys.readouterr().out
+    total = dn.estimate_training_memory(cfg)["total"]
+    assert "batch=8 subdivisions=1" in out and f"{total / 2 ** 20:10.1f} MiB" in out
+    assert "fits in the memory available now" in out

@@ -219,6 +219,15 @@ def test_refuses_unlabelled_and_ambiguous_paths(tmp_path):
     assert result.iterations == 1
 
 
+@pytest.mark.parametrize("key", ["mosaic", "mixup", "cutmix", "blur"])
+def test_batch_mixing_is_refused_for_classifiers(tmp_path, key):
+    data = make_dataset(tmp_path, per_class=1)
+    cfg = write_cfg(tmp_path, 1)
+    cfg.write_text(cfg.read_text().replace("[net]\n", f"[net]\n{key}=1\n", 1))
+    with pytest.raises(dn.CfgError, match=rf"shapes.cfg:2: {key}=1 is not supported for classifier training"):
+        dn.train_classifier(data, cfg, progress=False)
+
+
 def test_classes_must_match_the_network(tmp_path):
     data = make_dataset(tmp_path, per_class=1)
     data.write_text(data.read_text().replace("classes=4", "classes=5"))

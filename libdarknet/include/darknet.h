@@ -155,6 +155,9 @@ typedef struct dn_training_memory {
    naming the smallest subdivisions (or else the input size) that fits. */
 dn_status dn_estimate_training_memory(const char *cfg_path, int batch, int subdivisions, int width, int height,
                                       dn_training_memory *out);
+/* DN_OK when a training build of the cfg fits in `limit` bytes (0: the memory available now), else
+   DN_ERR_OOM with the advice a training build would give. */
+dn_status dn_check_training_fits(const char *cfg_path, size_t limit);
 
 dn_status dn_network_info(const dn_network *net, dn_net_info *info);
 dn_status dn_network_layer_info(const dn_network *net, int index, dn_layer_info *info);

@@ -125,3 +125,15 @@ dn_status dn_check_training_memory(const dn_cfg *cfg, int width, int height, siz
     return dn_fail(DN_ERR_OOM, "%s; the weights, their updates and the workspace alone need %zu MiB: use a smaller "
                    "model", head, s.fixed >> 20);
 }
+
+dn_status dn_check_training_fits(const char *cfg_path, size_t limit)
+{
+    const size_t available = limit ? limit : dn_available_memory();
+    char what[64];
+    snprintf(what, sizeof what, limit ? "max_memory=%zu MiB" : "the %zu MiB of memory available", available >> 20);
+    dn_cfg *cfg;
+    DN_TRY(dn_cfg_read(cfg_path, &cfg));
+    const dn_status st = dn_check_training_memory(cfg, 0, 0, available, what);
+    dn_cfg_free(cfg);
+    return st;
+}

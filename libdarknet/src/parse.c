@@ -212,11 +212,12 @@ static dn_status parse_policy(dn_parse_ctx *ctx, dn_network *net)
     return DN_OK;
 }
 
-/* Training features this engine does not implement: refuse rather than train
-   silently without them. Inference ignores them, as upstream does. */
+/* Optimiser features this engine does not implement: refuse rather than train
+   silently without them. Inference ignores them, as upstream does. (Batch mixing keys
+   -- mosaic, mixup, cutmix, blur -- belong to the data loaders, which decide.) */
 static dn_status refuse_unsupported_training(dn_parse_ctx *ctx, int train)
 {
-    static const char *const keys[] = {"adam", "mixup", "cutmix", "mosaic", "blur", "ema_alpha", NULL};
+    static const char *const keys[] = {"adam", "ema_alpha", NULL};
     if (!train) {
         dn_opt_accept(ctx, keys);
         return DN_OK;
@@ -232,7 +233,7 @@ static dn_status refuse_unsupported_training(dn_parse_ctx *ctx, int train)
    training, charts) or ignores, as upstream cfgs carry them (spec §1.3). */
 static const char *const net_ignored_keys[] = {
     "seq_scales", "sequential_subdivisions", "init_sequential_subdivisions", "gaussian_noise", "letter_box",
-    "mosaic_bound", "track", "augment_speed", "resize_step", "max_chart_loss", "B1", "B2", "eps", "loss_scale",
+    "mosaic", "mosaic_bound", "mixup", "cutmix", "blur", "track", "augment_speed", "resize_step", "max_chart_loss", "B1", "B2", "eps", "loss_scale",
     "try_fix_nan", "weights_reject_freq", "equidistant_point", "badlabels_rejection_percentage",
     "num_sigmas_reject_badlabels", "use_cuda_graph", "dynamic_minibatch", "optimized_memory",
     "workspace_size_limit_MB", "contrastive", "contrastive_color", "contrastive_jit_flip", "unsupervised",
