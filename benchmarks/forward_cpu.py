@@ -1,11 +1,14 @@
-"""CPU forward time at batch 1: darknetpy next to OpenCV 4.x DNN (its darknet importer), and next to
-ONNX Runtime and OpenVINO on darknetpy's ONNX export of the same network; same cfg, same weights, same
-thread count, each engine in its own process, in one run.
+"""CPU forward time: darknetpy next to OpenCV 4.x DNN (its darknet importer), and next to ONNX Runtime
+and OpenVINO on darknetpy's ONNX export of the same network; same cfg, same weights, same thread count,
+same batch, each engine in its own process, in one run.
 
-    python benchmarks/forward_cpu.py [--threads 2] [--repeat 10] [--cfg-dir ../shared/darknet/cfg]
+    python benchmarks/forward_cpu.py [--threads 2] [--repeat 10] [--batch 1] [--size 416]
+                                     [--cfg-dir ../shared/darknet/cfg] [models...]
 
-Prints a table of median milliseconds and the ratio darknetpy / the fastest other engine (< 1: faster).
-An engine whose package is not installed (onnxruntime, openvino) shows "-".
+Prints a table of median milliseconds per forward, each engine's peak resident memory (MB, the whole
+process: Python and the engine's libraries included) and the ratio darknetpy / the fastest other
+engine (< 1: faster). --size S runs every model at S x S input. An engine whose package is not
+installed (onnxruntime, openvino) shows "-".
 """
 import argparse
 import statistics
@@ -34,19 +37,22 @@ def median_ms(fn, repeat):
     return statistics.median(times)
 
 
-def time_darknetpy(cfg, weights, threads, repeat):
-    net = dn.Network(cfg, weights, threads=threads)
-    x = np.random.default_rng(0).random(net.input_shape, dtype=np.float32)
+def random_batch(cfg, batch):
+    return np.random.default_rng(0).random((batch,) + dn.Network(cfg, batch=1).input_shape, dtype=np.float32)
+
+
+def time_darknetpy(cfg, weights, threads, repeat, batch):
+    net = dn.Network(cfg, weights, batch=batch, threads=threads)
+    x = random_batch(cfg, batch)
     return median_ms(lambda: net.predict(x), repeat)
 
 
-def time_opencv(cfg, weights, threads, repeat):
+def time_opencv(cfg, weights, threads, repeat, batch):
     cv2.setNumThreads(threads)
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-    c, h, w = dn.Network(cfg, batch=1).input_shape
-    blob = np.random.default_rng(0).random((1, c, h, w), dtype=np.float32)
+    blob = random_batch(cfg, batch)
 
     def forward():
         net.setInput(blob)
@@ -55,22 +61,22 @@ def time_opencv(cfg, weights, threads, repeat):
     return median_ms(forward, repeat)
 
 
-def time_onnxruntime(cfg, weights, threads, repeat):
+def time_onnxruntime(cfg, weights, threads, repeat, batch):
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     sess = ort.InferenceSession(str(onnx_path(weights)), opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((1,) + dn.Network(cfg, batch=1).input_shape, dtype=np.float32)
+    x = random_batch(cfg, batch)
     return median_ms(lambda: sess.run(None, {"input": x}), repeat)
 
 
-def time_openvino(cfg, weights, threads, repeat):
+def time_openvino(cfg, weights, threads, repeat, batch):
     import openvino as ov
     core = ov.Core()
     # float32 like the others: on CPUs with bf16 support OpenVINO would otherwise compute in bf16
     core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
     request = core.compile_model(str(onnx_path(weights)), "CPU").create_infer_request()
-    x = np.random.default_rng(0).random((1,) + dn.Network(cfg, batch=1).input_shape, dtype=np.float32)
+    x = random_batch(cfg, batch)
     return median_ms(lambda: request.infer({0: x}), repeat)
 
 
@@ -83,24 +89,44 @@ ENGINES = {"darknetpy": time_darknetpy, "opencv": time_opencv, "onnxruntime": ti
 HEADERS = {"darknetpy": "darknetpy ms", "opencv": "OpenCV ms", "onnxruntime": "ORT ms", "openvino": "OpenVINO ms"}
 
 
-def run_isolated(engine, cfg, weights, threads, repeat):
-    """Time one engine in its own process (two thread pools in one process slow each other down);
-    None when its package (or, for the ONNX engines, the exported model) is missing."""
+def run_isolated(engine, cfg, weights, threads, repeat, batch):
+    """Time one engine in its own process (two thread pools in one process slow each other down):
+    (median ms, peak RSS in MB), or None when its package (or, for the ONNX engines, the exported
+    model) is missing."""
     if engine in ("onnxruntime", "openvino") and not onnx_path(weights).exists():
         return None
     out = subprocess.run([sys.executable, __file__, "--worker", engine, "--threads", str(threads), "--repeat",
-                          str(repeat), str(cfg), str(weights)], capture_output=True, text=True)
+                          str(repeat), "--batch", str(batch), str(cfg), str(weights)], capture_output=True,
+                         text=True)
     if out.returncode and "ModuleNotFoundError" in out.stderr:
         return None
     if out.returncode:
         raise RuntimeError(f"{engine} on {cfg.name} failed:\n{out.stderr}")
-    return float(out.stdout.split()[-1])
+    ms, rss = out.stdout.split()[-2:]
+    return float(ms), float(rss)
+
+
+def peak_rss_mb():
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def sized_cfg(cfg, size, tmp):
+    """A copy of cfg whose [net] takes size x size images."""
+    lines = [f"{line.split('=')[0].strip()}={size}" if line.split("=")[0].strip() in ("width", "height") else line
+             for line in cfg.read_text().splitlines()]
+    path = Path(tmp) / cfg.name
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--size", type=int, help="run every model at SIZE x SIZE input")
     parser.add_argument("--cfg-dir", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "darknet" / "cfg")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
@@ -108,26 +134,30 @@ def main():
     args = parser.parse_args()
     if args.worker:
         cfg, weights = args.models
-        print(ENGINES[args.worker](Path(cfg), Path(weights), args.threads, args.repeat))
+        ms = ENGINES[args.worker](Path(cfg), Path(weights), args.threads, args.repeat, args.batch)
+        print(ms, peak_rss_mb())
         return
-    print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}, threads={args.threads}, batch 1, "
-          f"median of {args.repeat}")
-    print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}" for h in HEADERS.values()) + f"{'ratio':>8}")
+    print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}, threads={args.threads}, batch {args.batch}, "
+          f"median of {args.repeat}; peak RSS in MB")
+    print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}{'RSS':>6}" for h in HEADERS.values()) + f"{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             cfg = args.cfg_dir / f"{name}.cfg"
+            if args.size:
+                cfg = sized_cfg(cfg, args.size, tmp)
             weights = Path(tmp) / f"{name}.weights"
             write_synthetic_weights(cfg, weights)
             with dn.Network(cfg, weights) as net:
                 shape = net.input_shape
                 try:
-                    net.export_onnx(onnx_path(weights), decode=False)   # the same work as predict
+                    net.export_onnx(onnx_path(weights), batch=args.batch, decode=False)   # the same work as predict
                 except dn.UnsupportedError:   # no onnx package: the ONNX engines show "-"
                     pass
-            ms = {e: run_isolated(e, cfg, weights, args.threads, args.repeat) for e in ENGINES}
-            best = min(v for e, v in ms.items() if e != "darknetpy" and v is not None)
-            cells = "".join(f"{v:>14.1f}" if v is not None else f"{'-':>14}" for v in ms.values())
-            print(f"{name:<14}{'x'.join(map(str, shape)):>16}{cells}{ms['darknetpy'] / best:>8.2f}")
+            runs = {e: run_isolated(e, cfg, weights, args.threads, args.repeat, args.batch) for e in ENGINES}
+            best = min(v[0] for e, v in runs.items() if e != "darknetpy" and v is not None)
+            cells = "".join(f"{v[0]:>14.1f}{v[1]:>6.0f}" if v is not None else f"{'-':>14}{'-':>6}"
+                            for v in runs.values())
+            print(f"{name:<14}{'x'.join(map(str, shape)):>16}{cells}{runs['darknetpy'][0] / best:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,16 @@ CASES = {
                         dict(filters=4, size=3, groups=2, padding=1, bn=True, act="swish")),
     "logistic-default": ("[convolutional]\nfilters=2\nsize=3\npad=1\n", (2, 4, 4),
                          dict(filters=2, size=3, padding=1, act="logistic")),
+    # maps of >= 4 blocks of output rows: inference runs them block by block, bias and activation fused
+    "blocks-1x1-bn-leaky": (conv(6, size=1, pad=0, act="leaky", extra="batch_normalize=1"), (4, 64, 64),
+                            dict(filters=6, size=1, bn=True, act="leaky")),
+    "blocks-stride2-groups-bn-mish": (conv(4, stride=2, act="mish", extra="batch_normalize=1\ngroups=2"),
+                                      (4, 200, 64),
+                                      dict(filters=4, size=3, groups=2, stride_xy=(2, 2), padding=1, bn=True,
+                                           act="mish")),
+    "blocks-3x3-swish": (conv(5, act="swish"), (3, 70, 64), dict(filters=5, size=3, padding=1, act="swish")),
+    "blocks-5x5-logistic": (conv(3, size=5, act="logistic"), (2, 64, 64),
+                            dict(filters=3, size=5, padding=2, act="logistic")),
 }
 
 

@@ -151,17 +151,25 @@ static void normalize_channels(float *x, int batch, int c, int spatial, dn_act a
     }
 }
 
-/* x = EXPR(v) with v = x + bias over every plane; the hot kinds' EXPR vectorises. */
-#define ACTIVATE_PLANES(EXPR)                                                    \
-    _Pragma("omp parallel for num_threads(dn_cpu_threads())") for (long pl = 0; pl < planes; pl++)             \
+/* x = EXPR(v) with v = x + bias over the span; the hot kinds' EXPR vectorises. */
+#define ACTIVATE_SPAN(EXPR)                                                      \
+    _Pragma("omp simd") for (int i = 0; i < n; i++)                              \
     {                                                                            \
-        float *p = x + pl * spatial;                                             \
-        const float bv = bias ? bias[pl % c] : 0.f;                              \
-        _Pragma("omp simd") for (int i = 0; i < spatial; i++) {                  \
-            const float v = p[i] + bv;                                           \
-            p[i] = EXPR;                                                         \
-        }                                                                        \
+        const float v = x[i] + bias;                                             \
+        x[i] = EXPR;                                                             \
     }
+
+void dn_activate_span(float *x, int n, float bias, dn_act a)
+{
+    switch (a) {
+    case DN_ACT_LINEAR: ACTIVATE_SPAN(v) break;
+    case DN_ACT_LEAKY: ACTIVATE_SPAN(leaky_fast(v)) break;
+    case DN_ACT_LOGISTIC: ACTIVATE_SPAN(logistic_fast(v)) break;
+    case DN_ACT_SWISH: ACTIVATE_SPAN(swish_fast(v)) break;
+    case DN_ACT_MISH: ACTIVATE_SPAN(mish_fast(v)) break;
+    default: ACTIVATE_SPAN(act_one(v, a)) break;
+    }
+}
 
 void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a)
 {
@@ -171,14 +179,8 @@ void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial
         normalize_channels(x, batch, c, spatial, a);
         return;
     }
-    switch (a) {
-    case DN_ACT_LINEAR: ACTIVATE_PLANES(v) break;
-    case DN_ACT_LEAKY: ACTIVATE_PLANES(leaky_fast(v)) break;
-    case DN_ACT_LOGISTIC: ACTIVATE_PLANES(logistic_fast(v)) break;
-    case DN_ACT_SWISH: ACTIVATE_PLANES(swish_fast(v)) break;
-    case DN_ACT_MISH: ACTIVATE_PLANES(mish_fast(v)) break;
-    default: ACTIVATE_PLANES(act_one(v, a)) break;
-    }
+    #pragma omp parallel for num_threads(dn_cpu_threads())
+    for (long pl = 0; pl < planes; pl++) dn_activate_span(x + pl * spatial, spatial, bias ? bias[pl % c] : 0.f, a);
 }
 
 void dn_activate(float *x, int batch, int c, int spatial, dn_act a)

@@ -5,6 +5,8 @@
 #include "../layer_convolutional.h"
 #include "cpu.h"
 
+#define BLOCK_PIXELS 1024 /* output pixels per block of forward_blocks, at least */
+
 static int is_direct(const conv *p)
 {
     /* a 1x1, stride-1 convolution reads its input directly (spec §3.2) */
@@ -89,6 +91,36 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
     return DN_OK;
 }
 
+/* Inference on maps with a block per thread: blocks of whole output rows, each
+   unrolled (unless 1x1) into its own part of the workspace, multiplied, biased and
+   activated by one thread while in cache. 0 where the map is too small for that
+   (one GEMM split across threads instead). */
+static int forward_blocks(const dn_layer *l, const float *im, const float *weights, const float *bias, float *out,
+                          float *ws)
+{
+    const conv *p = l->p;
+    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
+    const int rows = (BLOCK_PIXELS + l->out_w - 1) / l->out_w, blocks = (l->out_h + rows - 1) / rows;
+    const int threads = dn_cpu_threads();
+    if (blocks < 2 * threads) return 0;
+    #pragma omp parallel for schedule(dynamic) num_threads(threads)
+    for (int i = 0; i < blocks; i++) {
+        const int oy0 = i * rows, oy1 = oy0 + rows < l->out_h ? oy0 + rows : l->out_h, len = (oy1 - oy0) * l->out_w;
+        const float *col = im + (size_t)oy0 * l->out_w;
+        int ldb = spatial;
+        if (!is_direct(p)) {
+            float *dst = ws + (size_t)k * oy0 * l->out_w;
+            dn_im2col_rows(im, &p->g, oy0, oy1, dst);
+            col = dst;
+            ldb = len;
+        }
+        float *o = out + (size_t)oy0 * l->out_w;
+        dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
+        for (int f = 0; f < ng; f++) dn_activate_span(o + (size_t)f * spatial, len, bias[f], p->act);
+    }
+    return 1;
+}
+
 static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *out, dn_ctx *ctx)
 {
     (void)out;
@@ -97,6 +129,9 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     const conv *src = params(l);
     const int fused = use_fused(l, ctx);
     const float *weights = fused ? p->fused_weights : src->weights;
+    const float *bias = fused ? p->fused_biases : src->biases;
+    /* inference with nothing between the convolution and its bias: both applied per image and group */
+    const int epilogue = !ctx->training && (fused || !l->batch_normalize) && !dn_act_mixes_channels(p->act);
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
     if (ctx->training) /* raw weights, images split across threads (conv_train.c) */
         DN_TRY(dn_conv_forward_gemms(p, l->batch, in, l->inputs, weights, l->output.data, l->outputs, l->h * l->w,
@@ -105,19 +140,23 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
         for (int g = 0; g < p->groups; g++) {
             if (fused && p->wino_weights) {
                 dn_wino_conv3x3(in + (size_t)b * l->inputs, p->g.c, l->h, l->w, p->n, p->wino_m, p->wino_weights,
+                                epilogue ? bias : NULL, epilogue ? p->act : DN_ACT_LINEAR,
                                 l->output.data + (size_t)b * l->outputs, ctx->workspace.data);
                 continue;
             }
             const float *im = in + (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
+            const float *w = weights + (size_t)g * ng * k;
+            float *out = l->output.data + (size_t)b * l->outputs + (size_t)g * ng * spatial;
+            if (epilogue && forward_blocks(l, im, w, bias + g * ng, out, ctx->workspace.data)) continue;
             const float *col = im;
             if (!is_direct(p)) {
                 dn_im2col(im, &p->g, ctx->workspace.data);
                 col = ctx->workspace.data;
             }
-            float *out = l->output.data + (size_t)b * l->outputs + (size_t)g * ng * spatial;
-            dn_gemm(0, 0, ng, spatial, k, 1, weights + (size_t)g * ng * k, k, col, spatial, 0, out, spatial);
+            dn_gemm(0, 0, ng, spatial, k, 1, w, k, col, spatial, 0, out, spatial);
+            if (epilogue) dn_activate_bias(out, bias + g * ng, 1, ng, spatial, p->act);
         }
-    const float *bias = fused ? p->fused_biases : src->biases;
+    if (epilogue) return DN_OK;
     if (!fused && l->batch_normalize) {
         dn_bn bn = src->bn; /* share_index: the source's statistics over this layer's pixels (its size may differ) */
         bn.spatial = spatial;

@@ -32,8 +32,11 @@ void dn_cpu_set_threads(int threads);
 #define dn_activate_grad DN_CPU(activate_grad)
 #define dn_activate_grad_span DN_CPU(activate_grad_span)
 #define dn_act_mixes_channels DN_CPU(act_mixes_channels)
+#define dn_activate_span DN_CPU(activate_span)
 /* x = act(x + bias[channel]) in one pass over (batch, c, spatial); bias may be NULL. */
 void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a);
+/* x[i] = act(x[i] + bias) for i < n, in the calling thread; not the channel-normalising kinds. */
+void dn_activate_span(float *x, int n, float bias, dn_act a);
 /* In place on (batch, c, spatial). */
 void dn_activate(float *x, int batch, int c, int spatial, dn_act a);
 /* delta *= f'(.) given the output y and, where needed, the pre-activation x. */
@@ -77,7 +80,9 @@ void dn_act_bias_bn_backward(dn_bn *bn, const float *x, const float *y, dn_act a
 
 #define dn_gemm DN_CPU(gemm)
 #define dn_gemm_batch DN_CPU(gemm_batch)
+#define dn_gemm_serial DN_CPU(gemm_serial)
 #define dn_im2col DN_CPU(im2col)
+#define dn_im2col_rows DN_CPU(im2col_rows)
 #define dn_col2im_add DN_CPU(col2im_add)
 #define dn_sgd DN_CPU(sgd)
 /* Row-major C = alpha*op(A)*op(B) + beta*C. */
@@ -86,8 +91,12 @@ void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const f
 /* count independent C_i = A_i * B_i (no transposes), split across threads. */
 void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride_a, int lda, const float *b,
                    size_t stride_b, int ldb, float *c, size_t stride_c, int ldc);
+/* Row-major C = A * B (no transposes, beta 0) in the calling thread. */
+void dn_gemm_serial(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
 /* col (c*size*size, out_h*out_w) from im (c, h, w). */
 void dn_im2col(const float *im, const dn_conv_geom *g, float *col);
+/* The columns of output rows oy0 .. oy1 only: col (c*size*size, (oy1-oy0)*out_w), in the calling thread. */
+void dn_im2col_rows(const float *im, const dn_conv_geom *g, int oy0, int oy1, float *col);
 /* im += col2im(col). */
 void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im);
 /* Momentum SGD on one tensor: U -= decay*B*W; W += lr/B*U; U *= m. */
@@ -122,8 +131,10 @@ int dn_wino_tile(int c, int k, int h, int w);
 size_t dn_wino_workspace(int c, int k, int h, int w, int m);
 /* u ((m+2)^2, k, c) from w (k, c, 3, 3) */
 void dn_wino_weights(const float *w, int k, int c, int m, float *u);
-/* out (k, h, w) = 3x3 stride-1 pad-1 convolution of im (c, h, w), no bias */
-void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, float *out, float *ws);
+/* out (k, h, w) = act(3x3 stride-1 pad-1 convolution of im (c, h, w) + bias); bias may be NULL,
+   act a per-element kind (not dn_act_mixes_channels) */
+void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, const float *bias,
+                     dn_act act, float *out, float *ws);
 
 /* ---- the kernel tables (cpu/<kind>.c) and the backend (backend.c) -------- */
 

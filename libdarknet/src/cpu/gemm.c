@@ -43,6 +43,12 @@ void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const f
     }
 }
 
+void dn_gemm_serial(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc)
+{
+    pthread_once(&blas_once, blas_single_threaded);
+    gemm_block(0, 0, m, n, k, 1, a, lda, b, ldb, 0, c, ldc);
+}
+
 void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride_a, int lda, const float *b,
                    size_t stride_b, int ldb, float *c, size_t stride_c, int ldc)
 {
@@ -53,37 +59,45 @@ void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride
         gemm_block(0, 0, m, n, k, 1, a + i * stride_a, lda, b + i * stride_b, ldb, 0, c + i * stride_c, ldc);
 }
 
-/* Row (ci, ky, kx) of the column matrix holds, for each output pixel, the input
-   value under that kernel tap, 0 in the padding (spec §3.2). */
+/* Row (ci, ky, kx) of the column matrix for output rows oy0 .. oy1: for each output
+   pixel, the input value under that kernel tap, 0 in the padding (spec §3.2). */
+static void im2col_row(const float *im, const dn_conv_geom *g, int row, int oy0, int oy1, float *dst)
+{
+    const int k2 = g->size * g->size, pad = g->pad * g->dilation;
+    const int ci = row / k2, ky = (row % k2) / g->size, kx = row % g->size;
+    const float *plane = im + (long)ci * g->h * g->w;
+    /* output columns [lo, hi) read inside the image; the rest is padding */
+    const int x0 = kx * g->dilation - pad, sx = g->stride_x;
+    int lo = x0 < 0 ? (-x0 + sx - 1) / sx : 0;
+    int hi = g->w - x0 <= 0 ? 0 : (g->w - x0 - 1) / sx + 1;
+    if (hi > g->out_w) hi = g->out_w;
+    if (lo > hi) lo = hi;
+    for (int oy = oy0; oy < oy1; oy++) {
+        const int iy = oy * g->stride_y - pad + ky * g->dilation;
+        float *d = dst + (oy - oy0) * g->out_w;
+        if (iy < 0 || iy >= g->h) {
+            memset(d, 0, sizeof(float) * g->out_w);
+            continue;
+        }
+        const float *src = plane + (long)iy * g->w + x0;
+        memset(d, 0, sizeof(float) * lo);
+        if (sx == 1) memcpy(d + lo, src + lo, sizeof(float) * (hi - lo));
+        else for (int ox = lo; ox < hi; ox++) d[ox] = src[ox * sx];
+        memset(d + hi, 0, sizeof(float) * (g->out_w - hi));
+    }
+}
+
 void dn_im2col(const float *im, const dn_conv_geom *g, float *col)
 {
-    const int k2 = g->size * g->size, spatial = g->out_h * g->out_w;
-    const int pad = g->pad * g->dilation;
+    const long spatial = (long)g->out_h * g->out_w;
     #pragma omp parallel for num_threads(dn_cpu_threads())
-    for (int row = 0; row < g->c * k2; row++) {
-        const int ci = row / k2, ky = (row % k2) / g->size, kx = row % g->size;
-        const float *plane = im + (long)ci * g->h * g->w;
-        float *dst = col + (long)row * spatial;
-        /* output columns [lo, hi) read inside the image; the rest is padding */
-        const int x0 = kx * g->dilation - pad, sx = g->stride_x;
-        int lo = x0 < 0 ? (-x0 + sx - 1) / sx : 0;
-        int hi = g->w - x0 <= 0 ? 0 : (g->w - x0 - 1) / sx + 1;
-        if (hi > g->out_w) hi = g->out_w;
-        if (lo > hi) lo = hi;
-        for (int oy = 0; oy < g->out_h; oy++) {
-            const int iy = oy * g->stride_y - pad + ky * g->dilation;
-            float *d = dst + oy * g->out_w;
-            if (iy < 0 || iy >= g->h) {
-                memset(d, 0, sizeof(float) * g->out_w);
-                continue;
-            }
-            const float *src = plane + (long)iy * g->w + x0;
-            memset(d, 0, sizeof(float) * lo);
-            if (sx == 1) memcpy(d + lo, src + lo, sizeof(float) * (hi - lo));
-            else for (int ox = lo; ox < hi; ox++) d[ox] = src[ox * sx];
-            memset(d + hi, 0, sizeof(float) * (g->out_w - hi));
-        }
-    }
+    for (int row = 0; row < g->c * g->size * g->size; row++) im2col_row(im, g, row, 0, g->out_h, col + row * spatial);
+}
+
+void dn_im2col_rows(const float *im, const dn_conv_geom *g, int oy0, int oy1, float *col)
+{
+    const long len = (long)(oy1 - oy0) * g->out_w;
+    for (int row = 0; row < g->c * g->size * g->size; row++) im2col_row(im, g, row, oy0, oy1, col + row * len);
 }
 
 void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im)

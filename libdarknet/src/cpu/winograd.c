@@ -177,7 +177,8 @@ static void input_transform4(const float *im, int c, int h, int w, int ty0, int 
 }
 
 /* out rows of tile rows ty0 .. ty0 + nty from m[p][ki][r * tx + x]. */
-static void output_transform4(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride)
+static void output_transform4(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride,
+                              const float *bias, dn_act act)
 {
     const int tx = tiles(ow, 4), nt = nty * tx;
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
@@ -236,6 +237,8 @@ static void output_transform4(const float *m, int k, int oh, int ow, int ty0, in
                         const int x = 4 * (x0 + t);
                         for (int j = 0; j < 4 && x + j < ow; j++) row[x + j] = o[j][t];
                     }
+                    const int x_end = 4 * (x0 + n) < ow ? 4 * (x0 + n) : ow;
+                    dn_activate_span(row + 4 * x0, x_end - 4 * x0, bias ? bias[ki] : 0.f, act);
                 }
             }
         }
@@ -292,7 +295,8 @@ static void input_transform2(const float *im, int c, int h, int w, int ty0, int 
 }
 
 /* F(2x2, 3x3): out rows of tile rows ty0 .. ty0 + nty from m[p][ki][r * tx + x]. */
-static void output_transform2(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride)
+static void output_transform2(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride,
+                              const float *bias, dn_act act)
 {
     const int tx = tiles(ow, 2), nt = nty * tx;
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
@@ -327,15 +331,19 @@ static void output_transform2(const float *m, int k, int oh, int ow, int ty0, in
                         row[x] = o[0][t];
                         if (x + 1 < ow) row[x + 1] = o[1][t];
                     }
+                    const int x_end = 2 * (x0 + n) < ow ? 2 * (x0 + n) : ow;
+                    dn_activate_span(row + 2 * x0, x_end - 2 * x0, bias ? bias[ki] : 0.f, act);
                 }
             }
         }
 }
 
-/* out (k, h, w) = conv3x3(im (c, h, w)) with stride 1, pad 1, no bias, on
-   m x m output tiles (2 or 4); u from dn_wino_weights; ws holds
+/* out (k, h, w) = act(conv3x3(im (c, h, w)) + bias) with stride 1, pad 1, on
+   m x m output tiles (2 or 4), the bias and activation applied to each output
+   row as the output transform writes it; u from dn_wino_weights; ws holds
    dn_wino_workspace(c, k, h, w, m) floats. */
-void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, float *out, float *ws)
+void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, const float *bias,
+                     dn_act act, float *out, float *ws)
 {
     const int ty = tiles(h, m), tx = tiles(w, m), rows = strip_rows(c, k, h, w, m), a = (m + 2) * (m + 2);
     for (int ty0 = 0; ty0 < ty; ty0 += rows) {
@@ -345,7 +353,7 @@ void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const f
         if (m == 2) input_transform2(im, c, h, w, ty0, nty, v, vs);
         else input_transform4(im, c, h, w, ty0, nty, v, vs);
         dn_gemm_batch(a, k, nt, c, u, (size_t)k * c, c, v, vs, nt, mm, ms, nt);
-        if (m == 2) output_transform2(mm, k, h, w, ty0, nty, out, ms);
-        else output_transform4(mm, k, h, w, ty0, nty, out, ms);
+        if (m == 2) output_transform2(mm, k, h, w, ty0, nty, out, ms, bias, act);
+        else output_transform4(mm, k, h, w, ty0, nty, out, ms, bias, act);
     }
 }
