@@ -25,11 +25,20 @@ def test_partial_is_byte_identical_to_upstream(oracle, tmp_path, name, n):
     assert out.read_bytes() == (oracle / "partial" / f"{name}.conv.{n}").read_bytes()
 
 
-def test_short_file_loads_what_it_holds(oracle, tmp_path):
+def test_short_file_loads_what_it_holds(oracle, tmp_path, caplog):
     folder = oracle / "tiny"
     net = dn.Network(folder / "tiny.cfg", batch=1, fuse=False)
     # a partial file ending after layer 9's record: the loop stops at the next layer that reads (spec §2.3)
-    assert net.load_weights(oracle / "partial" / "tiny.conv.10") == 10
+    with caplog.at_level("INFO", logger="darknetpy"):
+        assert net.load_weights(oracle / "partial" / "tiny.conv.10") == 10
+    # a partial cut is what it is meant to be: no warning, only a note that it is partial
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "loaded the first 10 layers (a partial cut)" in caplog.text
+    cut = tmp_path / "cut.weights"
+    cut.write_bytes((oracle / "partial" / "tiny.conv.10").read_bytes()[:-4])  # ends inside a layer
+    caplog.clear()
+    assert net.load_weights(cut) == 9
+    assert "is too short: it ends inside layer" in caplog.text
     header_only = tmp_path / "header.weights"
     header_only.write_bytes((oracle / "partial" / "tiny.conv.10").read_bytes()[:20])
     assert net.load_weights(header_only) == 0
