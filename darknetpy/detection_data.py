@@ -20,7 +20,7 @@ from .augment import SkippedImages, read_bgr, unreadable
 from .cfgfile import Section, read_cfg
 from .detection_augment import DetectionAugment, training_image
 from .errors import CfgError, DarknetError
-from .yolo_labels import label_path, read_labels
+from .yolo_labels import label_path, read_labels, read_labels_counted
 
 __all__ = ["label_path", "read_labels", "DetectionLoader"]
 
@@ -61,6 +61,7 @@ class DetectionLoader:
         self.skips = SkippedImages()
         self._labels: dict = {}
         self._labels_lock = threading.Lock()
+        self._bad_labels = 0
         self._pool = ThreadPoolExecutor(int(threads), thread_name_prefix="darknetpy-detection-loader")
         self._batch_index = int(first_batch)
         self._pending: Optional[tuple] = None
@@ -105,6 +106,11 @@ class DetectionLoader:
     def skipped(self) -> int:
         """Unreadable images skipped so far."""
         return self.skips.count
+
+    @property
+    def bad_labels(self) -> int:
+        """Bad label lines skipped so far (each warned once, with its file and line)."""
+        return self._bad_labels
 
     def resize(self, width: int, height: int) -> None:
         """Deliver the next batches at width x height (multi-scale training, D6.6): the batch being
@@ -179,5 +185,6 @@ class DetectionLoader:
         """The validated boxes of image i, read once (so each bad line is reported once)."""
         with self._labels_lock:
             if i not in self._labels:
-                self._labels[i] = read_labels(self.paths[i], self.classes)
+                self._labels[i], bad = read_labels_counted(self.paths[i], self.classes)
+                self._bad_labels += bad
             return self._labels[i]

@@ -78,18 +78,6 @@ def _number(cfg: PathLike, section: Section, key: str, default: float) -> float:
         raise CfgError(f"{os.fspath(cfg)}:{section.line}: {section.type} {key}={value} is not a number") from None
 
 
-class _BadLabels(logging.Handler):
-    """Counts the bad label lines the loader reports (each once, with file and line)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "bad label skipped" in str(record.msg):
-            self.count += 1
-
-
 @dataclass(frozen=True)
 class _Options:
     """train_detector's keyword arguments."""
@@ -282,9 +270,6 @@ class _Loop:
                 [str(dc.resolve(p)) for p in self.paths], self.cfg, classes=self.settings.classes,
                 batch=self.per_iteration, seed=int(rng.integers(2 ** 31)), threads=opts.loader_threads,
                 augment=opts.augment, first_batch=self.iteration))
-            self.bad_labels = _BadLabels()
-            log.addHandler(self.bad_labels)
-            stack.callback(log.removeHandler, self.bad_labels)
             with saving_last_on_interrupt(self.backups):
                 while self.iteration < self.limit and not self._iterate():
                     pass
@@ -312,7 +297,7 @@ class _Loop:
         iteration = self.iteration = net.iteration
         self._print_heads()
         if not math.isfinite(loss):
-            self._not_finite(loss, iteration, x, self.bad_labels.count)
+            self._not_finite(loss, iteration, x, self.loader.bad_labels)
         self.avg = avg = smooth_loss(self.avg, loss)
         self.iterations.append(iteration)
         self.losses.append(loss)

@@ -49,18 +49,24 @@ def read_labels(image_path: PathLike, classes: int) -> np.ndarray:
     x = y = 0) are skipped, each with one warning naming ``file:line`` and what is wrong: upstream
     trains on some of them (a cause of ``IOU: -nan``). A missing label file gives no boxes, with a
     warning, as upstream (an image without objects)."""
+    return read_labels_counted(image_path, classes)[0]
+
+
+def read_labels_counted(image_path: PathLike, classes: int) -> tuple:
+    """:func:`read_labels` and the number of bad lines it skipped."""
     image = os.fspath(image_path)
     path = label_path(image)
     if path == image:  # no image extension recognised; do not read the image as text
-        return np.zeros((0, 5), np.float32)
+        return np.zeros((0, 5), np.float32), 0
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError as exc:
         log.warning("Can't open label file %s (%s); image %s is trained as having no objects", path,
                     exc.strerror or exc, image)
-        return np.zeros((0, 5), np.float32)
+        return np.zeros((0, 5), np.float32), 0
     rows = []
+    bad = 0
     for number, line in enumerate(lines, 1):
         fields = line.split()
         if not fields:
@@ -68,6 +74,7 @@ def read_labels(image_path: PathLike, classes: int) -> np.ndarray:
         row, problem = _check_line(fields, classes)
         if row is None:
             log.warning("%s:%d: bad label skipped: %s", path, number, problem)
+            bad += 1
         else:
             rows.append(row)
-    return np.array(rows, dtype=np.float32).reshape(-1, 5)
+    return np.array(rows, dtype=np.float32).reshape(-1, 5), bad

@@ -135,6 +135,7 @@ def test_loader_warns_once_per_bad_label_line_and_never_trains_on_it(tmp_path, c
     with caplog.at_level(logging.WARNING, logger="darknetpy"):
         with DetectionLoader([str(path)], width=32, height=32, classes=2, batch=4, net=NET, threads=2) as loader:
             truths = [t for _ in range(3) for t in loader.next()[1]]
+            assert loader.bad_labels == 2
     assert [r.getMessage().split(": ")[0] for r in caplog.records] == [f"{path.with_suffix('.txt')}:2",
                                                                        f"{path.with_suffix('.txt')}:3"]
     assert all(len(t) <= 1 and np.all(t[:, 0] == 0) for t in truths)
