@@ -19,20 +19,7 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     yolo *p = &g->head;
     DN_TRY(dn_require_image(ctx, l));
     DN_TRY(yolo_parse_head(p, ctx));
-    p->scale_x_y = dn_opt_float(ctx, "scale_x_y", 1);
-    p->iou_normalizer = dn_opt_float(ctx, "iou_normalizer", .75f);
-    p->obj_normalizer = dn_opt_float(ctx, "obj_normalizer", 1);
-    p->cls_normalizer = dn_opt_float(ctx, "cls_normalizer", 1);
-    p->delta_normalizer = dn_opt_float(ctx, "delta_normalizer", 1);
-    p->beta_nms = dn_opt_float(ctx, "beta_nms", .6f);
-    DN_TRY(yolo_parse_iou_kind(ctx, "iou_loss", "mse", &p->iou_loss));
-    DN_TRY(yolo_parse_iou_kind(ctx, "iou_thresh_kind", "iou", &p->iou_thresh_kind));
-    /* cornersnms suppresses on IoU > thresh in the same order as the default (spec D2.4): the same result */
-    const char *nms = dn_opt_str(ctx, "nms_kind", "default");
-    if (strcmp(nms, "default") == 0 || strcmp(nms, "cornersnms") == 0) p->nms_kind = DN_NMS_DEFAULT;
-    else if (strcmp(nms, "greedynms") == 0) p->nms_kind = DN_NMS_GREEDY;
-    else if (strcmp(nms, "diounms") == 0) p->nms_kind = DN_NMS_DIOU;
-    else return dn_parse_fail(ctx, "unknown nms_kind '%s'; use default, greedynms, diounms or cornersnms", nms);
+    DN_TRY(yolo_parse_options(p, ctx, 1));
     const char *point = dn_opt_str(ctx, "yolo_point", "center");
     g->yolo_point = strcmp(point, "left_top") == 0 ? YOLO_LEFT_TOP
                     : strcmp(point, "right_bottom") == 0 ? YOLO_RIGHT_BOTTOM : YOLO_CENTER;

@@ -91,6 +91,26 @@ static dn_status parse_training(dn_layer *l, yolo *p, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
+dn_status yolo_parse_options(yolo *p, dn_parse_ctx *ctx, int corners_nms)
+{
+    p->scale_x_y = dn_opt_float(ctx, "scale_x_y", 1);
+    p->iou_normalizer = dn_opt_float(ctx, "iou_normalizer", .75f);
+    p->obj_normalizer = dn_opt_float(ctx, "obj_normalizer", 1);
+    p->cls_normalizer = dn_opt_float(ctx, "cls_normalizer", 1);
+    p->delta_normalizer = dn_opt_float(ctx, "delta_normalizer", 1);
+    p->beta_nms = dn_opt_float(ctx, "beta_nms", .6f);
+    DN_TRY(yolo_parse_iou_kind(ctx, "iou_loss", "mse", &p->iou_loss));
+    DN_TRY(yolo_parse_iou_kind(ctx, "iou_thresh_kind", "iou", &p->iou_thresh_kind));
+    /* cornersnms suppresses on IoU > thresh in the same order as the default (spec D2.4): the same result */
+    const char *nms = dn_opt_str(ctx, "nms_kind", "default");
+    if (strcmp(nms, "default") == 0 || (corners_nms && strcmp(nms, "cornersnms") == 0)) p->nms_kind = DN_NMS_DEFAULT;
+    else if (strcmp(nms, "greedynms") == 0) p->nms_kind = DN_NMS_GREEDY;
+    else if (strcmp(nms, "diounms") == 0) p->nms_kind = DN_NMS_DIOU;
+    else return dn_parse_fail(ctx, "unknown nms_kind '%s'; use %s", nms, corners_nms
+                              ? "default, greedynms, diounms or cornersnms" : "default, greedynms or diounms");
+    return DN_OK;
+}
+
 dn_status yolo_parse_head(yolo *p, dn_parse_ctx *ctx)
 {
     p->classes = dn_opt_int(ctx, "classes", 20);
@@ -154,20 +174,8 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     DN_TRY(yolo_parse_head(p, ctx));
 
     p->max_boxes = dn_opt_int(ctx, "max", 200);
-    p->scale_x_y = dn_opt_float(ctx, "scale_x_y", 1);
     p->new_coords = dn_opt_int(ctx, "new_coords", 0) != 0;
-    p->iou_normalizer = dn_opt_float(ctx, "iou_normalizer", .75f);
-    p->obj_normalizer = dn_opt_float(ctx, "obj_normalizer", 1);
-    p->cls_normalizer = dn_opt_float(ctx, "cls_normalizer", 1);
-    p->delta_normalizer = dn_opt_float(ctx, "delta_normalizer", 1);
-    p->beta_nms = dn_opt_float(ctx, "beta_nms", .6f);
-    DN_TRY(yolo_parse_iou_kind(ctx, "iou_loss", "mse", &p->iou_loss));
-    DN_TRY(yolo_parse_iou_kind(ctx, "iou_thresh_kind", "iou", &p->iou_thresh_kind));
-    const char *nms = dn_opt_str(ctx, "nms_kind", "default");
-    if (strcmp(nms, "default") == 0) p->nms_kind = 0;
-    else if (strcmp(nms, "greedynms") == 0) p->nms_kind = 1;
-    else if (strcmp(nms, "diounms") == 0) p->nms_kind = 2;
-    else return dn_parse_fail(ctx, "unknown nms_kind '%s'; use default, greedynms or diounms", nms);
+    DN_TRY(yolo_parse_options(p, ctx, 0));
     if (p->max_boxes < 0) return dn_parse_fail(ctx, "max=%d must be >= 0", p->max_boxes);
     DN_TRY(parse_training(l, p, ctx));
     if (!(p->scale_x_y > 0)) return dn_parse_fail(ctx, "scale_x_y=%g must be positive", p->scale_x_y);

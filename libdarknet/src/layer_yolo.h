@@ -29,6 +29,9 @@ typedef struct yolo {
 
 /* classes=, num=, anchors= and mask= of a [yolo]-like head (layer_yolo.c). */
 dn_status yolo_parse_head(yolo *p, dn_parse_ctx *ctx);
+/* scale_x_y=, the normalisers, beta_nms=, iou_loss=, iou_thresh_kind= and nms_kind= of a [yolo]-like head;
+   corners_nms: cornersnms is accepted (as the default NMS, which gives the same result). */
+dn_status yolo_parse_options(yolo *p, dn_parse_ctx *ctx, int corners_nms);
 /* An iou_loss= / iou_thresh_kind= option: mse, iou, giou, diou or ciou (upstream's numbering). */
 dn_status yolo_parse_iou_kind(dn_parse_ctx *ctx, const char *key, const char *def, int *out);
 /* Free the arrays of a yolo state (not the state itself). */
