@@ -52,12 +52,14 @@ static float centre_term(dn_box a, dn_box b)
     return ((a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y)) / c;
 }
 
+float dn_box_diou(dn_box a, dn_box b, float beta) { return dn_box_iou(a, b) - (float)pow(centre_term(a, b), beta); }
+
 float dn_box_iou_kind(dn_box a, dn_box b, int kind)
 {
     const float iou = dn_box_iou(a, b);
     switch (kind) {
     case GIOU: return dn_box_giou(a, b);
-    case DIOU: return iou - (float)pow(centre_term(a, b), 0.6); /* upstream's exponent */
+    case DIOU: return dn_box_diou(a, b, .6f); /* upstream's exponent */
     case CIOU: {
         const double da = atan(b.w / b.h) - atan(a.w / a.h);
         const float v = (float)(4 / (M_PI * M_PI) * da * da);

@@ -14,36 +14,9 @@
 #include <string.h>
 
 #include "dn.h"
+#include "iou.h"
 
-/* Length of the overlap of two 1-D segments given by centre and size (negative when apart). */
-static float overlap(float x1, float w1, float x2, float w2)
-{
-    const float l1 = x1 - w1 / 2, l2 = x2 - w2 / 2, r1 = x1 + w1 / 2, r2 = x2 + w2 / 2;
-    const float left = l1 > l2 ? l1 : l2, right = r1 < r2 ? r1 : r2;
-    return right - left;
-}
-
-static float iou(const float *a, const float *b)
-{
-    const float ow = overlap(a[0], a[2], b[0], b[2]), oh = overlap(a[1], a[3], b[1], b[3]);
-    if (ow < 0 || oh < 0) return 0;
-    const float inter = ow * oh;
-    if (inter == 0) return 0;
-    const float uni = a[2] * a[3] + b[2] * b[3] - inter;
-    return uni == 0 ? 0 : inter / uni;
-}
-
-/* IoU - (centre distance^2 / enclosing diagonal^2)^beta (upstream's box_diou has beta 0.6),
-   given v = IoU(a, b). */
-static float diou(const float *a, const float *b, float v, float beta)
-{
-    const float left = fminf(a[0] - a[2] / 2, b[0] - b[2] / 2), right = fmaxf(a[0] + a[2] / 2, b[0] + b[2] / 2);
-    const float top = fminf(a[1] - a[3] / 2, b[1] - b[3] / 2), bot = fmaxf(a[1] + a[3] / 2, b[1] + b[3] / 2);
-    const float cw = right - left, ch = bot - top, c = cw * cw + ch * ch;
-    if (c == 0) return v;
-    const float d = (a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]);
-    return v - (float)pow(d / c, beta);
-}
+static dn_box box_at(const float *b) { return (dn_box){b[0], b[1], b[2], b[3]}; }
 
 /* Stable merge sort of ord[0, n) by key[ord[i] * stride] descending; tmp holds n ints. */
 static void sort_desc(int *ord, int *tmp, int n, const float *key, int stride)
@@ -196,7 +169,7 @@ static dn_status find_overlaps(const dn_detections *d, const int *rec, int n, fl
     unsigned char *maybe = malloc(n ? n : 1);
     if (!maybe) st = DN_ERR_OOM;
     for (int p = 0; st == DN_OK && p < n; p++) {
-        const float *a = d->bbox + 4 * (size_t)s.rec[p];
+        const dn_box a = box_at(d->bbox + 4 * (size_t)s.rec[p]);
         const float right = s.right[p], top = s.top[p], bottom = s.bottom[p], wp = s.w[p], hp = s.h[p];
         /* the prefilter needs boxes of positive size (false for NaN) */
         const int filter = thresh > 0 && wp > 0 && hp > 0;
@@ -214,9 +187,9 @@ static dn_status find_overlaps(const dn_detections *d, const int *rec, int n, fl
         }
         for (int q = p + 1; q < end; q++) {
             if (!maybe[q]) continue;
-            const float *b = d->bbox + 4 * (size_t)s.rec[q];
-            const float v = iou(a, b);
-            if (!(v > thresh && (kind == DN_NMS_DEFAULT || diou(a, b, v, exponent) > thresh))) continue;
+            const dn_box b = box_at(d->bbox + 4 * (size_t)s.rec[q]);
+            if (!(dn_box_iou(a, b) > thresh && (kind == DN_NMS_DEFAULT || dn_box_diou(a, b, exponent) > thresh)))
+                continue;
             if (n_pairs == cap) {
                 int *more = realloc(pairs, sizeof(int) * 4 * cap);
                 if (!more) {
