@@ -25,7 +25,7 @@ from .cfgfile import read_cfg
 from .data import DataConfig, read_data_cfg, read_lines
 from .errors import CfgError, InputError
 from .image import load_image, resize_min_center_crop, to_chw
-from .network import Network, PathLike
+from .network import Network, NetworkOwner, PathLike
 from .results import Classification, top_k
 
 __all__ = ["Classifier", "as_chw", "check_classifier_cfg", "classify", "preprocess"]
@@ -164,7 +164,7 @@ def _read_names(names: Union[None, PathLike, Sequence[str]]) -> Optional[list[st
 # --------------------------------------------------------------------------- Classifier
 
 
-class Classifier:
+class Classifier(NetworkOwner):
     """A darknet classifier ready for prediction: ``classifier predict`` as an object.
 
     Builds the network with batch 1 and batch norm fused (spec §5.4).  *data*
@@ -226,14 +226,6 @@ class Classifier:
 
     __call__ = predict
 
-    def close(self) -> None:
-        self.network.close()
-
-    def __enter__(self) -> "Classifier":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (f"<darknetpy.Classifier {self.network.cfg_path!r} classes={self.classes} "

@@ -19,7 +19,7 @@ from .classifier import as_chw
 from .data import DataConfig, read_data_cfg, read_lines
 from .errors import CfgError
 from .image import letterbox_image, resize_image
-from .network import Network
+from .network import Network, NetworkOwner
 
 PathLike = Union[str, os.PathLike]
 
@@ -213,7 +213,7 @@ def _read_names(names: Union[None, PathLike, Sequence[str]]) -> Optional[list]:
     return [str(n) for n in names]
 
 
-class Detector:
+class Detector(NetworkOwner):
     """A darknet detector ready for ``detector test`` (spec D3.1).
 
     Builds *cfg* with *batch* images per forward and batch norm fused, loads *weights*.
@@ -309,14 +309,6 @@ class Detector:
 
     __call__ = detect
 
-    def close(self) -> None:
-        self.network.close()
-
-    def __enter__(self) -> "Detector":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def json_document(frames: Sequence[str]) -> str:

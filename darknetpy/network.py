@@ -5,7 +5,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Optional, Union
+from typing import Iterable, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -378,6 +378,24 @@ class Network:
             self._handle.close()
 
     def __enter__(self) -> "Network":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_Owner = TypeVar("_Owner", bound="NetworkOwner")
+
+
+class NetworkOwner:
+    """``close()`` and the context manager of a class built around one :class:`Network`
+    (``self.network``), which it frees."""
+    network: Network
+
+    def close(self) -> None:
+        self.network.close()
+
+    def __enter__(self: _Owner) -> _Owner:
         return self
 
     def __exit__(self, *exc) -> None:
