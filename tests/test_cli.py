@@ -39,6 +39,8 @@ def test_predict_prints_upstream_lines(oracle, colors, capsys):
     assert lines[3:] == expected[-3:] == ["red: 1.000000", "green: 0.000000", ""]
     with dn.Classifier(colors["cfg"], colors["weights"], data=colors["data"]) as clf:
         assert "\n".join(lines[3:5]) == str(clf.predict(image, top=None))   # Python == CLI
+    with pytest.raises(ValueError, match="closed"):   # the with block freed the network
+        clf.predict(image)
 
 
 def test_predict_t_flag_and_stdin(colors, capsys, monkeypatch):
