@@ -226,10 +226,15 @@ dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *
 dn_status dn_cuda_device_count(int *count);
 /* Free and total bytes of memory of device `ordinal`. */
 dn_status dn_cuda_memory_info(int ordinal, size_t *free_bytes, size_t *total_bytes);
+/* Why GPU library `name` ("cublas" or "cudnn") cannot be used, or NULL when it loads (no GPU
+   needed to tell). Without cuDNN, convolutions run as im2col + cuBLAS. */
+const char *dn_cuda_library_error(const char *name);
 
 /* Delta of layer `index` from the last training pass (batch * outputs floats; darknet's sign:
    the negative gradient of the loss), owned by the network; *count is 0 without training buffers. */
 dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count);
+/* Copy the first n values of layer `index`'s delta into dst (host memory, from any device). */
+dn_status dn_network_layer_delta_copy(const dn_network *net, int index, float *dst, size_t n);
 
 /* A detection head's statistics of its last training pass (the last mini-batch), as upstream
    prints them per head (spec D5.7). Ratios use max(count, 1). */
