@@ -94,6 +94,23 @@ def test_trainers_pass_the_device_through(tmp_path, train):
         getattr(dn, train)(data, cfg, device="cuda")
 
 
+@NO_GPU
+def test_cli_train_device_flags_without_gpu(caplog):
+    """-gpus/-i on a train verb: the CPU with a warning saying why; no flag, no warning."""
+    from argparse import Namespace
+    from darknetpy.cli import _train_device
+
+    assert _train_device(Namespace(gpus=None, i=None)) == "cpu"
+    assert _train_device(Namespace(gpus=None, i=0)) == "cpu" and not caplog.records
+    with caplog.at_level("WARNING", logger="darknetpy"):
+        assert _train_device(Namespace(gpus="0,1", i=None)) == "cpu"
+        assert _train_device(Namespace(gpus=None, i=2)) == "cpu"
+    assert len(caplog.records) == 2
+    assert all(dn.cuda.unavailable_reason() in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="comma list"):
+        _train_device(Namespace(gpus="0,x", i=None))
+
+
 @pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "CPU", "cuda0", ""])
 def test_malformed_device_is_a_value_error(cfg, device):
     with pytest.raises(ValueError, match="cpu"):

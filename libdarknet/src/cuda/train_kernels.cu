@@ -14,6 +14,7 @@ extern "C" {
 namespace {
 
 const int kThreads = 256;
+const int kChannelThreads = 1024; // per block of the kernels that reduce a whole channel (or loss)
 const float kBnEps = 1e-5f;
 
 unsigned blocks(size_t n)
@@ -25,14 +26,14 @@ unsigned blocks(size_t n)
 #define FOR_EACH(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); \
                             i += (size_t)gridDim.x * blockDim.x)
 
-// The sums of a and b over the block's threads, returned to every thread.
+// The sums of a and b over the block's kChannelThreads threads, returned to every thread.
 __device__ void block_sum2(double *a, double *b)
 {
-    __shared__ double sa[kThreads], sb[kThreads];
+    __shared__ double sa[kChannelThreads], sb[kChannelThreads];
     sa[threadIdx.x] = *a;
     sb[threadIdx.x] = *b;
     __syncthreads();
-    for (int half = kThreads / 2; half > 0; half /= 2) {
+    for (int half = kChannelThreads / 2; half > 0; half /= 2) {
         if ((int)threadIdx.x < half) {
             sa[threadIdx.x] += sa[threadIdx.x + half];
             sb[threadIdx.x] += sb[threadIdx.x + half];
@@ -341,7 +342,7 @@ cudaError_t dn_cuda_bn_forward(float *y, float *x_norm, float *batch_mean, float
                                const float *scales, int batch, int n, int spatial, int training, float rolling,
                                cudaStream_t s)
 {
-    bn_forward_kernel<<<n, kThreads, 0, s>>>(y, x_norm, batch_mean, batch_var, mean, var, scales, batch, n, spatial,
+    bn_forward_kernel<<<n, kChannelThreads, 0, s>>>(y, x_norm, batch_mean, batch_var, mean, var, scales, batch, n, spatial,
                                              training, rolling);
     return cudaGetLastError();
 }
@@ -350,7 +351,7 @@ cudaError_t dn_cuda_bias_bn_backward(float *delta, const float *x_norm, const fl
                                      float *bias_updates, float *scale_updates, int batch, int n, int spatial,
                                      cudaStream_t s)
 {
-    bias_bn_backward_kernel<<<n, kThreads, 0, s>>>(delta, x_norm, scales, batch_var, bias_updates, scale_updates,
+    bias_bn_backward_kernel<<<n, kChannelThreads, 0, s>>>(delta, x_norm, scales, batch_var, bias_updates, scale_updates,
                                                    batch, n, spatial);
     return cudaGetLastError();
 }
@@ -403,14 +404,14 @@ cudaError_t dn_cuda_upsample_backward(const float *delta, float *in_delta, int p
 
 cudaError_t dn_cuda_softmax_loss(const float *y, const float *t, float *delta, size_t n, double *sum, cudaStream_t s)
 {
-    softmax_loss_kernel<<<1, kThreads, 0, s>>>(y, t, delta, n, sum);
+    softmax_loss_kernel<<<1, kChannelThreads, 0, s>>>(y, t, delta, n, sum);
     return cudaGetLastError();
 }
 
 cudaError_t dn_cuda_cost_loss(const float *x, const float *t, float *delta, size_t n, int type, double *sum,
                               cudaStream_t s)
 {
-    cost_loss_kernel<<<1, kThreads, 0, s>>>(x, t, delta, n, type, sum);
+    cost_loss_kernel<<<1, kChannelThreads, 0, s>>>(x, t, delta, n, type, sum);
     return cudaGetLastError();
 }
 
