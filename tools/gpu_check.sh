@@ -45,7 +45,7 @@ print('memory (free, total) of cuda:0:', dn.cuda.memory_info(0))
 print('libraries (None: loads):', dn.cuda.libraries())"
 
     echo "== tests marked cuda"
-    PYTHONPATH=. timeout 200 $py -m pytest -q -p no:cacheprovider -m cuda -rs tests/gpu tests/layers
+    PYTHONPATH=. timeout 180 $py -m pytest -q -p no:cacheprovider -m cuda -rs tests/gpu tests/layers
     rc=$?
     echo "== the CUDA comparisons without cuDNN (DARKNETPY_CUDNN=0: im2col + cuBLAS)"
     DARKNETPY_CUDNN=0 PYTHONPATH=. timeout 90 $py -m pytest -q -p no:cacheprovider -m cuda -x \
@@ -54,7 +54,7 @@ print('libraries (None: loads):', dn.cuda.libraries())"
     [ $rc -eq 0 ] && rc=$rc2
 
     echo "== forward throughput (benchmarks/forward_gpu.py; CFG_DIR=folder of darknet cfgs adds the big nets)"
-    PYTHONPATH=.:benchmarks timeout 80 $py benchmarks/forward_gpu.py --repeat 10 \
+    PYTHONPATH=.:benchmarks timeout 100 $py benchmarks/forward_gpu.py --repeat 10 \
         ${CFG_DIR:+--cfg-dir "$CFG_DIR"} || echo "benchmark failed or timed out"
     echo "== training throughput (benchmarks/train_gpu.py, next to PyTorch cuDNN / AMP + channels-last)"
     PYTHONPATH=. timeout 120 $py benchmarks/train_gpu.py --repeat 5 \

@@ -15,7 +15,7 @@ Each layer kind is tested the same four ways:
 (:data:`DEVICES`; those runs carry the ``cuda`` mark). Every test marked :data:`on_devices`
 runs on each against the same NumPy references (a kind the device does not support
 skips there), and tests/gpu compares CUDA with the CPU through :func:`copy_params` +
-:func:`assert_same_outputs`.
+:func:`assert_same_outputs` (forward) and :func:`assert_same_gradients` (training).
 """
 import re
 
