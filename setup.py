@@ -146,7 +146,8 @@ class BuildWithKernels(build_ext):
         ext.define_macros = ext.define_macros + [("DN_WITH_CUDA", "1")]
         ext.depends = ext.depends + CUDA_SOURCES + CUDA_KERNELS  # relink when they change
         ext.extra_link_args = ext.extra_link_args + [cudart_static(home), "-lstdc++", "-ldl", "-lrt", "-lpthread",
-                                                     "-Wl,-rpath,$ORIGIN/../nvidia/cu13/lib:$ORIGIN/../nvidia/cudnn/lib"]
+                                                     "-Wl,-rpath,$ORIGIN/../nvidia/cu13/lib:$ORIGIN/../nvidia/cudnn/lib:"
+                                                     "$ORIGIN/../nvidia/nccl/lib"]
         return objects + kernels
 
 

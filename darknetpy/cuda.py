@@ -20,7 +20,8 @@ __all__ = ["is_available", "unavailable_reason", "device_count", "memory_info", 
 
 # folder under the nvidia package -> libraries the engine opens from it (cuDNN is optional)
 _LIBRARIES = {os.path.join("cu13", "lib"): ("libcublasLt.so.13", "libcublas.so.13"),
-              os.path.join("cudnn", "lib"): ("libcudnn.so.9",)}
+              os.path.join("cudnn", "lib"): ("libcudnn.so.9",),
+              os.path.join("nccl", "lib"): ("libnccl.so.2",)}
 _loaded = False
 
 
@@ -49,10 +50,10 @@ def memory_info(device: int = 0) -> tuple:
 
 def libraries() -> dict:
     """Whether the GPU libraries load (no GPU is needed to tell): ``{"cublas": None or why not,
-    "cudnn": None or why not}``. Without cuDNN convolutions run as im2col + cuBLAS;
-    ``DARKNETPY_CUDNN=0`` chooses that too."""
+    "cudnn": ..., "nccl": ...}``. Without cuDNN convolutions run as im2col + cuBLAS
+    (``DARKNETPY_CUDNN=0`` chooses that too); NCCL is needed only to train on several GPUs."""
     load_libraries()
-    return {name: _libdarknet.cuda_library_error(name) for name in ("cublas", "cudnn")}
+    return {name: _libdarknet.cuda_library_error(name) for name in ("cublas", "cudnn", "nccl")}
 
 
 def parse_device(device: str) -> str:
@@ -63,8 +64,8 @@ def parse_device(device: str) -> str:
 
 
 def load_libraries() -> None:
-    """Load cuBLAS and cuDNN from the nvidia-cublas and nvidia-cudnn-cu13 wheels wherever they are
-    installed, so the engine finds them by name (its rpath covers only wheels beside darknetpy in
+    """Load cuBLAS, cuDNN and NCCL from the nvidia-cublas, nvidia-cudnn-cu13 and nvidia-nccl-cu13
+    wheels wherever they are installed, so the engine finds them by name (its rpath covers only wheels beside darknetpy in
     the same site directory)."""
     global _loaded
     if _loaded:

@@ -216,6 +216,27 @@ cdef object _copy_floats(const float *data, int count):
     return out
 
 
+def train_step_parallel(handles, const float[:, ::1] x, const float[:, ::1] y):
+    """dn_network_train_step_parallel over the networks of `handles` (each its share of x, y)."""
+    cdef int n = len(handles)
+    cdef dn_network **nets = <dn_network **>malloc(n * sizeof(dn_network *))
+    if nets == NULL:
+        raise MemoryError()
+    cdef float loss = 0
+    cdef dn_status st
+    cdef int caught
+    try:
+        for i, h in enumerate(handles):
+            nets[i] = (<NetworkHandle>h)._get()
+        caught = _catch_interrupt()
+        with nogil:
+            st = dn_network_train_step_parallel(nets, n, &x[0, 0], &y[0, 0], <int>y.shape[1], &loss)
+        _finish(st, caught)
+    finally:
+        free(nets)
+    return loss
+
+
 cdef class NetworkHandle:
     """Owns one dn_network. Not thread-safe: the Python Network serialises calls."""
     cdef dn_network *net

@@ -141,30 +141,32 @@ def test_cuda_backend_compiled_and_linked_when_nvcc_is_present():
 
 
 def test_load_libraries_finds_the_wheels_or_does_nothing(monkeypatch, tmp_path):
-    """cuBLAS and cuDNN are preloaded from nvidia/cu13/lib and nvidia/cudnn/lib on the import path;
+    """cuBLAS, cuDNN and NCCL are preloaded from nvidia/{cu13,cudnn,nccl}/lib on the import path;
     without them nothing fails here (the engine reports it when a network needs them)."""
     loaded = []
     monkeypatch.setattr(dn.cuda.ctypes, "CDLL", lambda path, mode=0: loaded.append(path))
     monkeypatch.setattr(dn.cuda, "_loaded", False)
-    cublas, cudnn = tmp_path / "nvidia" / "cu13" / "lib", tmp_path / "nvidia" / "cudnn" / "lib"
-    cublas.mkdir(parents=True)
-    cudnn.mkdir(parents=True)
+    cublas, cudnn, nccl = (tmp_path / "nvidia" / sub / "lib" for sub in ("cu13", "cudnn", "nccl"))
+    for lib in (cublas, cudnn, nccl):
+        lib.mkdir(parents=True)
     monkeypatch.syspath_prepend(str(tmp_path))
     dn.cuda.load_libraries()
     assert not any(p.startswith(str(tmp_path)) for p in loaded)  # (real wheels elsewhere may load)
     loaded.clear()
-    for lib, name in ((cublas, "libcublasLt.so.13"), (cublas, "libcublas.so.13"), (cudnn, "libcudnn.so.9")):
-        (lib / name).write_bytes(b"")
+    expected = [cublas / "libcublasLt.so.13", cublas / "libcublas.so.13", cudnn / "libcudnn.so.9",
+                nccl / "libnccl.so.2"]
+    for path in expected:
+        path.write_bytes(b"")
     monkeypatch.setattr(dn.cuda, "_loaded", False)
     dn.cuda.load_libraries()
-    assert loaded == [str(cublas / "libcublasLt.so.13"), str(cublas / "libcublas.so.13"), str(cudnn / "libcudnn.so.9")]
+    assert loaded == [str(p) for p in expected]
 
 
 def _library_errors(env: dict, preload: bool) -> dict:
     """dn.cuda.libraries() (preload) or the engine's own lookup (no preload) in a fresh process."""
     code = ("import json, darknetpy as dn\n"
             + ("print(json.dumps(dn.cuda.libraries()))" if preload else
-               "print(json.dumps({n: dn._libdarknet.cuda_library_error(n) for n in ('cublas', 'cudnn')}))"))
+               "print(json.dumps({n: dn._libdarknet.cuda_library_error(n) for n in ('cublas', 'cudnn', 'nccl')}))"))
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
                          check=True, cwd=Path(dn.__file__).parents[1])
     return json.loads(out.stdout)
@@ -179,11 +181,13 @@ def _wheel_installed(sub: str, name: str) -> bool:
 def test_library_loader_messages():
     """Loading needs no GPU: with the wheels installed both load; DARKNETPY_CUDNN=0 turns cuDNN off (the
     convolutions then run as im2col + cuBLAS); a library the loader cannot find is named with its package."""
-    if _wheel_installed("cu13/lib", "libcublas.so.13") and _wheel_installed("cudnn/lib", "libcudnn.so.9"):
-        assert _library_errors({}, preload=True) == {"cublas": None, "cudnn": None}
+    if all(_wheel_installed(*lib) for lib in (("cu13/lib", "libcublas.so.13"), ("cudnn/lib", "libcudnn.so.9"),
+                                               ("nccl/lib", "libnccl.so.2"))):
+        assert _library_errors({}, preload=True) == {"cublas": None, "cudnn": None, "nccl": None}
     assert _library_errors({"DARKNETPY_CUDNN": "0"}, preload=True)["cudnn"] == "DARKNETPY_CUDNN=0"
     if (Path(_libdarknet.__file__).parents[1] / "nvidia").exists():
         pytest.skip("the wheels sit beside darknetpy (an installed package): the rpath finds them")
     errors = _library_errors({}, preload=False)  # an in-place build: only the loader's own search
     assert 'pip install "darknetpy-engine[cuda]"' in errors["cudnn"] and "nvidia-cudnn-cu13" in errors["cudnn"]
     assert 'pip install "darknetpy-engine[cuda]"' in errors["cublas"] and "nvidia-cublas" in errors["cublas"]
+    assert "pip install nvidia-nccl-cu13" in errors["nccl"]

@@ -277,6 +277,9 @@ struct dn_backend {
        every pass prepares first when they are stale; training updates the copies, and the
        kernels' pull brings them back to the host when it reads them (dn_network_sync_host). */
     int device_copies;
+    /* Optional: sum the update accumulators of n networks with the same layers, one per device of
+       this backend, into each (data-parallel training; NULL: host arrays are summed instead). */
+    dn_status (*allreduce)(dn_ctx *const *ctxs, int n);
 };
 
 /* The CPU backend for this processor (or the one DARKNETPY_CPU names: baseline, avx2, avx512). */
@@ -395,6 +398,13 @@ int dn_network_output_layer(const dn_network *net);
 void dn_network_unprepare(dn_network *net);
 /* Bring the host's parameter arrays up to date with a device that trained them. */
 dn_status dn_network_sync_host(const dn_network *net);
+
+/* The parts of a training iteration (dn_network_train_step, parallel.c): check the truth size and
+   make the parameters ready to change; forward and backward over the subdivisions of x/y,
+   accumulating updates (*total: their cost); the SGD update for `images` images. */
+dn_status dn_network_begin_step(dn_network *net, int truth_size);
+dn_status dn_network_accumulate(dn_network *net, const float *x, const float *y, int truth_size, double *total);
+dn_status dn_network_apply_update(dn_network *net, int images, float momentum);
 
 /* Place the outputs of an inference network in net->arena by liveness (plan.c). */
 dn_status dn_plan_outputs(dn_network *net);

@@ -587,23 +587,34 @@ dn_status dn_network_backward(dn_network *net, const float *x, const float *y, i
     return input_delta ? b->download(input_delta, &net->input_delta, 0, n_in) : DN_OK;
 }
 
-dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss)
+dn_status dn_network_begin_step(dn_network *net, int truth_size)
 {
-    dn_net_info *in = &net->info;
     DN_TRY(prepare_training(net, truth_size));
     release_counted(net, &net->input_delta);
     DN_TRY(params_will_change(net));
     memset(net->phase_s, 0, sizeof net->phase_s);
-    double total = 0;
+    return DN_OK;
+}
+
+dn_status dn_network_accumulate(dn_network *net, const float *x, const float *y, int truth_size, double *total)
+{
+    dn_net_info *in = &net->info;
+    *total = 0;
     for (int s = 0; s < in->subdivisions; s++) {
         double cost;
         in->seen += in->batch;
         DN_TRY(forward_backward(net, x + (size_t)s * in->batch * in->inputs, y + (size_t)s * in->batch * truth_size,
                                 &cost));
-        total += cost;
+        *total += cost;
     }
+    return DN_OK;
+}
+
+dn_status dn_network_apply_update(dn_network *net, int images, float momentum)
+{
+    dn_net_info *in = &net->info;
     in->cur_iteration++;
-    dn_update up = {in->batch * in->subdivisions, dn_network_current_rate(net), in->momentum, in->decay};
+    dn_update up = {images, dn_network_current_rate(net), momentum, in->decay};
     const double t0 = now_s();
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
@@ -611,6 +622,16 @@ dn_status dn_network_train_step(dn_network *net, const float *x, const float *y,
         if (l->train && k->update) DN_TRY(k->update(l, &up, &net->ctx));
     }
     net->phase_s[2] = now_s() - t0;
+    return DN_OK;
+}
+
+dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss)
+{
+    const dn_net_info *in = &net->info;
+    double total;
+    DN_TRY(dn_network_begin_step(net, truth_size));
+    DN_TRY(dn_network_accumulate(net, x, y, truth_size, &total));
+    DN_TRY(dn_network_apply_update(net, in->batch * in->subdivisions, in->momentum));
     *loss = (float)(total / (in->subdivisions * in->batch));
     return DN_OK;
 }

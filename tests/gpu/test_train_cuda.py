@@ -2,7 +2,8 @@
 differences): per layer kind, one backward with the same parameters gives the same loss, input
 delta, layer deltas and parameter deltas; train_step gives the same losses and parameters over
 several iterations (batch norm in training mode, momentum, decay, subdivisions); a detector's
-[yolo] loss; the parameters the GPU trained reach save_weights, param() and resize. Runs with
+[yolo] loss; the parameters the GPU trained reach save_weights, param() and resize; data-parallel
+training over GPUs (NCCL; two GPUs needed for more than one). Runs with
 cuDNN and, in tools/gpu_check.sh, again with DARKNETPY_CUDNN=0 (im2col + cuBLAS)."""
 import sys
 from pathlib import Path
@@ -187,3 +188,28 @@ def test_share_index_training_is_refused(tmp_path):
                    COST)
     with pytest.raises(dn.UnsupportedError, match="share_index, in training"):
         dn.Network(cfg, batch=None, device="cuda")
+
+
+@pytest.mark.parametrize("devices", [["cuda:0"], ["cuda:0", "cuda:1"]])
+def test_data_parallel_like_one_cpu_network(tmp_path, devices):
+    """n GPUs of batch 2 (NCCL sums their gradients) against one CPU network of batch 2n; the
+    cfg has no batch norm, whose statistics are per device."""
+    if dn.cuda.device_count() < len(devices):
+        pytest.skip(f"needs {len(devices)} GPUs")
+    n = len(devices)
+    body = conv(6, act="leaky") + "[maxpool]\nsize=2\nstride=2\n\n" + conv(4, size=1, pad=0) + "[avgpool]\n\n" + SOFTMAX
+    head = "[net]\nbatch={}\nsubdivisions=1\nwidth=8\nheight=8\nchannels=3\nlearning_rate=0.1\nmomentum=0.9\n" \
+           "decay=0.01\nburn_in=0\n\n"
+    (tmp_path / "one.cfg").write_text(head.format(2 * n) + body)
+    (tmp_path / "part.cfg").write_text(head.format(2) + body)
+    one = dn.Network(tmp_path / "one.cfg", batch=None)
+    with dn.DataParallel(tmp_path / "part.cfg", devices=devices) as par:
+        for net in par.networks:
+            copy_params(one, net)
+        rng = np.random.default_rng(0)
+        for step in range(3):
+            x = rng.random((2 * n, 3, 8, 8), dtype=np.float32)
+            y = np.eye(4, dtype=np.float32)[rng.integers(4, size=2 * n)]
+            np.testing.assert_allclose(par.train_step(x, y), one.train_step(x, y), rtol=1e-4, err_msg=f"step {step}")
+        for net in par.networks:
+            np.testing.assert_allclose(net.param(0, "weights"), one.param(0, "weights"), rtol=0, atol=1e-5)

@@ -218,6 +218,7 @@ static void close_net(dn_ctx *ctx)
     dn_cuda_free_array(&s->dnn_ws);
     if (s->sum) cudaFree(s->sum);
     dn_cuda_dnn_destroy(s->dnn);
+    dn_cuda_nccl_destroy(s->nccl);
     dn_cuda_blas_destroy(s->blas);
     if (s->staging) cudaFreeHost(s->staging);
     if (s->staged) cudaEventDestroy(s->staged);
@@ -254,6 +255,7 @@ static const dn_backend template = {
     .close = close_net,
     .zero = zero,
     .device_copies = 1,
+    .allreduce = dn_cuda_allreduce,
     .kernels = {
         [DN_KIND_convolutional] = &dn_cuda_kernels_convolutional,
         [DN_KIND_maxpool] = &dn_cuda_kernels_maxpool,
@@ -313,7 +315,8 @@ const char *dn_cuda_library_error(const char *name)
 {
     if (strcmp(name, "cublas") == 0) return dn_cuda_blas_error();
     if (strcmp(name, "cudnn") == 0) return dn_cuda_dnn_error();
-    return "unknown library: ask for \"cublas\" or \"cudnn\"";
+    if (strcmp(name, "nccl") == 0) return dn_cuda_nccl_error();
+    return "unknown library: ask for \"cublas\", \"cudnn\" or \"nccl\"";
 }
 
 dn_status dn_cuda_memory_info(int ordinal, size_t *free_bytes, size_t *total_bytes)

@@ -1,5 +1,5 @@
 /* The CUDA backend's internal API: the per-network device state, CUDA statuses
-   as dn_status, cuBLAS (loaded at run time) and the kernel tables. */
+   as dn_status, cuBLAS and cuDNN (loaded at run time) and the kernel tables. */
 #ifndef DN_CUDA_H
 #define DN_CUDA_H
 
@@ -42,6 +42,9 @@ typedef struct dn_cuda_net {
     size_t host_n;
     void *dnn;                 /* cudnnHandle_t on the stream; NULL: convolutions use im2col + cuBLAS */
     dn_cuda_array dnn_ws;      /* cuDNN's workspace, sized for the algorithms chosen */
+    void *nccl;                /* ncclComm_t of the data-parallel set this network trained in (nccl.c) */
+    const struct dn_cuda_net *nccl_root; /* that set's first network, and its size */
+    int nccl_n;
 } dn_cuda_net;
 
 /* Host threads of the calling network call (cpu/dispatch.c): losses computed on the host use them. */
@@ -100,9 +103,8 @@ void dn_cuda_dnn_free(struct dn_cuda_dnn *d);
    that is usable (status 0) and needs at most `limit` bytes of workspace; -1 when none. */
 int dn_cuda_dnn_pick(const int *status, const size_t *memory, int n, size_t limit);
 
-/* ---- conv.c: the convolution passes, through cuDNN when the network has it ------ */
+/* ---- conv_passes.c: the convolution passes, through cuDNN when the network has it ---- */
 
-struct conv;
 /* out = the convolution of `batch` images with w (no bias). */
 dn_status dn_cuda_conv_forward(const dn_layer *l, const float *in, const float *w, float *out, dn_ctx *ctx);
 /* dw += the weight gradient (dw may be NULL), in_delta += the input delta (may be NULL). */
@@ -110,6 +112,14 @@ dn_status dn_cuda_conv_backward(const dn_layer *l, const float *in, const float 
                                 float *in_delta, dn_ctx *ctx);
 /* Choose the layer's cuDNN algorithms (when the network uses cuDNN) and size the workspace. */
 dn_status dn_cuda_conv_setup(const dn_layer *l, dn_cuda_params *dev, dn_ctx *ctx, int train);
+
+/* ---- nccl.c: data-parallel training ----------------------------------------------- */
+
+/* Why NCCL cannot be used, or NULL (loads it). */
+const char *dn_cuda_nccl_error(void);
+/* The backend's all-reduce (dn_backend.allreduce): every update accumulator summed across networks. */
+dn_status dn_cuda_allreduce(dn_ctx *const *ctxs, int n);
+void dn_cuda_nccl_destroy(void *comm);
 
 /* ---- SGD ---------------------------------------------------------------------- */
 
