@@ -119,10 +119,11 @@ static dn_status zero(dn_tensor *t, size_t offset, size_t n)
 dn_status dn_cuda_ensure(dn_cuda_net *s, dn_cuda_array *a, size_t n, const char *what)
 {
     if (a->data && a->n == n) return DN_OK;
+    if (s != current) /* alloc works on the device of the network whose call runs on this thread */
+        return dn_fail(DN_ERR_INTERNAL, "CUDA allocation of %s for another network than the running one", what);
     dn_cuda_free_array(a);
     dn_tensor t;
     DN_TRY(alloc(&t, n, what));
-    (void)s;
     a->data = t.data;
     a->n = t.n;
     return DN_OK;
