@@ -191,3 +191,41 @@ def test_library_loader_messages():
     assert 'pip install "darknetpy-engine[cuda]"' in errors["cudnn"] and "nvidia-cudnn-cu13" in errors["cudnn"]
     assert 'pip install "darknetpy-engine[cuda]"' in errors["cublas"] and "nvidia-cublas" in errors["cublas"]
     assert "pip install nvidia-nccl-cu13" in errors["nccl"]
+
+
+ABI_CHECK = """
+#include <stddef.h>
+#include <cudnn.h>
+#include <nccl.h>
+#include "cuda/dnn.h"
+#define SAME(a, b) _Static_assert((a) == (b), #a " != " #b);
+SAME(DN_DNN_SUCCESS, CUDNN_STATUS_SUCCESS) SAME(DN_DNN_NCHW, CUDNN_TENSOR_NCHW) SAME(DN_DNN_FLOAT, CUDNN_DATA_FLOAT)
+SAME(DN_DNN_CROSS_CORRELATION, CUDNN_CROSS_CORRELATION) SAME(DN_DNN_FMA_MATH, CUDNN_FMA_MATH)
+SAME(DN_NCCL_SUCCESS, ncclSuccess) SAME(DN_NCCL_FLOAT32, ncclFloat32) SAME(DN_NCCL_SUM, ncclSum)
+#define PERF(T) SAME(sizeof(dn_cuda_dnn_perf), sizeof(T)) SAME(offsetof(dn_cuda_dnn_perf, algo), offsetof(T, algo)) \\
+    SAME(offsetof(dn_cuda_dnn_perf, status), offsetof(T, status)) \\
+    SAME(offsetof(dn_cuda_dnn_perf, memory), offsetof(T, memory))
+PERF(cudnnConvolutionFwdAlgoPerf_t) PERF(cudnnConvolutionBwdDataAlgoPerf_t) PERF(cudnnConvolutionBwdFilterAlgoPerf_t)
+"""
+
+
+def test_loader_abi_matches_the_wheels_headers(tmp_path):
+    """The engine declares the few cuDNN and NCCL types and values it uses itself (the libraries are
+    opened at run time): they must be the headers' of the nvidia-cudnn-cu13 / nvidia-nccl-cu13 wheels."""
+    nvcc, cc = shutil.which("nvcc"), shutil.which("cc") or shutil.which("gcc")
+    spec = importlib.util.find_spec("nvidia")
+    folders = [Path(p) for p in (spec.submodule_search_locations if spec else [])]
+    headers = [next((f / sub / "include" for f in folders if (f / sub / "include" / name).exists()), None)
+               for sub, name in (("cudnn", "cudnn.h"), ("nccl", "nccl.h"))]
+    if not (nvcc and cc and all(headers)):
+        pytest.skip("needs nvcc, a C compiler and the nvidia-cudnn-cu13 and nvidia-nccl-cu13 wheels' headers")
+    src = Path(__file__).resolve().parents[1] / "libdarknet"
+    (tmp_path / "abi.c").write_text(ABI_CHECK)
+    cuda_include = next((d for d in (Path(nvcc).resolve().parents[1] / "include", Path("/usr/local/cuda/include"))
+                         if (d / "cuda_runtime_api.h").exists()), None)
+    if cuda_include is None:
+        pytest.skip("the CUDA headers were not found")
+    cmd = [cc, "-fsyntax-only", "-std=gnu11", "-Wno-deprecated-declarations", f"-I{src / 'src'}",
+           f"-I{src / 'include'}", f"-I{cuda_include}"] + [f"-I{h}" for h in headers] + [str(tmp_path / "abi.c")]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

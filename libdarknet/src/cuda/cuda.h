@@ -115,6 +115,9 @@ dn_status dn_cuda_conv_setup(const dn_layer *l, dn_cuda_params *dev, dn_ctx *ctx
 
 /* ---- nccl.c: data-parallel training ----------------------------------------------- */
 
+/* The values of NCCL 2's enums used (checked against nccl.h by tests/test_cuda.py). */
+enum { DN_NCCL_SUCCESS = 0 /* ncclSuccess */, DN_NCCL_FLOAT32 = 7 /* ncclFloat32 */, DN_NCCL_SUM = 0 /* ncclSum */ };
+
 /* Why NCCL cannot be used, or NULL (loads it). */
 const char *dn_cuda_nccl_error(void);
 /* The backend's all-reduce (dn_backend.allreduce): every update accumulator summed across networks. */

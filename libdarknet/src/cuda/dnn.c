@@ -25,7 +25,7 @@ typedef int (*get_algos_fn)(void *handle, void *a, void *b, void *conv, void *c,
 typedef int (*forward_fn)(void *handle, const float *alpha, void *x_desc, const float *x, void *w_desc,
                           const float *w, void *conv, int algo, void *ws, size_t ws_bytes, const float *beta,
                           void *y_desc, float *y);
-enum { DNN_SUCCESS = 0, DNN_NCHW = 0, DNN_FLOAT = 0, DNN_CROSS_CORRELATION = 1, DNN_FMA_MATH = 3, MAX_ALGOS = 16 };
+enum { MAX_ALGOS = 16 };
 
 static struct {
     create_fn create, create_tensor, create_filter, create_conv;
@@ -103,7 +103,7 @@ static dn_status dnn_fail(int status, const char *what)
 #define DNN_TRY(expr, what)                                      \
     do {                                                         \
         const int dnn_st_ = (expr);                              \
-        if (dnn_st_ != DNN_SUCCESS) return dnn_fail(dnn_st_, what); \
+        if (dnn_st_ != DN_DNN_SUCCESS) return dnn_fail(dnn_st_, what); \
     } while (0)
 
 dn_status dn_cuda_dnn_create(void **handle, cudaStream_t stream)
@@ -116,7 +116,7 @@ dn_status dn_cuda_dnn_create(void **handle, cudaStream_t stream)
     }
     DNN_TRY(dnn.create(handle), "to create a handle");
     const int st = dnn.set_stream(*handle, stream);
-    if (st != DNN_SUCCESS) {
+    if (st != DN_DNN_SUCCESS) {
         dnn.destroy(*handle);
         *handle = NULL;
         return dnn_fail(st, "to set its stream");
@@ -142,7 +142,7 @@ void dn_cuda_dnn_free(dn_cuda_dnn *d)
 int dn_cuda_dnn_pick(const int *status, const size_t *memory, int n, size_t limit)
 {
     for (int i = 0; i < n; i++)
-        if (status[i] == DNN_SUCCESS && memory[i] <= limit) return i;
+        if (status[i] == DN_DNN_SUCCESS && memory[i] <= limit) return i;
     return -1;
 }
 
@@ -180,14 +180,14 @@ dn_status dn_cuda_dnn_setup(void *handle, dn_cuda_dnn **out, const dn_cuda_dnn_s
     }
     d->shape = *sh;
     d->trained = train;
-    DNN_TRY(dnn.set_tensor(d->x, DNN_NCHW, DNN_FLOAT, sh->batch, sh->c, sh->h, sh->w), "describing an input");
-    DNN_TRY(dnn.set_tensor(d->y, DNN_NCHW, DNN_FLOAT, sh->batch, sh->n, sh->out_h, sh->out_w), "describing an output");
-    DNN_TRY(dnn.set_filter(d->w, DNN_FLOAT, DNN_NCHW, sh->n, sh->c / sh->groups, sh->size, sh->size),
+    DNN_TRY(dnn.set_tensor(d->x, DN_DNN_NCHW, DN_DNN_FLOAT, sh->batch, sh->c, sh->h, sh->w), "describing an input");
+    DNN_TRY(dnn.set_tensor(d->y, DN_DNN_NCHW, DN_DNN_FLOAT, sh->batch, sh->n, sh->out_h, sh->out_w), "describing an output");
+    DNN_TRY(dnn.set_filter(d->w, DN_DNN_FLOAT, DN_DNN_NCHW, sh->n, sh->c / sh->groups, sh->size, sh->size),
             "describing the weights");
     DNN_TRY(dnn.set_conv(d->conv, sh->pad, sh->pad, sh->stride_y, sh->stride_x, sh->dilation, sh->dilation,
-                         DNN_CROSS_CORRELATION, DNN_FLOAT), "describing a convolution");
+                         DN_DNN_CROSS_CORRELATION, DN_DNN_FLOAT), "describing a convolution");
     DNN_TRY(dnn.set_groups(d->conv, sh->groups), "setting the groups");
-    DNN_TRY(dnn.set_math(d->conv, DNN_FMA_MATH), "setting the math type");
+    DNN_TRY(dnn.set_math(d->conv, DN_DNN_FMA_MATH), "setting the math type");
     dn_cuda_perf_list list;
     DNN_TRY(dnn.get_fwd(handle, d->x, d->w, d->conv, d->y, MAX_ALGOS, &list.n, list.perf), "choosing an algorithm");
     DN_TRY(choose(&list, "forward", sh, &d->fwd, &d->fwd_bytes));

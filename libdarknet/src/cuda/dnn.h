@@ -4,6 +4,15 @@
 
 #include "cuda.h"
 
+/* The values of cuDNN 9's enums used here (checked against cudnn.h by tests/test_cuda.py). */
+enum {
+    DN_DNN_SUCCESS = 0,           /* CUDNN_STATUS_SUCCESS */
+    DN_DNN_NCHW = 0,              /* CUDNN_TENSOR_NCHW */
+    DN_DNN_FLOAT = 0,             /* CUDNN_DATA_FLOAT */
+    DN_DNN_CROSS_CORRELATION = 1, /* CUDNN_CROSS_CORRELATION */
+    DN_DNN_FMA_MATH = 3           /* CUDNN_FMA_MATH */
+};
+
 /* What a layer's descriptors were made for. */
 typedef struct dn_cuda_dnn_shape {
     int batch, c, h, w, n, out_h, out_w, size, stride_x, stride_y, pad, dilation, groups;

@@ -15,7 +15,6 @@ typedef int (*all_reduce_fn)(const void *send, void *recv, size_t count, int typ
                              cudaStream_t stream);
 typedef int (*group_fn)(void);
 typedef const char *(*error_string_fn)(int result);
-enum { NCCL_SUCCESS = 0, NCCL_FLOAT32 = 7, NCCL_SUM = 0 };
 
 static struct {
     init_all_fn init_all;
@@ -78,8 +77,8 @@ static dn_status communicators(dn_cuda_net *const *s, int n)
         s[j]->nccl = NULL;
         devices[j] = s[j]->ordinal;
     }
-    const int r = st == DN_OK ? nccl.init_all(comms, n, devices) : NCCL_SUCCESS;
-    if (r != NCCL_SUCCESS) st = nccl_fail(r, "to connect the GPUs");
+    const int r = st == DN_OK ? nccl.init_all(comms, n, devices) : DN_NCCL_SUCCESS;
+    if (r != DN_NCCL_SUCCESS) st = nccl_fail(r, "to connect the GPUs");
     for (int j = 0; j < n && st == DN_OK; j++) {
         s[j]->nccl = comms[j];
         s[j]->nccl_root = s[0];
@@ -108,20 +107,20 @@ dn_status dn_cuda_allreduce(dn_ctx *const *ctxs, int n)
         if (s[j]->n_params != s[0]->n_params)
             st = dn_fail(DN_ERR_INTERNAL, "the networks' device parameters differ (%d and %d layers)", s[0]->n_params,
                          s[j]->n_params);
-    int r = st == DN_OK ? nccl.group_start() : NCCL_SUCCESS;
-    for (int i = 0; i < s[0]->n_params && st == DN_OK && r == NCCL_SUCCESS; i++) {
-        for (int k = 0; k < 3 && r == NCCL_SUCCESS; k++) {
+    int r = st == DN_OK ? nccl.group_start() : DN_NCCL_SUCCESS;
+    for (int i = 0; i < s[0]->n_params && st == DN_OK && r == DN_NCCL_SUCCESS; i++) {
+        for (int k = 0; k < 3 && r == DN_NCCL_SUCCESS; k++) {
             if (!accumulator(&s[0]->params[i], k)->data) continue;
-            for (int j = 0; j < n && r == NCCL_SUCCESS; j++) {
+            for (int j = 0; j < n && r == DN_NCCL_SUCCESS; j++) {
                 dn_cuda_array *a = accumulator(&s[j]->params[i], k);
-                r = nccl.all_reduce(a->data, a->data, a->n, NCCL_FLOAT32, NCCL_SUM, s[j]->nccl, s[j]->stream);
+                r = nccl.all_reduce(a->data, a->data, a->n, DN_NCCL_FLOAT32, DN_NCCL_SUM, s[j]->nccl, s[j]->stream);
             }
         }
     }
     if (st == DN_OK) {
         const int end = nccl.group_end(); /* closes the group even after a failed call */
-        if (r == NCCL_SUCCESS) r = end;
-        if (r != NCCL_SUCCESS) st = nccl_fail(r, "summing the gradients");
+        if (r == DN_NCCL_SUCCESS) r = end;
+        if (r != DN_NCCL_SUCCESS) st = nccl_fail(r, "summing the gradients");
     }
     free(s);
     return st;
