@@ -25,7 +25,7 @@ start=$(date +%s)
         if ls .whl/*.whl >/dev/null 2>&1; then
             $py -m pip install -q --no-index --no-deps .whl/*.whl
         else
-            $py -m pip install -q scipy-openblas32 Cython pytest nvidia-cublas nvidia-cudnn-cu13
+            $py -m pip install -q scipy-openblas32 Cython pytest nvidia-cublas nvidia-cudnn-cu13 nvidia-nccl-cu13
         fi
     fi
 
