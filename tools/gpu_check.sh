@@ -20,7 +20,7 @@ start=$(date +%s)
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader || echo "nvidia-smi failed"
     nvcc --version | tail -1
 
-    if ! $py -c "import scipy_openblas32, Cython, pytest" 2>/dev/null; then
+    if ! $py -c "import scipy_openblas32, Cython, pytest, nvidia.cu13, nvidia.cudnn, nvidia.nccl" 2>/dev/null; then
         echo "== installing the build and test requirements"
         if ls .whl/*.whl >/dev/null 2>&1; then
             $py -m pip install -q --no-index --no-deps .whl/*.whl
