@@ -184,8 +184,8 @@ def test_trained_parameters_reach_the_host(tmp_path):
 
 def test_share_index_training_is_refused(tmp_path):
     cfg = tmp_path / "s.cfg"
-    cfg.write_text("[net]\nbatch=2\nsubdivisions=1\nwidth=4\nheight=4\nchannels=2\n\n" + conv(2) + conv(2, extra="share_index=0") +
-                   COST)
+    cfg.write_text("[net]\nbatch=2\nsubdivisions=1\nwidth=4\nheight=4\nchannels=2\n\n" + conv(2) +
+                   conv(2, extra="share_index=0") + COST)
     with pytest.raises(dn.UnsupportedError, match="share_index, in training"):
         dn.Network(cfg, batch=None, device="cuda")
 

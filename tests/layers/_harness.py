@@ -143,7 +143,8 @@ def assert_same_gradients(reference: dn.Network, other: dn.Network, x: np.ndarra
     got_loss, got_dx = other.backward(x, y, input_delta=True)
     np.testing.assert_allclose(got_loss, loss, rtol=tol, atol=tol, err_msg="loss")
     pairs = [("input delta", dx, got_dx)]
-    pairs += [(f"layer {i} delta", reference.layer_delta(i), other.layer_delta(i)) for i in range(len(reference.layers))]
+    pairs += [(f"layer {i} delta", reference.layer_delta(i), other.layer_delta(i))
+              for i in range(len(reference.layers))]
     pairs += [(f"layer {i} {name} delta", reference.param_delta(i, name), other.param_delta(i, name))
               for i, name in trainable(reference)]
     for what, ref, got in pairs:

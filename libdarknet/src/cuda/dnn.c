@@ -178,10 +178,10 @@ dn_status dn_cuda_dnn_setup(void *handle, dn_cuda_dnn **out, const dn_cuda_dnn_s
         DNN_TRY(dnn.create_filter(&d->w), "to create a descriptor");
         DNN_TRY(dnn.create_conv(&d->conv), "to create a descriptor");
     }
-    d->shape = *sh;
-    d->trained = train;
+    d->shape = (dn_cuda_dnn_shape){0}; /* set once everything below succeeded */
     DNN_TRY(dnn.set_tensor(d->x, DN_DNN_NCHW, DN_DNN_FLOAT, sh->batch, sh->c, sh->h, sh->w), "describing an input");
-    DNN_TRY(dnn.set_tensor(d->y, DN_DNN_NCHW, DN_DNN_FLOAT, sh->batch, sh->n, sh->out_h, sh->out_w), "describing an output");
+    DNN_TRY(dnn.set_tensor(d->y, DN_DNN_NCHW, DN_DNN_FLOAT, sh->batch, sh->n, sh->out_h, sh->out_w),
+            "describing an output");
     DNN_TRY(dnn.set_filter(d->w, DN_DNN_FLOAT, DN_DNN_NCHW, sh->n, sh->c / sh->groups, sh->size, sh->size),
             "describing the weights");
     DNN_TRY(dnn.set_conv(d->conv, sh->pad, sh->pad, sh->stride_y, sh->stride_x, sh->dilation, sh->dilation,
@@ -192,13 +192,17 @@ dn_status dn_cuda_dnn_setup(void *handle, dn_cuda_dnn **out, const dn_cuda_dnn_s
     DNN_TRY(dnn.get_fwd(handle, d->x, d->w, d->conv, d->y, MAX_ALGOS, &list.n, list.perf), "choosing an algorithm");
     DN_TRY(choose(&list, "forward", sh, &d->fwd, &d->fwd_bytes));
     d->bwd_data_bytes = d->bwd_filter_bytes = 0;
-    if (!train) return DN_OK;
-    DNN_TRY(dnn.get_bwd_data(handle, d->w, d->y, d->conv, d->x, MAX_ALGOS, &list.n, list.perf),
-            "choosing an algorithm");
-    DN_TRY(choose(&list, "backward-data", sh, &d->bwd_data, &d->bwd_data_bytes));
-    DNN_TRY(dnn.get_bwd_filter(handle, d->x, d->y, d->conv, d->w, MAX_ALGOS, &list.n, list.perf),
-            "choosing an algorithm");
-    return choose(&list, "backward-filter", sh, &d->bwd_filter, &d->bwd_filter_bytes);
+    if (train) {
+        DNN_TRY(dnn.get_bwd_data(handle, d->w, d->y, d->conv, d->x, MAX_ALGOS, &list.n, list.perf),
+                "choosing an algorithm");
+        DN_TRY(choose(&list, "backward-data", sh, &d->bwd_data, &d->bwd_data_bytes));
+        DNN_TRY(dnn.get_bwd_filter(handle, d->x, d->y, d->conv, d->w, MAX_ALGOS, &list.n, list.perf),
+                "choosing an algorithm");
+        DN_TRY(choose(&list, "backward-filter", sh, &d->bwd_filter, &d->bwd_filter_bytes));
+    }
+    d->shape = *sh;
+    d->trained = train;
+    return DN_OK;
 }
 
 dn_status dn_cuda_dnn_forward(void *handle, const dn_cuda_dnn *d, const float *x, const float *w, float *y, void *ws,

@@ -342,8 +342,8 @@ cudaError_t dn_cuda_bn_forward(float *y, float *x_norm, float *batch_mean, float
                                const float *scales, int batch, int n, int spatial, int training, float rolling,
                                cudaStream_t s)
 {
-    bn_forward_kernel<<<n, kChannelThreads, 0, s>>>(y, x_norm, batch_mean, batch_var, mean, var, scales, batch, n, spatial,
-                                             training, rolling);
+    bn_forward_kernel<<<n, kChannelThreads, 0, s>>>(y, x_norm, batch_mean, batch_var, mean, var, scales, batch, n,
+                                                    spatial, training, rolling);
     return cudaGetLastError();
 }
 
