@@ -9,11 +9,11 @@ and uses AVX2 / AVX-512 where present. DARKNETPY_NATIVE=1 (opt-in) tunes
 everything for the building machine instead (-march=native).
 
 When nvcc is found (or DARKNETPY_CUDA=1; DARKNETPY_CUDA=0 turns it off), the CUDA
-backend (libdarknet/src/cuda/) is built into the same extension: kernels.cu with nvcc
+backend (libdarknet/src/cuda/) is built into the same extension: its .cu files with nvcc
 for the GPU architectures in CUDA_ARCHS (DARKNETPY_CUDA_ARCHS="90" narrows them), the
 rest with the C compiler. The CUDA runtime is linked statically (it loads the driver
-itself when first used) and cuBLAS is opened at run time from the nvidia-cublas wheel,
-so the extension imports on machines without CUDA.
+itself when first used); cuBLAS and cuDNN are opened at run time from the nvidia-cublas
+and nvidia-cudnn-cu13 wheels, so the extension imports on machines without CUDA.
 """
 import glob
 import os
@@ -54,7 +54,7 @@ CFLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "
 # sm_XX with kernels compiled for it (where this nvcc knows it); PTX of the newest runs on later GPUs
 CUDA_ARCHS = ("80", "86", "89", "90", "100", "120")
 CUDA_SOURCES = sorted(glob.glob(os.path.join("libdarknet", "src", "cuda", "*.c")))
-CUDA_KERNELS = os.path.join("libdarknet", "src", "cuda", "kernels.cu")
+CUDA_KERNELS = sorted(glob.glob(os.path.join("libdarknet", "src", "cuda", "*.cu")))
 
 
 def find_nvcc():
@@ -129,21 +129,26 @@ class BuildWithKernels(build_ext):
         include = INCLUDE + [os.path.join(home, "include")]
         out = os.path.join(self.build_temp, "cuda")
         os.makedirs(out, exist_ok=True)
-        kernels = os.path.join(out, "kernels.o")
-        if not os.path.exists(kernels) or os.path.getmtime(kernels) < max(
-                os.path.getmtime(f) for f in glob.glob(os.path.join("libdarknet", "src", "cuda", "*")) + [
-                    os.path.join("libdarknet", "src", "dn.h")]):
-            cmd = [nvcc, "-c", CUDA_KERNELS, "-o", kernels, "-O3", "-std=c++17", "-Xcompiler", "-fPIC"] + \
+        newest = max(os.path.getmtime(f) for f in glob.glob(os.path.join("libdarknet", "src", "cuda", "*")) + [
+            os.path.join("libdarknet", "src", "dn.h")])
+        kernels = []
+        for source in CUDA_KERNELS:
+            obj = os.path.join(out, os.path.basename(source)[:-3] + ".o")
+            kernels.append(obj)
+            if os.path.exists(obj) and os.path.getmtime(obj) >= newest:
+                continue
+            cmd = [nvcc, "-c", source, "-o", obj, "-O3", "-std=c++17", "-Xcompiler", "-fPIC"] + \
                 [f"-I{d}" for d in INCLUDE] + gencode_flags(nvcc)
             print(" ".join(cmd))
             subprocess.run(cmd, check=True)
         objects = self.compiler.compile(CUDA_SOURCES, output_dir=out, include_dirs=include,
                                         macros=[("DN_WITH_CUDA", "1")], extra_postargs=CFLAGS)
         ext.define_macros = ext.define_macros + [("DN_WITH_CUDA", "1")]
-        ext.depends = ext.depends + CUDA_SOURCES + [CUDA_KERNELS]  # relink when they change
+        ext.depends = ext.depends + CUDA_SOURCES + CUDA_KERNELS  # relink when they change
         ext.extra_link_args = ext.extra_link_args + [cudart_static(home), "-lstdc++", "-ldl", "-lrt", "-lpthread",
-                                                     "-Wl,-rpath,$ORIGIN/../nvidia/cu13/lib"]
-        return objects + [kernels]
+                                                     "-Wl,-rpath,$ORIGIN/../nvidia/cu13/lib:$ORIGIN/../nvidia/cudnn/lib:"
+                                                     "$ORIGIN/../nvidia/nccl/lib"]
+        return objects + kernels
 
 
 extension = Extension(

@@ -33,6 +33,7 @@ from .network import LayerInfo, Network, partial
 from .memory import check_training_memory, estimate_training_memory
 from .train import TrainResult, train_classifier
 from .train_detector import DetectorTrainResult, train_detector
+from .parallel import DataParallel
 from . import cuda
 
 from ._version import __version__
@@ -47,4 +48,4 @@ __all__ = ["Network", "LayerInfo", "partial", "load_image", "resize_image", "res
            "Classifier", "Classification", "ValidationResult",
            "ValidationStep", "classify", "validate_classifier", "top_k", "Detector", "Detections", "Detection",
            "evaluate_detector", "validate_detector", "MapResult", "calc_anchors", "AnchorsResult", "letterbox_image",
-           "estimate_training_memory", "check_training_memory", "cuda", "__version__"]
+           "estimate_training_memory", "check_training_memory", "cuda", "DataParallel", "__version__"]

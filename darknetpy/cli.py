@@ -49,9 +49,10 @@ def _common() -> argparse.ArgumentParser:
 
 
 def _darknet_flags(p: argparse.ArgumentParser) -> None:
-    """darknet's device flags: accepted, ignored on this CPU-only build."""
-    p.add_argument("-gpus", metavar="LIST", help="darknet's GPU list (CPU-only build: ignored, with a warning)")
-    p.add_argument("-i", type=int, metavar="N", help="darknet's GPU index (CPU-only build: ignored)")
+    """darknet's device flags: the train verbs train on a GPU with them; the others ignore them."""
+    p.add_argument("-gpus", metavar="LIST", help="darknet's GPU list: train verbs train on the first where CUDA "
+                   "is usable (else on the CPU, with a warning); other verbs ignore it, with a warning")
+    p.add_argument("-i", type=int, metavar="N", help="darknet's GPU index (as -gpus N)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads of the engine (default: all)")
 
 
@@ -174,7 +175,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _warn_device_flags(args: argparse.Namespace) -> None:
     if getattr(args, "gpus", None) is not None or getattr(args, "i", None) not in (None, 0):
-        log.warning("this darknetpy build runs on the CPU only: -gpus/-i ignored")
+        log.warning("this command runs on the CPU only: -gpus/-i ignored")
+
+
+def _train_device(args: argparse.Namespace) -> str:
+    """The device the train verbs use: the first GPU of -gpus (or -i N) where CUDA is usable, else
+    the CPU with a warning saying why (darknet's CPU builds ignore the flags too)."""
+    from . import cuda
+
+    gpus = getattr(args, "gpus", None)
+    if gpus is None and getattr(args, "i", None) in (None, 0):
+        return "cpu"
+    listed = [g.strip() for g in (gpus or str(args.i)).split(",") if g.strip()]
+    if not listed or not all(g.isdigit() for g in listed):
+        raise ValueError(f"-gpus takes a comma list of GPU numbers (e.g. 0,1), not {gpus!r}")
+    why = cuda.unavailable_reason()
+    if why:
+        log.warning("-gpus/-i ignored, training on the CPU: %s", why)
+        return "cpu"
+    if len(listed) > 1:
+        log.warning("training on several GPUs is not supported yet: training on cuda:%s only", listed[0])
+    return f"cuda:{listed[0]}"
 
 
 def _image_paths(image: Optional[str]) -> Iterator[str]:
@@ -253,11 +274,11 @@ def _run_valid(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from .train import train_classifier
 
-    _warn_device_flags(args)
     result = train_classifier(args.data, args.cfg, args.weights, clear=args.clear,
                               max_batches=args.max_batches, backup_dir=args.backup_dir,
                               threads=args.threads, allow_ambiguous=args.allow_ambiguous,
-                              progress=args.progress, darknet_log=True, seed=args.seed)
+                              progress=args.progress, darknet_log=True, seed=args.seed,
+                              device=_train_device(args))
     print(f"Saving weights to {result.final_weights}")
     if args.topk:
         from .validation import validate_classifier

@@ -173,17 +173,16 @@ def _check_memory(cfg: str) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .cli import _warn_device_flags
+    from .cli import _train_device
     from .train_detector import train_detector
 
-    _warn_device_flags(args)
     if args.check:
         return _check_memory(args.cfg)
     train_detector(args.data, args.cfg, args.weights, clear=args.clear, map=args.map, nan_ok=args.nan_ok,
                    max_batches=args.max_batches, backup_dir=args.backup_dir, chart=args.chart,
                    threads=args.threads, loader_threads=args.loader_threads, thresh=args.thresh,
                    iou_thresh=args.iou_thresh, map_epochs=args.mAP_epochs, progress=args.progress,
-                   darknet_log=True, seed=args.seed)
+                   darknet_log=True, seed=args.seed, device=_train_device(args))
     return 0
 
 

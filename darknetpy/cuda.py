@@ -1,8 +1,9 @@
 """CUDA devices: whether darknetpy can run networks on a GPU, and on which.
 
-``Network(cfg, weights, device="cuda")`` (or ``"cuda:N"``) runs inference on a GPU. This
-needs a darknetpy built where nvcc was installed, an NVIDIA driver and GPU, and cuBLAS
-(``pip install "darknetpy-engine[cuda]"``). Without them a CUDA network raises
+``Network(cfg, weights, device="cuda")`` (or ``"cuda:N"``) runs inference and training on a
+GPU. This needs a darknetpy built where nvcc was installed, an NVIDIA driver and GPU, and
+cuBLAS (``pip install "darknetpy-engine[cuda]"``, which brings cuDNN too; without cuDNN
+convolutions run as im2col + cuBLAS). Without them a CUDA network raises
 :class:`~darknetpy.DeviceError` saying which is missing; nothing falls back to the CPU.
 """
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Optional
 
 from . import _libdarknet
 
-__all__ = ["is_available", "unavailable_reason", "device_count", "memory_info"]
+__all__ = ["is_available", "unavailable_reason", "device_count", "memory_info", "libraries"]
 
-_LIBRARIES = ("libcublasLt.so.13", "libcublas.so.13")
+# folder under the nvidia package -> libraries the engine opens from it (cuDNN is optional)
+_LIBRARIES = {os.path.join("cu13", "lib"): ("libcublasLt.so.13", "libcublas.so.13"),
+              os.path.join("cudnn", "lib"): ("libcudnn.so.9",),
+              os.path.join("nccl", "lib"): ("libnccl.so.2",)}
 _loaded = False
 
 
@@ -44,6 +48,14 @@ def memory_info(device: int = 0) -> tuple:
     return _libdarknet.cuda_memory_info(int(device))
 
 
+def libraries() -> dict:
+    """Whether the GPU libraries load (no GPU is needed to tell): ``{"cublas": None or why not,
+    "cudnn": ..., "nccl": ...}``. Without cuDNN convolutions run as im2col + cuBLAS
+    (``DARKNETPY_CUDNN=0`` chooses that too); NCCL is needed only to train on several GPUs."""
+    load_libraries()
+    return {name: _libdarknet.cuda_library_error(name) for name in ("cublas", "cudnn", "nccl")}
+
+
 def parse_device(device: str) -> str:
     """The canonical form of a device string ("cpu", "cuda:N"); ValueError for others."""
     if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", device):
@@ -52,16 +64,19 @@ def parse_device(device: str) -> str:
 
 
 def load_libraries() -> None:
-    """Load cuBLAS from the nvidia-cublas wheel wherever it is installed, so the engine finds
-    it by name (its rpath covers only a wheel beside darknetpy in the same site directory)."""
+    """Load cuBLAS, cuDNN and NCCL from the nvidia-cublas, nvidia-cudnn-cu13 and nvidia-nccl-cu13
+    wheels wherever they are installed, so the engine finds them by name (its rpath covers only wheels beside darknetpy in
+    the same site directory)."""
     global _loaded
     if _loaded:
         return
     _loaded = True
     spec = importlib.util.find_spec("nvidia")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        lib = os.path.join(folder, "cu13", "lib")
-        if all(os.path.exists(os.path.join(lib, name)) for name in _LIBRARIES):
-            for name in _LIBRARIES:
-                ctypes.CDLL(os.path.join(lib, name), mode=ctypes.RTLD_GLOBAL)
-            return
+    folders = (spec.submodule_search_locations or []) if spec else []
+    for sub, names in _LIBRARIES.items():
+        for folder in folders:
+            lib = os.path.join(folder, sub)
+            if all(os.path.exists(os.path.join(lib, name)) for name in names):
+                for name in names:
+                    ctypes.CDLL(os.path.join(lib, name), mode=ctypes.RTLD_GLOBAL)
+                break

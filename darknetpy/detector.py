@@ -221,14 +221,15 @@ class Detector(NetworkOwner):
     file *data*. ``letterbox=True`` (or ``letter_box=1`` in the cfg) feeds images with
     ``letterbox_image`` instead of ``resize_image``. NMS follows the last detection head's
     ``nms_kind``/``beta_nms``. Raises ``CfgError`` for a cfg without a detection head and
-    when the classes of the head, the ``.data`` file and the names disagree.
+    when the classes of the head, the ``.data`` file and the names disagree. *device* is ``"cpu"``
+    or a GPU (``"cuda"``, ``"cuda:N"``; see :class:`Network`).
     """
 
     def __init__(self, cfg: PathLike, weights: Optional[PathLike], names: Union[None, PathLike, Sequence[str]] = None,
                  *, data: Union[None, PathLike, DataConfig] = None, batch: int = 1, letterbox: bool = False,
-                 threads: Optional[int] = None):
+                 threads: Optional[int] = None, device: str = "cpu"):
         self.data = read_data_cfg(data) if isinstance(data, (str, os.PathLike)) else data
-        self.network = Network(cfg, weights, batch=batch, fuse=True, threads=threads)
+        self.network = Network(cfg, weights, batch=batch, fuse=True, threads=threads, device=device)
         try:
             head = self.network._handle.detector_info()
             if head["layer"] < 0:

@@ -52,8 +52,8 @@ class Network:
     buffers, for :meth:`train_step`. ``threads`` sets this network's CPU threads;
     ``max_memory`` (bytes) refuses, with OutOfMemoryError naming the batch that fits, a
     network that would need more (the engine always refuses more than the machine has).
-    ``device`` is ``"cpu"`` or a CUDA GPU, ``"cuda"`` / ``"cuda:N"`` (:mod:`darknetpy.cuda`):
-    inference only there, batch norm always folded; an unusable GPU raises DeviceError.
+    ``device`` is ``"cpu"`` or a CUDA GPU, ``"cuda"`` / ``"cuda:N"`` (:mod:`darknetpy.cuda`), for
+    inference (batch norm always folded) and training; an unusable GPU raises DeviceError.
 
     An inference network keeps the outputs of its detection heads, its output layer and its
     last layer; any other layer's output shares memory with later ones once the layers that

@@ -218,7 +218,7 @@ def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] 
                      threads: Optional[int] = None, loader_threads: int = 2, allow_ambiguous: bool = False,
                      progress: Optional[bool] = None, darknet_log: bool = False, seed: Optional[int] = None,
                      callbacks: Optional[Iterable[Callable[[TrainProgress], Optional[bool]]]] = None,
-                     ) -> TrainResult:
+                     device: str = "cpu") -> TrainResult:
     """Train a classifier as ``darknet classifier train data cfg [weights]`` does (spec §4.8).
 
     Reads the ``.data`` file (``train``, ``labels``, ``classes``, ``backup``) and refuses a train
@@ -236,6 +236,7 @@ def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] 
     ``darknet_log``: darknet's start-up and per-iteration lines on stdout. ``seed`` makes sampling,
     augmentation and dropout reproducible. Each callback receives a :class:`TrainProgress` after every
     iteration and may return True to stop early (the ``_final`` weights are still written).
+    ``device``: where the network trains, ``"cpu"`` or a GPU (``"cuda"``, ``"cuda:N"``).
     """
     start_time = time.perf_counter()
     dc = read_data_cfg(data)
@@ -245,7 +246,7 @@ def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] 
         raise DarknetError(f"the train list {dc.train} has no image paths")
     check_labelled(paths, labels, allow_ambiguous=allow_ambiguous)
     _refuse_mixing(cfg)
-    net = Network(cfg, weights, batch=None, threads=threads)
+    net = Network(cfg, weights, batch=None, threads=threads, device=device)
     try:
         return _train(net, dc, labels, paths, cfg, clear, max_batches, backup_dir, loader_threads, progress,
                       darknet_log, seed, list(callbacks or ()), start_time)

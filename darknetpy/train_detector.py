@@ -97,6 +97,7 @@ class _Options:
     darknet_log: bool
     seed: Optional[int]
     callbacks: tuple
+    device: str = "cpu"
 
 
 class _MultiScale:
@@ -121,7 +122,7 @@ class _MapEvaluator:
     weights go through a hidden file in the backup folder."""
 
     def __init__(self, data: DataConfig, cfg: PathLike, scratch: Path, threads: Optional[int],
-                 thresh: float, iou_thresh: float):
+                 thresh: float, iou_thresh: float, device: str = "cpu"):
         from .detector import Detector
 
         valid = data.resolve(data.get("valid") or data.get("train", "data/train.txt"))
@@ -129,7 +130,7 @@ class _MapEvaluator:
             raise DarknetError(f"There is no {valid} file for mAP calculation! Don't use -map (map=False), or set "
                                f"valid=<list of images> in {data.path}")
         self.data, self.scratch, self.thresh, self.iou_thresh = data, scratch, thresh, iou_thresh
-        self.detector = Detector(cfg, None, data=data, threads=threads)
+        self.detector = Detector(cfg, None, data=data, threads=threads, device=device)
 
     def __call__(self, net: Network) -> MapResult:
         net.save_weights(self.scratch)
@@ -152,7 +153,7 @@ def train_detector(data: PathLike, cfg: PathLike, weights: Optional[PathLike] = 
                    thresh: float = 0.25, iou_thresh: float = 0.5, map_epochs: int = 4,
                    progress: Optional[bool] = None, darknet_log: bool = False, seed: Optional[int] = None,
                    callbacks: Optional[Iterable[Callable[[TrainProgress], Optional[bool]]]] = None,
-                   ) -> DetectorTrainResult:
+                   device: str = "cpu") -> DetectorTrainResult:
     """Train a detector as ``darknet detector train data cfg [weights] [-map] [-clear]`` does (spec D7).
 
     Reads the ``.data`` file (``train``, ``valid``, ``backup``, ``names``, ``saveweights``,
@@ -174,6 +175,7 @@ def train_detector(data: PathLike, cfg: PathLike, weights: Optional[PathLike] = 
     [yolo] layer and the likely causes, without writing the bad weights; ``nan_ok=True`` goes on as
     darknet does. ``progress``, ``darknet_log``, ``seed`` and ``callbacks`` as in
     :func:`~darknetpy.train_classifier`; ``darknet_log`` also prints each head's line on stderr.
+    ``device``: where the network trains (and the mAP copy runs), ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
     """
     start_time = time.perf_counter()
     dc = read_data_cfg(data)
@@ -181,9 +183,9 @@ def train_detector(data: PathLike, cfg: PathLike, weights: Optional[PathLike] = 
     if not paths:
         raise DarknetError(f"the train list {dc.get('train', 'data/train.txt')} has no image paths")
     opts = _Options(clear, map, nan_ok, max_batches, backup_dir, chart, threads, loader_threads, augment, thresh,
-                    iou_thresh, map_epochs, progress, darknet_log, seed, tuple(callbacks or ()))
+                    iou_thresh, map_epochs, progress, darknet_log, seed, tuple(callbacks or ()), device)
     # a training build checks the memory it needs first (OutOfMemoryError naming the subdivisions that fit)
-    net = Network(cfg, weights, batch=None, threads=threads)
+    net = Network(cfg, weights, batch=None, threads=threads, device=device)
     try:
         return _Loop(net, dc, cfg, paths, opts).run(start_time)
     finally:
@@ -265,7 +267,7 @@ class _Loop:
             stack.callback(self.reporter.close)
             self.evaluator = stack.enter_context(contextlib.closing(_MapEvaluator(
                 dc, self.cfg, self.backup / f".{self.base}_map.weights", opts.threads, opts.thresh,
-                opts.iou_thresh))) if opts.map else None
+                opts.iou_thresh, opts.device))) if opts.map else None
             self.loader = stack.enter_context(DetectionLoader.from_cfg(
                 [str(dc.resolve(p)) for p in self.paths], self.cfg, classes=self.settings.classes,
                 batch=self.per_iteration, seed=int(rng.integers(2 ** 31)), threads=opts.loader_threads,

@@ -114,6 +114,13 @@ def cuda_memory_info(int ordinal):
     return free_bytes, total_bytes
 
 
+def cuda_library_error(name):
+    """Why GPU library `name` ("cublas", "cudnn") cannot be loaded, or None."""
+    cdef bytes b = name.encode()
+    cdef const char *why = dn_cuda_library_error(b)
+    return None if why == NULL else why.decode()
+
+
 def estimate_training_memory(cfg_path, int batch, int subdivisions, int width, int height):
     """dn_training_memory of a cfg as a dict (0 arguments: the cfg's values)."""
     cdef bytes path = os.fsencode(cfg_path)
@@ -207,6 +214,27 @@ cdef object _copy_floats(const float *data, int count):
     if count:
         memcpy(&view[0], data, count * sizeof(float))
     return out
+
+
+def train_step_parallel(handles, const float[:, ::1] x, const float[:, ::1] y):
+    """dn_network_train_step_parallel over the networks of `handles` (each its share of x, y)."""
+    cdef int n = len(handles)
+    cdef dn_network **nets = <dn_network **>malloc(n * sizeof(dn_network *))
+    if nets == NULL:
+        raise MemoryError()
+    cdef float loss = 0
+    cdef dn_status st
+    cdef int caught
+    try:
+        for i, h in enumerate(handles):
+            nets[i] = (<NetworkHandle>h)._get()
+        caught = _catch_interrupt()
+        with nogil:
+            st = dn_network_train_step_parallel(nets, n, &x[0, 0], &y[0, 0], <int>y.shape[1], &loss)
+        _finish(st, caught)
+    finally:
+        free(nets)
+    return loss
 
 
 cdef class NetworkHandle:
@@ -363,8 +391,16 @@ cdef class NetworkHandle:
         """A copy of layer `index`'s delta from the last training pass (empty without training buffers)."""
         cdef const float *data
         cdef int count
-        _check(dn_network_layer_delta(self._get(), index, &data, &count))
-        return _copy_floats(data, count)
+        cdef dn_network *net = self._get()
+        _check(dn_network_layer_delta(net, index, &data, &count))
+        out = np.empty(count, dtype=np.float32)
+        cdef float[::1] view = out
+        cdef dn_status st = DN_OK
+        if count:
+            with nogil:
+                st = dn_network_layer_delta_copy(net, index, &view[0], count)
+        _check(st)
+        return out
 
     def detection_stats(self, int index):
         """A detection layer's statistics of its last training pass."""

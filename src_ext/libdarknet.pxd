@@ -19,6 +19,7 @@ cdef extern from "darknet.h" nogil:
     const char *dn_last_error()
     dn_status dn_cuda_device_count(int *count)
     dn_status dn_cuda_memory_info(int ordinal, size_t *free_bytes, size_t *total_bytes)
+    const char *dn_cuda_library_error(const char *name)
     ctypedef void (*dn_log_fn)(int level, const char *message, void *user) noexcept
     void dn_log_set(dn_log_fn fn, void *user)
 
@@ -115,6 +116,7 @@ cdef extern from "darknet.h" nogil:
     dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n)
     dn_status dn_network_keep_output(dn_network *net, int index)
     dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count)
+    dn_status dn_network_layer_delta_copy(const dn_network *net, int index, float *dst, size_t n) nogil
     ctypedef struct dn_detection_stats:
         int count
         float avg_iou, avg_class, avg_obj, avg_noobj, recall50, recall75
@@ -124,6 +126,8 @@ cdef extern from "darknet.h" nogil:
     dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detection_stats *out)
     dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size,
                                     float *loss)
+    dn_status dn_network_train_step_parallel(dn_network *const *nets, int n, const float *x, const float *y,
+                                             int truth_size, float *loss)
     void dn_network_phase_times(const dn_network *net, double seconds[3])
     dn_status dn_network_backward(dn_network *net, const float *x, const float *y, int truth_size, double *loss,
                                   float *input_delta)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU check, in one go on a fresh GPU machine (a few minutes): builds darknetpy with
+# The GPU check, in one go on a fresh GPU machine (under 10 minutes): builds darknetpy with
 # its CUDA backend for this machine's GPU, runs every CUDA test (tests/gpu, and the layer
-# tests' runs on "cuda") and writes a report.
+# tests' runs on "cuda"; the training and layer comparisons again without cuDNN), the
+# forward and training benchmarks (next to PyTorch when it has CUDA) and writes a report.
 #
 #   tools/gpu_check.sh [REPORT]          REPORT defaults to gpu_report.txt
 #
@@ -19,12 +20,12 @@ start=$(date +%s)
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader || echo "nvidia-smi failed"
     nvcc --version | tail -1
 
-    if ! $py -c "import scipy_openblas32, Cython, pytest" 2>/dev/null; then
+    if ! $py -c "import scipy_openblas32, Cython, pytest, nvidia.cu13, nvidia.cudnn, nvidia.nccl" 2>/dev/null; then
         echo "== installing the build and test requirements"
         if ls .whl/*.whl >/dev/null 2>&1; then
             $py -m pip install -q --no-index --no-deps .whl/*.whl
         else
-            $py -m pip install -q scipy-openblas32 Cython pytest nvidia-cublas
+            $py -m pip install -q scipy-openblas32 Cython pytest nvidia-cublas nvidia-cudnn-cu13 nvidia-nccl-cu13
         fi
     fi
 
@@ -40,14 +41,23 @@ start=$(date +%s)
 import darknetpy as dn
 print('available:', dn.cuda.is_available(), dn.cuda.unavailable_reason() or '')
 print('devices:', dn.cuda.device_count())
-print('memory (free, total) of cuda:0:', dn.cuda.memory_info(0))"
+print('memory (free, total) of cuda:0:', dn.cuda.memory_info(0))
+print('libraries (None: loads):', dn.cuda.libraries())"
 
     echo "== tests marked cuda"
-    PYTHONPATH=. $py -m pytest -q -p no:cacheprovider -m cuda -rs tests/gpu tests/layers
+    PYTHONPATH=. timeout 180 $py -m pytest -q -p no:cacheprovider -m cuda -rs tests/gpu tests/layers
     rc=$?
+    echo "== the CUDA comparisons without cuDNN (DARKNETPY_CUDNN=0: im2col + cuBLAS)"
+    DARKNETPY_CUDNN=0 PYTHONPATH=. timeout 90 $py -m pytest -q -p no:cacheprovider -m cuda -x \
+        tests/gpu/test_train_cuda.py tests/gpu/test_layers_cuda.py
+    rc2=$?
+    [ $rc -eq 0 ] && rc=$rc2
 
     echo "== forward throughput (benchmarks/forward_gpu.py; CFG_DIR=folder of darknet cfgs adds the big nets)"
-    PYTHONPATH=.:benchmarks timeout 240 $py benchmarks/forward_gpu.py --repeat 10 \
+    PYTHONPATH=.:benchmarks timeout 100 $py benchmarks/forward_gpu.py --repeat 10 \
+        ${CFG_DIR:+--cfg-dir "$CFG_DIR"} || echo "benchmark failed or timed out"
+    echo "== training throughput (benchmarks/train_gpu.py, next to PyTorch cuDNN / AMP + channels-last)"
+    PYTHONPATH=. timeout 120 $py benchmarks/train_gpu.py --repeat 5 \
         ${CFG_DIR:+--cfg-dir "$CFG_DIR"} || echo "benchmark failed or timed out"
     echo "== pytest exit $rc, $(( $(date +%s) - start )) s in all"
     exit $rc

@@ -226,10 +226,16 @@ dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *
 dn_status dn_cuda_device_count(int *count);
 /* Free and total bytes of memory of device `ordinal`. */
 dn_status dn_cuda_memory_info(int ordinal, size_t *free_bytes, size_t *total_bytes);
+/* Why GPU library `name` ("cublas", "cudnn" or "nccl") cannot be used, or NULL when it loads (no
+   GPU needed to tell). Without cuDNN, convolutions run as im2col + cuBLAS; NCCL is needed only
+   to train on several GPUs. */
+const char *dn_cuda_library_error(const char *name);
 
 /* Delta of layer `index` from the last training pass (batch * outputs floats; darknet's sign:
    the negative gradient of the loss), owned by the network; *count is 0 without training buffers. */
 dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count);
+/* Copy the first n values of layer `index`'s delta into dst (host memory, from any device). */
+dn_status dn_network_layer_delta_copy(const dn_network *net, int index, float *dst, size_t n);
 
 /* A detection head's statistics of its last training pass (the last mini-batch), as upstream
    prints them per head (spec D5.7). Ratios use max(count, 1). */
@@ -253,6 +259,16 @@ dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detect
  * mini-batch, one SGD update. *loss receives darknet's per-image loss.
  */
 dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss);
+/*
+ * One data-parallel training iteration of n networks built from the same cfg with the same
+ * parameters, one per device (n GPUs; host networks also work): network i takes samples
+ * [i*m, (i+1)*m) of x/y, m = batch*subdivisions, in its own thread; the update accumulators are
+ * summed across them (NCCL on CUDA) and every network applies the same update of n*m images, so
+ * their weights stay equal (batch-norm statistics stay per device). Networks 1.. must start
+ * with empty accumulators (fresh, or only trained by this call). *loss: the per-image loss.
+ */
+dn_status dn_network_train_step_parallel(dn_network *const *nets, int n, const float *x, const float *y,
+                                         int truth_size, float *loss);
 /* Wall seconds of the phases of the last train_step (or backward, update 0): forward,
    backward (each summed over its mini-batches) and update; for benchmarks. */
 void dn_network_phase_times(const dn_network *net, double seconds[3]);

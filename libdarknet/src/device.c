@@ -57,4 +57,10 @@ dn_status dn_cuda_memory_info(int ordinal, size_t *free_bytes, size_t *total_byt
     *free_bytes = *total_bytes = 0;
     return dn_fail(DN_ERR_DEVICE, NO_CUDA);
 }
+
+const char *dn_cuda_library_error(const char *name)
+{
+    (void)name;
+    return NO_CUDA;
+}
 #endif

@@ -230,6 +230,7 @@ typedef struct dn_ctx {
     dn_rng rng;                /* dropout draws */
     volatile int *cancel;      /* nonzero: stop at the next layer boundary */
     void *device;              /* the backend's per-network state (stream, handles); NULL on the CPU */
+    int device_newer;          /* the device's parameter copies changed after the host arrays (pull them) */
 } dn_ctx;
 
 /* A backend's implementation of one layer kind. A NULL forward means the kind is
@@ -246,6 +247,9 @@ typedef struct dn_kernels {
     dn_status (*update)(dn_layer *l, const dn_update *u, dn_ctx *ctx);
     /* Optional: the option of this layer the backend cannot run (e.g. "with weights"), or NULL */
     const char *(*unsupported)(const dn_layer *l);
+    /* Device backends: copy the parameters (and update accumulators) the device holds into the
+       layer's host arrays, which are read for saving, param() and resizing. */
+    dn_status (*pull)(const dn_layer *l, const dn_ctx *ctx);
 } dn_kernels;
 
 /* Every layer kind, from layers.def. */
@@ -269,9 +273,13 @@ struct dn_backend {
     void (*close)(dn_ctx *ctx);
     /* Zero n floats of t from offset (NULL: memset, host memory). */
     dn_status (*zero)(dn_tensor *t, size_t offset, size_t n);
-    /* Kernels read the device copies prepare makes: every pass prepares first (batch norm is
-       always folded) and networks cannot train. */
-    int inference_only;
+    /* Kernels read device copies of the parameters that prepare makes from the host arrays:
+       every pass prepares first when they are stale; training updates the copies, and the
+       kernels' pull brings them back to the host when it reads them (dn_network_sync_host). */
+    int device_copies;
+    /* Optional: sum the update accumulators of n networks with the same layers, one per device of
+       this backend, into each (data-parallel training; NULL: host arrays are summed instead). */
+    dn_status (*allreduce)(dn_ctx *const *ctxs, int n);
 };
 
 /* The CPU backend for this processor (or the one DARKNETPY_CPU names: baseline, avx2, avx512). */
@@ -385,8 +393,18 @@ struct dn_network {
 /* Index of the last layer that is not [cost]: the network's output. */
 int dn_network_output_layer(const dn_network *net);
 
-/* Drop the prepared state: the raw weights changed. */
+/* Drop the prepared state: the host's raw weights changed and are the reference again (call
+   dn_network_sync_host first unless every array was rewritten). */
 void dn_network_unprepare(dn_network *net);
+/* Bring the host's parameter arrays up to date with a device that trained them. */
+dn_status dn_network_sync_host(const dn_network *net);
+
+/* The parts of a training iteration (dn_network_train_step, parallel.c): check the truth size and
+   make the parameters ready to change; forward and backward over the subdivisions of x/y,
+   accumulating updates (*total: their cost); the SGD update for `images` images. */
+dn_status dn_network_begin_step(dn_network *net, int truth_size);
+dn_status dn_network_accumulate(dn_network *net, const float *x, const float *y, int truth_size, double *total);
+dn_status dn_network_apply_update(dn_network *net, int images, float momentum);
 
 /* Place the outputs of an inference network in net->arena by liveness (plan.c). */
 dn_status dn_plan_outputs(dn_network *net);

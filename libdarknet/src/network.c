@@ -169,9 +169,6 @@ dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, 
     *out = NULL;
     const dn_backend *b;
     DN_TRY(dn_backend_find(options->device ? options->device : "cpu", &b));
-    if (b->inference_only && options->batch <= 0)
-        return dn_fail(DN_ERR_UNSUPPORTED, "%s: the %s backend runs inference only in this version: build the "
-                       "network with batch >= 1, or train on the cpu", cfg_path, b->name);
     dn_network *net = calloc(1, sizeof *net);
     if (!net) return dn_fail(DN_ERR_OOM, "out of memory loading %s", cfg_path);
     net->ctx.backend = b;
@@ -292,6 +289,17 @@ dn_status dn_network_layer_delta(const dn_network *net, int index, const float *
     return DN_OK;
 }
 
+dn_status dn_network_layer_delta_copy(const dn_network *net, int index, float *dst, size_t n)
+{
+    const float *data;
+    int count;
+    DN_TRY(dn_network_layer_delta(net, index, &data, &count));
+    if (n > (size_t)count)
+        return dn_fail(DN_ERR_SHAPE, "layer %d has %d delta values, %zu were asked for", index, count, n);
+    net->ctx.backend->begin(&net->ctx);
+    return n ? net->ctx.backend->download(dst, &net->layers[index].delta, 0, n) : DN_OK;
+}
+
 dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detection_stats *out)
 {
     if (index < 0 || index >= net->n || !net->layers[index].stats)
@@ -337,7 +345,33 @@ dn_status dn_network_prepare(dn_network *net)
 void dn_network_unprepare(dn_network *net)
 {
     net->ctx.prepared = 0;
+    net->ctx.device_newer = 0;
     net->info.fused = 0;
+}
+
+dn_status dn_network_sync_host(const dn_network *net)
+{
+    if (!net->ctx.device_newer) return DN_OK;
+    net->ctx.backend->begin(&net->ctx);
+    for (int i = 0; i < net->n; i++) {
+        const dn_layer *l = &net->layers[i];
+        const dn_kernels *k = net->ctx.backend->kernels[l->kind];
+        if (k->pull) DN_TRY(k->pull(l, &net->ctx));
+    }
+    return DN_OK;
+}
+
+/* This call changes the parameters: prepared inference copies go stale; a device's copies,
+   made current first, become the newer ones. */
+static dn_status params_will_change(dn_network *net)
+{
+    if (!net->ctx.backend->device_copies) {
+        dn_network_unprepare(net);
+        return DN_OK;
+    }
+    if (!net->ctx.prepared) DN_TRY(prepare_layers(net));
+    net->ctx.device_newer = 1;
+    return DN_OK;
 }
 
 static dn_status check_cancel(const dn_network *net)
@@ -364,7 +398,7 @@ dn_status dn_network_forward(dn_network *net, const float *input, int n)
         return dn_fail(DN_ERR_SHAPE, "forward of %d samples on a network built for batch %d", n, net->info.batch);
     const dn_backend *b = net->ctx.backend;
     b->begin(&net->ctx);
-    if ((net->want_prepared || b->inference_only) && !net->ctx.prepared) DN_TRY(prepare_layers(net));
+    if ((net->want_prepared || b->device_copies) && !net->ctx.prepared) DN_TRY(prepare_layers(net));
     const size_t used = (size_t)n * net->info.inputs;
     DN_TRY(b->upload(&net->input, 0, input, used));
     if (used < net->input.n) DN_TRY(zero(b, &net->input, used, net->input.n - used));
@@ -517,6 +551,7 @@ dn_status dn_network_param(dn_network *net, int index, const char *name, float *
     if (!*data)
         return dn_fail(DN_ERR_SHAPE, "layer %d (%s) has no parameter '%s'", index, l->ops->name, name);
     *count = (int)n;
+    DN_TRY(dn_network_sync_host(net));
     dn_network_unprepare(net); /* the caller may write the array */
     return DN_OK;
 }
@@ -542,31 +577,44 @@ dn_status dn_network_backward(dn_network *net, const float *x, const float *y, i
     const size_t n_in = (size_t)net->info.batch * net->info.inputs;
     if (input_delta && !net->input_delta.data) DN_TRY(alloc_counted(net, &net->input_delta, n_in, "the input delta"));
     if (!input_delta) release_counted(net, &net->input_delta);
+    DN_TRY(dn_network_sync_host(net));
+    dn_network_unprepare(net);
     reset_updates(net);
     memset(net->phase_s, 0, sizeof net->phase_s);
     if (input_delta) DN_TRY(zero(b, &net->input_delta, 0, n_in));
-    dn_network_unprepare(net);
+    DN_TRY(params_will_change(net));
     DN_TRY(forward_backward(net, x, y, loss));
     return input_delta ? b->download(input_delta, &net->input_delta, 0, n_in) : DN_OK;
 }
 
-dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss)
+dn_status dn_network_begin_step(dn_network *net, int truth_size)
 {
-    dn_net_info *in = &net->info;
     DN_TRY(prepare_training(net, truth_size));
     release_counted(net, &net->input_delta);
-    dn_network_unprepare(net);
+    DN_TRY(params_will_change(net));
     memset(net->phase_s, 0, sizeof net->phase_s);
-    double total = 0;
+    return DN_OK;
+}
+
+dn_status dn_network_accumulate(dn_network *net, const float *x, const float *y, int truth_size, double *total)
+{
+    dn_net_info *in = &net->info;
+    *total = 0;
     for (int s = 0; s < in->subdivisions; s++) {
         double cost;
         in->seen += in->batch;
         DN_TRY(forward_backward(net, x + (size_t)s * in->batch * in->inputs, y + (size_t)s * in->batch * truth_size,
                                 &cost));
-        total += cost;
+        *total += cost;
     }
+    return DN_OK;
+}
+
+dn_status dn_network_apply_update(dn_network *net, int images, float momentum)
+{
+    dn_net_info *in = &net->info;
     in->cur_iteration++;
-    dn_update up = {in->batch * in->subdivisions, dn_network_current_rate(net), in->momentum, in->decay};
+    dn_update up = {images, dn_network_current_rate(net), momentum, in->decay};
     const double t0 = now_s();
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
@@ -574,6 +622,16 @@ dn_status dn_network_train_step(dn_network *net, const float *x, const float *y,
         if (l->train && k->update) DN_TRY(k->update(l, &up, &net->ctx));
     }
     net->phase_s[2] = now_s() - t0;
+    return DN_OK;
+}
+
+dn_status dn_network_train_step(dn_network *net, const float *x, const float *y, int truth_size, float *loss)
+{
+    const dn_net_info *in = &net->info;
+    double total;
+    DN_TRY(dn_network_begin_step(net, truth_size));
+    DN_TRY(dn_network_accumulate(net, x, y, truth_size, &total));
+    DN_TRY(dn_network_apply_update(net, in->batch * in->subdivisions, in->momentum));
     *loss = (float)(total / (in->subdivisions * in->batch));
     return DN_OK;
 }
@@ -614,7 +672,8 @@ dn_status dn_network_resize(dn_network *net, int width, int height)
     fresh->ctx.device = net->ctx.device;
     fresh->keep_all = net->keep_all;
     fresh->keep = net->keep;
-    dn_status st = build(fresh, net->info.train ? 0 : net->info.batch, width, height);
+    dn_status st = dn_network_sync_host(net);
+    if (st == DN_OK) st = build(fresh, net->info.train ? 0 : net->info.batch, width, height);
     if (st == DN_OK) st = copy_params(fresh, net);
     if (st == DN_OK) {
         fresh->info.seen = net->info.seen;

@@ -89,6 +89,11 @@ dn_status dn_network_load_weights_checked(dn_network *net, const char *path, int
         return st;
     }
     const long header = ftell(f);
+    st = dn_network_sync_host(net); /* layers the file does not reach keep their trained values */
+    if (st != DN_OK) {
+        fclose(f);
+        return st;
+    }
     net->info.seen = seen;
     net->info.cur_iteration = (int)(seen / ((uint64_t)net->info.batch * net->info.subdivisions));
     const int end = cutoff > 0 && cutoff < net->n ? cutoff : net->n;
@@ -159,6 +164,7 @@ static dn_status save_target(const char *path, char **out)
 dn_status dn_network_save_weights(const dn_network *net, const char *path, int cutoff)
 {
     char *dest;
+    DN_TRY(dn_network_sync_host(net)); /* a device's trained values */
     DN_TRY(save_target(path, &dest));
     size_t len = strlen(dest);
     char *tmp = malloc(len + 16);

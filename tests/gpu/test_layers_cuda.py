@@ -1,7 +1,7 @@
 """Each layer kind the CUDA backend runs, CUDA vs CPU on the same parameters and input:
 every layer's output within 1e-4 of the CPU's largest value (the CPU runs unfused, CUDA
 always folds batch norm). Then the backend's own behaviour: unsupported kinds and
-options, inference only, partial batches, new parameters, resize, memory."""
+options, partial batches, new parameters, resize, memory (training: test_train_cuda.py)."""
 import sys
 from pathlib import Path
 
@@ -107,13 +107,6 @@ def test_unsupported_kind_and_option_fail_at_build(tmp_path):
     with pytest.raises(dn.UnsupportedError, match=r"\[shortcut\] with weights"):
         build(tmp_path, conv(3) + conv(3) + "[shortcut]\nfrom=-2\nweights_type=per_feature\n", (3, 4, 5),
               device="cuda", skip_unsupported=False)
-
-
-def test_training_is_refused(tmp_path):
-    cfg = tmp_path / "t.cfg"
-    cfg.write_text("[net]\nbatch=2\nsubdivisions=1\nwidth=4\nheight=4\nchannels=1\n\n" + conv(2))
-    with pytest.raises(dn.UnsupportedError, match="inference only"):
-        dn.Network(cfg, batch=None, device="cuda")
 
 
 def test_device_queries_and_close(tmp_path):

@@ -15,7 +15,7 @@ Each layer kind is tested the same four ways:
 (:data:`DEVICES`; those runs carry the ``cuda`` mark). Every test marked :data:`on_devices`
 runs on each against the same NumPy references (a kind the device does not support
 skips there), and tests/gpu compares CUDA with the CPU through :func:`copy_params` +
-:func:`assert_same_outputs`.
+:func:`assert_same_outputs` (forward) and :func:`assert_same_gradients` (training).
 """
 import re
 
@@ -131,6 +131,26 @@ def assert_same_outputs(reference: dn.Network, other: dn.Network, x: np.ndarray,
         assert got.shape == ref.shape, f"layer {i}"
         scale = max(float(np.abs(ref).max()), 1e-6)
         np.testing.assert_allclose(got, ref, rtol=0, atol=tol * scale, err_msg=f"layer {i}")
+
+
+def assert_same_gradients(reference: dn.Network, other: dn.Network, x: np.ndarray, y, tol: float = 1e-4) -> float:
+    """One ``backward`` of two training networks with the same parameters (another device): the
+    loss, the input delta, every layer's delta and every trainable array's delta agree within
+    ``tol`` of each array's largest value. Returns the loss."""
+    reference.seed(7)
+    other.seed(7)  # the same dropout draws
+    loss, dx = reference.backward(x, y, input_delta=True)
+    got_loss, got_dx = other.backward(x, y, input_delta=True)
+    np.testing.assert_allclose(got_loss, loss, rtol=tol, atol=tol, err_msg="loss")
+    pairs = [("input delta", dx, got_dx)]
+    pairs += [(f"layer {i} delta", reference.layer_delta(i), other.layer_delta(i))
+              for i in range(len(reference.layers))]
+    pairs += [(f"layer {i} {name} delta", reference.param_delta(i, name), other.param_delta(i, name))
+              for i, name in trainable(reference)]
+    for what, ref, got in pairs:
+        scale = max(float(np.abs(ref).max()), 1e-6)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=tol * scale, err_msg=what)
+    return loss
 
 
 # --------------------------------------------------------------------------- activations

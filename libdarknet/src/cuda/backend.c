@@ -116,20 +116,41 @@ static dn_status zero(dn_tensor *t, size_t offset, size_t n)
     return DN_OK;
 }
 
-dn_status dn_cuda_put(dn_cuda_net *s, float **dst, size_t *cap, const float *src, size_t n, const char *what)
+dn_status dn_cuda_ensure(dn_cuda_net *s, dn_cuda_array *a, size_t n, const char *what)
 {
-    if (*dst && *cap != n) {
-        cudaFree(*dst);
-        *dst = NULL;
+    if (a->data && a->n == n) return DN_OK;
+    if (s != current) /* alloc works on the device of the network whose call runs on this thread */
+        return dn_fail(DN_ERR_INTERNAL, "CUDA allocation of %s for another network than the running one", what);
+    dn_cuda_free_array(a);
+    dn_tensor t;
+    DN_TRY(alloc(&t, n, what));
+    a->data = t.data;
+    a->n = t.n;
+    return DN_OK;
+}
+
+dn_status dn_cuda_put(dn_cuda_net *s, dn_cuda_array *a, const float *src, size_t n, const char *what)
+{
+    if (!src) {
+        dn_cuda_free_array(a);
+        return DN_OK;
     }
-    if (!*dst) {
-        dn_tensor t;
-        DN_TRY(alloc(&t, n, what));
-        *dst = t.data;
-        *cap = n;
-    }
-    dn_tensor t = {*dst, n, &backends[s->ordinal]};
+    DN_TRY(dn_cuda_ensure(s, a, n, what));
+    dn_tensor t = {a->data, n, &backends[s->ordinal]};
     return upload(&t, 0, src, n);
+}
+
+dn_status dn_cuda_get(dn_cuda_net *s, float *dst, const dn_cuda_array *a)
+{
+    if (!dst || !a->data) return DN_OK;
+    dn_tensor t = {a->data, a->n, &backends[s->ordinal]};
+    return download(dst, &t, 0, a->n);
+}
+
+void dn_cuda_free_array(dn_cuda_array *a)
+{
+    if (a->data) cudaFree(a->data);
+    *a = (dn_cuda_array){0};
 }
 
 dn_cuda_params *dn_cuda_layer_params(dn_cuda_net *s, int index)
@@ -144,10 +165,39 @@ dn_cuda_params *dn_cuda_layer_params(dn_cuda_net *s, int index)
     return &s->params[index];
 }
 
+dn_status dn_cuda_prepared(const dn_cuda_net *s, const dn_layer *l, dn_cuda_params **out)
+{
+    *out = l->index < s->n_params ? &s->params[l->index] : NULL;
+    if (!*out || !(*out)->weights.data)
+        return dn_fail(DN_ERR_INTERNAL, "layer %d [%s] ran before its weights were on the GPU", l->index,
+                       l->ops->name);
+    return DN_OK;
+}
+
+dn_status dn_cuda_host_scratch(dn_cuda_net *s, size_t n, float **out)
+{
+    if (s->host_n < n) {
+        float *grown = realloc(s->host, sizeof(float) * n);
+        if (!grown) return dn_fail(DN_ERR_OOM, "out of host memory for %zu MiB of loss scratch", (n * 4) >> 20);
+        s->host = grown;
+        s->host_n = n;
+    }
+    *out = s->host;
+    return DN_OK;
+}
+
+dn_status dn_cuda_read_sum(dn_cuda_net *s, double *out)
+{
+    DN_CUDA_TRY(cudaMemcpyAsync(out, s->sum, sizeof *out, cudaMemcpyDeviceToHost, s->stream), "reading a loss");
+    DN_CUDA_TRY(cudaStreamSynchronize(s->stream), "running the network");
+    return DN_OK;
+}
+
 /* ---- per-network state ------------------------------------------------------- */
 
 static void begin(const dn_ctx *ctx)
 {
+    dn_cpu_set_threads(ctx->threads);
     if (!ctx->device) return;
     current = ctx->device;
     cudaSetDevice(current->ordinal);
@@ -160,10 +210,16 @@ static void close_net(dn_ctx *ctx)
     cudaSetDevice(s->ordinal);
     if (s->stream) cudaStreamSynchronize(s->stream);
     for (int i = 0; i < s->n_params; i++) {
-        cudaFree(s->params[i].weights);
-        cudaFree(s->params[i].biases);
+        for (size_t k = 0; k < sizeof s->params[i].all / sizeof *s->params[i].all; k++)
+            dn_cuda_free_array(&s->params[i].all[k]);
+        dn_cuda_dnn_free(s->params[i].dnn);
     }
     free(s->params);
+    free(s->host);
+    dn_cuda_free_array(&s->dnn_ws);
+    if (s->sum) cudaFree(s->sum);
+    dn_cuda_dnn_destroy(s->dnn);
+    dn_cuda_nccl_destroy(s->nccl);
     dn_cuda_blas_destroy(s->blas);
     if (s->staging) cudaFreeHost(s->staging);
     if (s->staged) cudaEventDestroy(s->staged);
@@ -183,7 +239,9 @@ static dn_status open_net(dn_ctx *ctx)
     DN_CUDA_TRY(cudaSetDevice(s->ordinal), "to select the GPU");
     DN_CUDA_TRY(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), "to create a stream");
     DN_CUDA_TRY(cudaEventCreateWithFlags(&s->staged, cudaEventDisableTiming), "to create an event");
-    return dn_cuda_blas_create(&s->blas, s->stream);
+    DN_CUDA_TRY(cudaMalloc((void **)&s->sum, sizeof *s->sum), "to allocate device memory");
+    DN_TRY(dn_cuda_blas_create(&s->blas, s->stream));
+    return dn_cuda_dnn_create(&s->dnn, s->stream);
 }
 
 /* ---- devices ------------------------------------------------------------------- */
@@ -197,7 +255,8 @@ static const dn_backend template = {
     .open = open_net,
     .close = close_net,
     .zero = zero,
-    .inference_only = 1,
+    .device_copies = 1,
+    .allreduce = dn_cuda_allreduce,
     .kernels = {
         [DN_KIND_convolutional] = &dn_cuda_kernels_convolutional,
         [DN_KIND_maxpool] = &dn_cuda_kernels_maxpool,
@@ -251,6 +310,14 @@ dn_status dn_cuda_backend(int ordinal, const dn_backend **out)
     DN_TRY(check_ordinal(ordinal));
     *out = &backends[ordinal];
     return DN_OK;
+}
+
+const char *dn_cuda_library_error(const char *name)
+{
+    if (strcmp(name, "cublas") == 0) return dn_cuda_blas_error();
+    if (strcmp(name, "cudnn") == 0) return dn_cuda_dnn_error();
+    if (strcmp(name, "nccl") == 0) return dn_cuda_nccl_error();
+    return "unknown library: ask for \"cublas\", \"cudnn\" or \"nccl\"";
 }
 
 dn_status dn_cuda_memory_info(int ordinal, size_t *free_bytes, size_t *total_bytes)

@@ -15,7 +15,7 @@ typedef int (*destroy_fn)(void *handle);
 typedef int (*set_stream_fn)(void *handle, cudaStream_t stream);
 typedef int (*sgemm_fn)(void *handle, int trans_a, int trans_b, int m, int n, int k, const float *alpha,
                         const float *a, int lda, const float *b, int ldb, const float *beta, float *c, int ldc);
-enum { BLAS_SUCCESS = 0, BLAS_ALLOC_FAILED = 3, BLAS_OP_N = 0 };
+enum { BLAS_SUCCESS = 0, BLAS_ALLOC_FAILED = 3, BLAS_OP_N = 0, BLAS_OP_T = 1 };
 
 static struct {
     create_fn create;
@@ -56,11 +56,16 @@ static dn_status blas_fail(int status, const char *what)
     return dn_fail(DN_ERR_DEVICE, "cuBLAS failed in %s (cublasStatus_t %d)", what, status);
 }
 
-dn_status dn_cuda_blas_create(void **handle, cudaStream_t stream)
+const char *dn_cuda_blas_error(void)
 {
     pthread_once(&once, load);
+    return blas.create ? NULL : blas.error;
+}
+
+dn_status dn_cuda_blas_create(void **handle, cudaStream_t stream)
+{
     *handle = NULL;
-    if (!blas.create) return dn_fail(DN_ERR_DEVICE, "%s", blas.error);
+    if (dn_cuda_blas_error()) return dn_fail(DN_ERR_DEVICE, "%s", blas.error);
     int st = blas.create(handle);
     if (st != BLAS_SUCCESS) return blas_fail(st, "cublasCreate");
     st = blas.set_stream(*handle, stream);
@@ -77,11 +82,12 @@ void dn_cuda_blas_destroy(void *handle)
     if (handle) blas.destroy(handle);
 }
 
-dn_status dn_cuda_gemm(void *handle, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                       float *c, int ldc)
+dn_status dn_cuda_gemm(void *handle, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                       int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    /* cuBLAS is column-major: row-major C = A B is column-major C^T = B^T A^T */
-    const float one = 1, zero = 0;
-    int st = blas.sgemm(handle, BLAS_OP_N, BLAS_OP_N, n, m, k, &one, b, ldb, a, lda, &zero, c, ldc);
+    /* cuBLAS is column-major: row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T,
+       where each array read column-major is the transpose of its row-major self */
+    int st = blas.sgemm(handle, trans_b ? BLAS_OP_T : BLAS_OP_N, trans_a ? BLAS_OP_T : BLAS_OP_N, n, m, k, &alpha,
+                        b, ldb, a, lda, &beta, c, ldc);
     return st == BLAS_SUCCESS ? DN_OK : blas_fail(st, "a convolution's SGEMM");
 }

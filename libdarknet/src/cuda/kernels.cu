@@ -152,11 +152,11 @@ __global__ void avgpool_kernel(const float *in, float *out, size_t planes, int s
     }
 }
 
-__global__ void add_prefix_kernel(const float *src, int src_n, float *out, int out_n, int m, size_t n)
+__global__ void add_prefix_kernel(const float *src, int src_n, float *out, int out_n, int m, size_t n, float alpha)
 {
     FOR_EACH(j, n) {
         const size_t b = j / m, i = j % m;
-        out[b * out_n + i] += src[b * src_n + i];
+        out[b * out_n + i] += alpha * src[b * src_n + i];
     }
 }
 
@@ -250,11 +250,11 @@ cudaError_t dn_cuda_avgpool(const float *in, float *out, int planes, int spatial
     return cudaGetLastError();
 }
 
-cudaError_t dn_cuda_add_prefix(const float *src, int src_n, float *out, int out_n, int m, int batch,
+cudaError_t dn_cuda_add_prefix(const float *src, int src_n, float *out, int out_n, int m, int batch, float alpha,
                                cudaStream_t s)
 {
     const size_t n = (size_t)batch * m;
-    if (n) add_prefix_kernel<<<blocks(n), kThreads, 0, s>>>(src, src_n, out, out_n, m, n);
+    if (n) add_prefix_kernel<<<blocks(n), kThreads, 0, s>>>(src, src_n, out, out_n, m, n, alpha);
     return cudaGetLastError();
 }
 
