@@ -70,7 +70,7 @@ static void image_backward(const conv *p, const float *in, const float *delta, c
                            float *in_delta, int in_plane, int spatial, float *col, int threads)
 {
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size;
-    for (int g = 0; g < p->groups; g++) {
+    for (int g = 0; g < p->groups && (dw || in_delta); g++) {
         const size_t in_off = (size_t)g * p->g.c * in_plane;
         const float *dg = delta + (size_t)g * ng * spatial, *w = weights + (size_t)g * ng * k;
         const float *cols = in + in_off;
@@ -83,8 +83,7 @@ static void image_backward(const conv *p, const float *in, const float *delta, c
             else gemm1(0, 1, ng, k, spatial, dg, spatial, cols, spatial, 1, dw + (size_t)g * ng * k, k);
         }
         if (!in_delta) continue;
-        if (!dw && !in_delta) return;
-    /* a 1x1 convolution's column matrix is its input: its delta is added in place */
+        /* a 1x1 convolution's column matrix is its input: its delta is added in place */
         float *dcol = is_direct(p) ? in_delta + in_off : col;
         const float beta = is_direct(p) ? 1.f : 0.f;
         if (threads > 1) dn_gemm(1, 0, k, spatial, ng, 1, w, k, dg, spatial, beta, dcol, spatial);
