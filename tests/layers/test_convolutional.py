@@ -182,3 +182,42 @@ def test_fused_3x3_matches_im2col(tmp_path, c, h, w, layers, threads):
 @pytest.mark.parametrize("path", upstream_cfgs("convolutional"), ids=cfg_id)
 def test_shapes_like_upstream(shared, path):
     assert_shapes_like_upstream(path, "convolutional")
+
+
+# 3x3 stride-1 pad-1 training passes (Winograd F(4x4,3x3) / F(2x2,3x3) where dn_wino_train_tile picks
+# it, else im2col): c, filters, h, w, batch, threads. Maps 1x1 (im2col), 2x2 and 3x3 (2x2 tiles), odd
+# and partial tiles, c and filters off the SIMD width, fewer images than threads, uneven image split,
+# and a map wide enough to run in strips of tile rows.
+TRAIN_3X3 = [
+    (16, 16, 8, 8, 3, 2),
+    (17, 19, 5, 7, 3, 2),
+    (16, 24, 1, 1, 2, 2),
+    (20, 16, 2, 2, 4, 2),
+    (16, 18, 3, 3, 1, 2),
+    (24, 17, 13, 11, 2, 1),
+    (33, 16, 9, 6, 5, 3),
+    (16, 16, 84, 512, 2, 2),
+]
+
+
+@pytest.mark.parametrize("c,k,h,w,batch,threads", TRAIN_3X3, ids=lambda v: str(v))
+def test_training_3x3_matches_numpy(tmp_path, c, k, h, w, batch, threads):
+    """A training step's forward output, input delta and weight delta against NumPy: the
+    output z = conv(x, W) + b, the input delta conv(dz, W rotated 180 degrees, channels
+    transposed), the weight delta the correlation of the padded input with dz."""
+    net = build(tmp_path, conv(k) + COST, (c, h, w), batch=batch, train=True, threads=threads)
+    weights = param(net, 0, "weights", (k, c, 3, 3)) / np.sqrt(9 * c)
+    net.set_param(0, "weights", weights)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (batch, c, h, w)).astype(np.float32)
+    y = rng.uniform(-1, 1, (batch, k * h * w)).astype(np.float32)
+    _, dx = net.backward(x, y, input_delta=True)
+    z = net.layer_output(0).astype(np.float64)
+    dz = net.layer_delta(0).astype(np.float64)
+    assert_matches(z, reference_layer(net, 0, x, filters=k, size=3, padding=1), "output", tol=1e-4)
+    rotated = weights[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    assert_matches(dx, reference_conv(dz, rotated, 1, (1, 1), 1, 1), "input delta", tol=1e-4)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    dw = np.stack([np.einsum("nfyx,ncyx->fc", dz, xp[:, :, ky:ky + h, kx:kx + w])
+                   for ky in range(3) for kx in range(3)], -1).reshape(k, c, 3, 3)
+    assert_matches(net.param_delta(0, "weights"), dw, "weight delta", tol=1e-4)

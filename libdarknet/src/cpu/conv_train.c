@@ -2,7 +2,11 @@
    weights, the weight gradients and the input deltas. With at least as many images as threads,
    each thread takes whole images with single-threaded GEMMs (a batch of small per-image GEMMs
    split inside each GEMM spends more time waking threads than multiplying), its own column
-   buffer and, backward, its own weight-gradient sum, added up at the end. */
+   buffer and, backward, its own weight-gradient sum, added up at the end.
+   3x3 stride-1 pad-1 layers run the forward product and the input delta (a 3x3 stride-1 pad-1
+   convolution of the output delta with the filters rotated and transposed) as Winograd
+   F(m x m, 3x3) where dn_wino_train_tile finds it faster, on weights transformed in each pass
+   (they change every update), many images' tiles per GEMM. */
 #include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
@@ -25,6 +29,22 @@ static void gemm1(int trans_a, int trans_b, int m, int n, int k, const float *a,
 static int is_direct(const conv *p)
 {
     return p->g.size == 1 && p->g.stride_x == 1 && p->g.stride_y == 1 && p->g.dilation == 1 && p->g.pad == 0;
+}
+
+/* The Winograd tile size of this layer's forward product and input delta, 0 for im2col + GEMM. */
+static int wino_tile(const conv *p)
+{
+    const dn_conv_geom *g = &p->g;
+    if (g->size != 3 || g->stride_x != 1 || g->stride_y != 1 || g->dilation != 1 || g->pad != 1 || p->groups != 1)
+        return 0;
+    return dn_wino_train_tile(g->c, p->n, g->h, g->w);
+}
+
+/* Images [*b0, *b1) of thread t of nt. */
+static void thread_images(int batch, int t, int nt, int *b0, int *b1)
+{
+    *b0 = batch * t / nt; /* contiguous runs, as even as the batch allows */
+    *b1 = batch * (t + 1) / nt;
 }
 
 /* One image's output (k x spatial floats of scratch in col). */
@@ -50,7 +70,7 @@ static void image_backward(const conv *p, const float *in, const float *delta, c
                            float *in_delta, int in_plane, int spatial, float *col, int threads)
 {
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size;
-    for (int g = 0; g < p->groups; g++) {
+    for (int g = 0; g < p->groups && (dw || in_delta); g++) {
         const size_t in_off = (size_t)g * p->g.c * in_plane;
         const float *dg = delta + (size_t)g * ng * spatial, *w = weights + (size_t)g * ng * k;
         const float *cols = in + in_off;
@@ -72,11 +92,10 @@ static void image_backward(const conv *p, const float *in, const float *delta, c
     }
 }
 
-/* Floats of scratch for `threads` threads: a column buffer each, a weight-gradient sum for each but the first. */
-static size_t scratch_floats(const conv *p, int spatial, int threads)
+/* Floats of one image's column buffer. */
+static size_t col_floats(const conv *p, int spatial)
 {
-    const size_t col = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * spatial;
-    return threads > 1 ? threads * col + (size_t)(threads - 1) * p->nweights : col;
+    return is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * spatial;
 }
 
 /* The network's workspace, grown once (not per iteration) when the threads need more than
@@ -97,24 +116,29 @@ dn_status dn_conv_forward_gemms(const conv *p, int batch, const float *in, int i
                                 float *out, int outputs, int in_plane, int spatial, dn_ctx *ctx)
 {
     pthread_once(&blas_once, blas_single_threaded);
-    const int threads = dn_cpu_threads();
+    const int threads = dn_cpu_threads(), m = wino_tile(p);
+    const int split = threads > 1 && batch >= threads; /* else few images: threads split each GEMM */
+    const int workers = split ? threads : 1, most = (batch + workers - 1) / workers;
+    const size_t nu = m ? (size_t)(m + 2) * (m + 2) * p->n * p->g.c : 0;
+    const size_t each = m ? dn_wino_images_workspace(p->g.c, p->n, p->g.h, p->g.w, m, most)
+                          : col_floats(p, spatial);
     float *ws;
-    if (threads == 1 || batch < threads) { /* few images: threads split each GEMM */
-        DN_TRY(scratch(ctx, scratch_floats(p, spatial, 1), &ws));
-        for (int b = 0; b < batch; b++)
-            image_forward(p, in + (size_t)b * inputs, weights, out + (size_t)b * outputs, in_plane, spatial, ws,
-                          threads);
-        return DN_OK;
-    }
-    const size_t col = scratch_floats(p, spatial, 1);
-    DN_TRY(scratch(ctx, threads * col, &ws));
-    #pragma omp parallel num_threads(threads)
+    DN_TRY(scratch(ctx, nu + workers * each, &ws));
+    if (m) dn_wino_weights(weights, p->n, p->g.c, m, ws);
+    #pragma omp parallel num_threads(workers)
     {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        dn_cpu_set_threads(1); /* im2col inside runs on this thread alone */
-        for (int b = batch * t / nt; b < batch * (t + 1) / nt; b++)
-            image_forward(p, in + (size_t)b * inputs, weights, out + (size_t)b * outputs, in_plane, spatial,
-                          ws + t * col, 1);
+        const int t = omp_get_thread_num();
+        int b0, b1;
+        thread_images(batch, t, workers, &b0, &b1);
+        if (split) dn_cpu_set_threads(1); /* im2col and transforms inside run on this thread alone */
+        float *my_ws = ws + nu + t * each;
+        if (m)
+            dn_wino_conv3x3_images(in + (size_t)b0 * inputs, b1 - b0, inputs, p->g.c, p->g.h, p->g.w, p->n, m, ws, 0,
+                                   out + (size_t)b0 * outputs, outputs, my_ws);
+        else
+            for (int b = b0; b < b1; b++)
+                image_forward(p, in + (size_t)b * inputs, weights, out + (size_t)b * outputs, in_plane, spatial,
+                              my_ws, split ? 1 : threads);
     }
     dn_cpu_set_threads(threads);
     return DN_OK;
@@ -125,34 +149,37 @@ dn_status dn_conv_backward_gemms(const conv *p, int batch, const float *in, int 
                                  int spatial, dn_ctx *ctx)
 {
     pthread_once(&blas_once, blas_single_threaded);
-    const int threads = dn_cpu_threads();
+    const int threads = dn_cpu_threads(), m = in_delta ? wino_tile(p) : 0;
+    const int split = threads > 1 && batch >= threads; /* else few images: threads split each GEMM */
+    const int workers = split ? threads : 1, most = (batch + workers - 1) / workers;
+    const size_t nu = m ? (size_t)(m + 2) * (m + 2) * p->n * p->g.c : 0, nw = p->nweights;
+    const size_t col = col_floats(p, spatial);
+    const size_t each = col + (m ? dn_wino_images_workspace(p->n, p->g.c, p->g.h, p->g.w, m, most) : 0);
     float *ws;
-    if (threads == 1 || batch < threads) { /* few images: threads split each GEMM */
-        DN_TRY(scratch(ctx, scratch_floats(p, spatial, 1), &ws));
-        for (int b = 0; b < batch; b++)
-            image_backward(p, in + (size_t)b * inputs, delta + (size_t)b * outputs, weights, dw,
-                           in_delta ? in_delta + (size_t)b * inputs : NULL, in_plane, spatial, ws, threads);
-        return DN_OK;
-    }
-    DN_TRY(scratch(ctx, scratch_floats(p, spatial, threads), &ws));
-    const size_t col = scratch_floats(p, spatial, 1), nw = p->nweights;
-    float *sums = ws + threads * col; /* weight-gradient sums of threads 1.. */
-    #pragma omp parallel num_threads(threads)
+    DN_TRY(scratch(ctx, nu + workers * each + (split && dw ? (threads - 1) * nw : 0), &ws));
+    float *sums = ws + nu + workers * each; /* weight-gradient sums of threads 1.. */
+    if (m) dn_wino_weights_backward(weights, p->n, p->g.c, m, ws);
+    #pragma omp parallel num_threads(workers)
     {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        dn_cpu_set_threads(1); /* im2col/col2im inside run on this thread alone */
-        float *my_dw = dw && t ? sums + (t - 1) * nw : dw;
+        const int t = omp_get_thread_num();
+        int b0, b1;
+        thread_images(batch, t, workers, &b0, &b1);
+        if (split) dn_cpu_set_threads(1); /* im2col/col2im and transforms inside run on this thread alone */
+        float *my_dw = dw && t ? sums + (t - 1) * nw : dw, *my_ws = ws + nu + t * each;
         if (dw && t) memset(my_dw, 0, sizeof(float) * nw);
-        /* contiguous runs of images, as even as the batch allows */
-        for (int b = batch * t / nt; b < batch * (t + 1) / nt; b++)
+        for (int b = b0; b < b1; b++)
             image_backward(p, in + (size_t)b * inputs, delta + (size_t)b * outputs, weights, my_dw,
-                           in_delta ? in_delta + (size_t)b * inputs : NULL, in_plane, spatial, ws + t * col, 1);
-        if (dw) {
+                           in_delta && !m ? in_delta + (size_t)b * inputs : NULL, in_plane, spatial, my_ws,
+                           split ? 1 : threads);
+        if (m) /* the input delta: the output delta's convolution with the rotated filters, added */
+            dn_wino_conv3x3_images(delta + (size_t)b0 * outputs, b1 - b0, outputs, p->n, p->g.h, p->g.w, p->g.c, m,
+                                   ws, 1, in_delta + (size_t)b0 * inputs, inputs, my_ws + col);
+        if (split && dw) {
             #pragma omp barrier
             #pragma omp for schedule(static)
             for (size_t i = 0; i < nw; i++) {
                 float s = 0;
-                for (int u = 1; u < nt; u++) s += sums[(u - 1) * nw + i];
+                for (int u = 1; u < workers; u++) s += sums[(u - 1) * nw + i];
                 dw[i] += s;
             }
         }

@@ -124,6 +124,10 @@ dn_status dn_conv_backward_gemms(const struct conv *p, int batch, const float *i
 #define dn_wino_workspace DN_CPU(wino_workspace)
 #define dn_wino_weights DN_CPU(wino_weights)
 #define dn_wino_conv3x3 DN_CPU(wino_conv3x3)
+#define dn_wino_train_tile DN_CPU(wino_train_tile)
+#define dn_wino_weights_backward DN_CPU(wino_weights_backward)
+#define dn_wino_images_workspace DN_CPU(wino_images_workspace)
+#define dn_wino_conv3x3_images DN_CPU(wino_conv3x3_images)
 /* the output tile size m (4 or 2) that makes Winograd F(m x m, 3x3) faster
    than im2col for this layer shape, else 0 */
 int dn_wino_tile(int c, int k, int h, int w);
@@ -135,6 +139,19 @@ void dn_wino_weights(const float *w, int k, int c, int m, float *u);
    act a per-element kind (not dn_act_mixes_channels) */
 void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, const float *bias,
                      dn_act act, float *out, float *ws);
+/* the tile size (4 or 2) of training's forward product and input delta, else 0 */
+int dn_wino_train_tile(int c, int k, int h, int w);
+/* Training: u ((m+2)^2, c, k) for the input delta's convolution (w's filters rotated 180 degrees,
+   channels transposed): dn_wino_conv3x3_images of an output delta (k planes) with it, c filters,
+   gives the input delta */
+void dn_wino_weights_backward(const float *w, int k, int c, int m, float *u);
+/* floats of scratch dn_wino_conv3x3_images needs for up to `images` images */
+size_t dn_wino_images_workspace(int c, int k, int h, int w, int m, int images);
+/* out (k, h, w) of each of `images` images (im_stride / out_stride floats apart) = (or, with acc, +=)
+   the 3x3 stride-1 pad-1 convolution of its input (c, h, w) with u (dn_wino_weights); no bias or
+   activation: many images' tiles share each GEMM */
+void dn_wino_conv3x3_images(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
+                            const float *u, int acc, float *out, size_t out_stride, float *ws);
 
 /* ---- the kernel tables (cpu/<kind>.c) and the backend (backend.c) -------- */
 

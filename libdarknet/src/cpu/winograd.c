@@ -24,6 +24,7 @@
    multiples of 4 KiB put the transforms' dozens of streams in the same cache
    sets (up to 2x slower on some map sizes) */
 #define PLANE_PAD 16
+#define WB 16                         /* filters per vectorised weight transform */
 
 static int tiles(int n, int m) { return (n + m - 1) / m; }
 
@@ -59,13 +60,26 @@ int dn_wino_tile(int c, int k, int h, int w)
     return f4 <= f2 ? 4 : 2;
 }
 
+/* Training's tile size: as dn_wino_tile without the weights' streaming cost (the GEMMs of many
+   images share each pass over the weights), F(2x2, 3x3) on ties (fewer rounding steps), and
+   im2col where c or k is small (narrow GEMMs, transforms not amortised). */
+int dn_wino_train_tile(int c, int k, int h, int w)
+{
+    if (c < 16 || k < 16) return 0;
+    const long im2col = 9L * h * w, f2 = 16L * tiles(h, 2) * tiles(w, 2), f4 = 36L * tiles(h, 4) * tiles(w, 4);
+    const long best = f4 < f2 ? f4 : f2;
+    if (10 * best >= 9 * im2col) return 0;
+    return f4 < f2 ? 4 : 2;
+}
+
 size_t dn_wino_workspace(int c, int k, int h, int w, int m)
 {
     return (size_t)(m + 2) * (m + 2) * ((size_t)(c + k) * strip_rows(c, k, h, w, m) * tiles(w, m) + 2 * PLANE_PAD);
 }
 
-/* u[a*a][k][c] = G g G^T for each filter g (k, c, 3, 3), a = m + 2. */
-void dn_wino_weights(const float *w, int k, int c, int m, float *u)
+/* u[a*a][k][c] = G g G^T for each filter g (k, c, 3, 3), a = m + 2; with `backward`, the filters
+   of the input delta's convolution instead: u[a*a][c][k] from g rotated by 180 degrees. */
+static void weights_transform(const float *w, int k, int c, int m, int backward, float *u)
 {
     static const float G2[4][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
     static const float G[6][3] = {{1 / 4.f, 0, 0},
@@ -75,27 +89,44 @@ void dn_wino_weights(const float *w, int k, int c, int m, float *u)
                                   {1 / 24.f, -1 / 12.f, 1 / 6.f},
                                   {0, 0, 1}};
     const size_t kc = (size_t)k * c;
-    const int a = m + 2;
+    const int a = m + 2, rows = backward ? c : k, cols = backward ? k : c;
     const float(*g4)[3] = m == 2 ? G2 : G;
-    #pragma omp parallel for num_threads(dn_cpu_threads())
-    for (int f = 0; f < k; f++)
-        for (int ci = 0; ci < c; ci++) {
-            const float *g = w + ((size_t)f * c + ci) * 9;
-            float t[6][3];
+    /* row `o` of each u plane, WB filters at a time, vectorised across them */
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
+    for (int o = 0; o < rows; o++)
+        for (int i0 = 0; i0 < cols; i0 += WB) {
+            const int nb = cols - i0 < WB ? cols - i0 : WB;
+            float g[9][WB], t[6][3][WB];
+            for (int j = 0; j < nb; j++) {
+                const int f = backward ? i0 + j : o, ci = backward ? o : i0 + j;
+                const float *w9 = w + ((size_t)f * c + ci) * 9;
+                for (int q = 0; q < 9; q++) g[q][j] = w9[backward ? 8 - q : q];
+            }
             for (int i = 0; i < a; i++)
-                for (int j = 0; j < 3; j++)
-                    t[i][j] = g4[i][0] * g[j] + g4[i][1] * g[3 + j] + g4[i][2] * g[6 + j];
+                for (int q = 0; q < 3; q++) {
+                    #pragma omp simd
+                    for (int j = 0; j < nb; j++)
+                        t[i][q][j] = g4[i][0] * g[q][j] + g4[i][1] * g[3 + q][j] + g4[i][2] * g[6 + q][j];
+                }
             for (int i = 0; i < a; i++)
-                for (int j = 0; j < a; j++)
-                    u[(i * a + j) * kc + (size_t)f * c + ci] = t[i][0] * g4[j][0] + t[i][1] * g4[j][1] +
-                                                               t[i][2] * g4[j][2];
+                for (int q = 0; q < a; q++) {
+                    float *dst = u + (i * a + q) * kc + (size_t)o * cols + i0;
+                    #pragma omp simd
+                    for (int j = 0; j < nb; j++)
+                        dst[j] = t[i][0][j] * g4[q][0] + t[i][1][j] * g4[q][1] + t[i][2][j] * g4[q][2];
+                }
         }
 }
 
-/* v[p][ci][r * tx + x] for tile rows ty0 .. ty0 + nty of every channel. */
-static void input_transform4(const float *im, int c, int h, int w, int ty0, int nty, float *v, size_t pstride)
+void dn_wino_weights(const float *w, int k, int c, int m, float *u) { weights_transform(w, k, c, m, 0, u); }
+
+void dn_wino_weights_backward(const float *w, int k, int c, int m, float *u) { weights_transform(w, k, c, m, 1, u); }
+
+/* v[p][ci * ld + r * tx + x] for tile rows ty0 .. ty0 + nty of every channel. */
+static void input_transform4(const float *im, int c, int h, int w, int ty0, int nty, float *v, size_t pstride,
+                             size_t ld)
 {
-    const int tx = tiles(w, 4), nt = nty * tx;
+    const int tx = tiles(w, 4);
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int ci = 0; ci < c; ci++)
         for (int r = 0; r < nty; r++) {
@@ -156,7 +187,7 @@ static void input_transform4(const float *im, int c, int h, int w, int ty0, int 
                         rt[i][5][t] = 4 * d1 - 5 * d3 + d5;
                     }
                 }
-                float *dst = v + (size_t)ci * nt + (size_t)r * tx + x0;
+                float *dst = v + (size_t)ci * ld + (size_t)r * tx + x0;
                 for (int j = 0; j < 6; j++) {
                     float *o0 = dst + (size_t)j * pstride, *o1 = o0 + 6 * pstride, *o2 = o1 + 6 * pstride,
                           *o3 = o2 + 6 * pstride, *o4 = o3 + 6 * pstride, *o5 = o4 + 6 * pstride;
@@ -176,11 +207,20 @@ static void input_transform4(const float *im, int c, int h, int w, int ty0, int 
         }
 }
 
-/* out rows of tile rows ty0 .. ty0 + nty from m[p][ki][r * tx + x]. */
-static void output_transform4(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride,
-                              const float *bias, dn_act act)
+#ifdef __AVX2__
+/* dst = v, or dst += v when acc */
+static inline void store8(float *dst, __m256 v, int acc)
 {
-    const int tx = tiles(ow, 4), nt = nty * tx;
+    _mm256_storeu_ps(dst, acc ? _mm256_add_ps(_mm256_loadu_ps(dst), v) : v);
+}
+#endif
+
+/* out rows (added to when acc) of tile rows ty0 .. ty0 + nty from m[p][ki][r * tx + x], kernel ki's
+   planes ld floats apart. */
+static void output_transform4(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride,
+                              size_t ld, const float *bias, dn_act act, int acc)
+{
+    const int tx = tiles(ow, 4);
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int ki = 0; ki < k; ki++)
         for (int r = 0; r < nty; r++) {
@@ -189,7 +229,7 @@ static void output_transform4(const float *m, int k, int oh, int ow, int ty0, in
             for (int x0 = 0; x0 < tx; x0 += STRIP) {
                 const int n = tx - x0 < STRIP ? tx - x0 : STRIP;
                 float s[4][6][STRIP], o[4][STRIP];
-                const float *src = m + (size_t)ki * nt + (size_t)r * tx + x0;
+                const float *src = m + (size_t)ki * ld + (size_t)r * tx + x0;
                 for (int j = 0; j < 6; j++) {
                     const float *m0 = src + (size_t)j * pstride, *m1 = m0 + 6 * pstride, *m2 = m1 + 6 * pstride,
                                 *m3 = m2 + 6 * pstride, *m4 = m3 + 6 * pstride, *m5 = m4 + 6 * pstride;
@@ -227,27 +267,29 @@ static void output_transform4(const float *m, int k, int oh, int ow, int ty0, in
                         const __m256 t04 = _mm256_shuffle_ps(l01, l23, 0x44), t15 = _mm256_shuffle_ps(l01, l23, 0xEE),
                                      t26 = _mm256_shuffle_ps(h01, h23, 0x44), t37 = _mm256_shuffle_ps(h01, h23, 0xEE);
                         float *dst = row + 4 * (x0 + t);
-                        _mm256_storeu_ps(dst, _mm256_permute2f128_ps(t04, t15, 0x20));
-                        _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(t26, t37, 0x20));
-                        _mm256_storeu_ps(dst + 16, _mm256_permute2f128_ps(t04, t15, 0x31));
-                        _mm256_storeu_ps(dst + 24, _mm256_permute2f128_ps(t26, t37, 0x31));
+                        store8(dst, _mm256_permute2f128_ps(t04, t15, 0x20), acc);
+                        store8(dst + 8, _mm256_permute2f128_ps(t26, t37, 0x20), acc);
+                        store8(dst + 16, _mm256_permute2f128_ps(t04, t15, 0x31), acc);
+                        store8(dst + 24, _mm256_permute2f128_ps(t26, t37, 0x31), acc);
                     }
 #endif
                     for (; t < n; t++) {
                         const int x = 4 * (x0 + t);
-                        for (int j = 0; j < 4 && x + j < ow; j++) row[x + j] = o[j][t];
+                        for (int j = 0; j < 4 && x + j < ow; j++) row[x + j] = acc ? row[x + j] + o[j][t] : o[j][t];
                     }
                     const int x_end = 4 * (x0 + n) < ow ? 4 * (x0 + n) : ow;
-                    dn_activate_span(row + 4 * x0, x_end - 4 * x0, bias ? bias[ki] : 0.f, act);
+                    if (bias || act != DN_ACT_LINEAR)
+                        dn_activate_span(row + 4 * x0, x_end - 4 * x0, bias ? bias[ki] : 0.f, act);
                 }
             }
         }
 }
 
-/* F(2x2, 3x3): v[p][ci][r * tx + x], 4x4 input tiles at stride 2. */
-static void input_transform2(const float *im, int c, int h, int w, int ty0, int nty, float *v, size_t pstride)
+/* F(2x2, 3x3): v[p][ci * ld + r * tx + x], 4x4 input tiles at stride 2. */
+static void input_transform2(const float *im, int c, int h, int w, int ty0, int nty, float *v, size_t pstride,
+                             size_t ld)
 {
-    const int tx = tiles(w, 2), nt = nty * tx;
+    const int tx = tiles(w, 2);
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int ci = 0; ci < c; ci++)
         for (int r = 0; r < nty; r++) {
@@ -277,7 +319,7 @@ static void input_transform2(const float *im, int c, int h, int w, int ty0, int 
                         rt[i][3][t] = d1 - d3;
                     }
                 }
-                float *dst = v + (size_t)ci * nt + (size_t)r * tx + x0;
+                float *dst = v + (size_t)ci * ld + (size_t)r * tx + x0;
                 for (int j = 0; j < 4; j++) {
                     float *o0 = dst + (size_t)j * pstride, *o1 = o0 + 4 * pstride, *o2 = o1 + 4 * pstride,
                           *o3 = o2 + 4 * pstride;
@@ -294,11 +336,11 @@ static void input_transform2(const float *im, int c, int h, int w, int ty0, int 
         }
 }
 
-/* F(2x2, 3x3): out rows of tile rows ty0 .. ty0 + nty from m[p][ki][r * tx + x]. */
+/* F(2x2, 3x3): as output_transform4. */
 static void output_transform2(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride,
-                              const float *bias, dn_act act)
+                              size_t ld, const float *bias, dn_act act, int acc)
 {
-    const int tx = tiles(ow, 2), nt = nty * tx;
+    const int tx = tiles(ow, 2);
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int ki = 0; ki < k; ki++)
         for (int r = 0; r < nty; r++) {
@@ -307,7 +349,7 @@ static void output_transform2(const float *m, int k, int oh, int ow, int ty0, in
             for (int x0 = 0; x0 < tx; x0 += STRIP) {
                 const int n = tx - x0 < STRIP ? tx - x0 : STRIP;
                 float s[2][4][STRIP], o[2][STRIP];
-                const float *src = m + (size_t)ki * nt + (size_t)r * tx + x0;
+                const float *src = m + (size_t)ki * ld + (size_t)r * tx + x0;
                 for (int j = 0; j < 4; j++) {
                     const float *m0 = src + (size_t)j * pstride, *m1 = m0 + 4 * pstride, *m2 = m1 + 4 * pstride,
                                 *m3 = m2 + 4 * pstride;
@@ -328,14 +370,45 @@ static void output_transform2(const float *m, int k, int oh, int ow, int ty0, in
                     float *row = plane + (size_t)y * ow;
                     for (int t = 0; t < n; t++) {
                         const int x = 2 * (x0 + t);
-                        row[x] = o[0][t];
-                        if (x + 1 < ow) row[x + 1] = o[1][t];
+                        row[x] = acc ? row[x] + o[0][t] : o[0][t];
+                        if (x + 1 < ow) row[x + 1] = acc ? row[x + 1] + o[1][t] : o[1][t];
                     }
                     const int x_end = 2 * (x0 + n) < ow ? 2 * (x0 + n) : ow;
-                    dn_activate_span(row + 2 * x0, x_end - 2 * x0, bias ? bias[ki] : 0.f, act);
+                    if (bias || act != DN_ACT_LINEAR)
+                        dn_activate_span(row + 2 * x0, x_end - 2 * x0, bias ? bias[ki] : 0.f, act);
                 }
             }
         }
+}
+
+/* The input transform, per-tap GEMMs and output transform of tile rows ty0 .. ty0 + nty of
+   `images` images (each `nty` tile rows of one image when images > 1): their tiles side by side
+   in v and mm, image after image. */
+static void run_tiles(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
+                      const float *u, int ty0, int nty, const float *bias, dn_act act, int acc, float *out,
+                      size_t out_stride, float *ws)
+{
+    const int tx = tiles(w, m), a = (m + 2) * (m + 2), per = nty * tx, nt = images * per;
+    const size_t vs = (size_t)c * nt + PLANE_PAD, ms = (size_t)k * nt + PLANE_PAD;
+    float *v = ws, *mm = ws + a * vs;
+    for (int b = 0; b < images; b++) {
+        if (m == 2) input_transform2(im + b * im_stride, c, h, w, ty0, nty, v + b * per, vs, nt);
+        else input_transform4(im + b * im_stride, c, h, w, ty0, nty, v + b * per, vs, nt);
+    }
+    dn_gemm_batch(a, k, nt, c, u, (size_t)k * c, c, v, vs, nt, mm, ms, nt);
+    for (int b = 0; b < images; b++) {
+        if (m == 2) output_transform2(mm + b * per, k, h, w, ty0, nty, out + b * out_stride, ms, nt, bias, act, acc);
+        else output_transform4(mm + b * per, k, h, w, ty0, nty, out + b * out_stride, ms, nt, bias, act, acc);
+    }
+}
+
+/* One image in strips of tile rows. */
+static void strips(const float *im, int c, int h, int w, int k, int m, const float *u, const float *bias, dn_act act,
+                   int acc, float *out, float *ws)
+{
+    const int ty = tiles(h, m), rows = strip_rows(c, k, h, w, m);
+    for (int ty0 = 0; ty0 < ty; ty0 += rows)
+        run_tiles(im, 1, 0, c, h, w, k, m, u, ty0, ty - ty0 < rows ? ty - ty0 : rows, bias, act, acc, out, 0, ws);
 }
 
 /* out (k, h, w) = act(conv3x3(im (c, h, w)) + bias) with stride 1, pad 1, on
@@ -345,15 +418,39 @@ static void output_transform2(const float *m, int k, int oh, int ow, int ty0, in
 void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, const float *bias,
                      dn_act act, float *out, float *ws)
 {
-    const int ty = tiles(h, m), tx = tiles(w, m), rows = strip_rows(c, k, h, w, m), a = (m + 2) * (m + 2);
-    for (int ty0 = 0; ty0 < ty; ty0 += rows) {
-        const int nty = ty - ty0 < rows ? ty - ty0 : rows, nt = nty * tx;
-        const size_t vs = (size_t)c * nt + PLANE_PAD, ms = (size_t)k * nt + PLANE_PAD;
-        float *v = ws, *mm = ws + a * vs;
-        if (m == 2) input_transform2(im, c, h, w, ty0, nty, v, vs);
-        else input_transform4(im, c, h, w, ty0, nty, v, vs);
-        dn_gemm_batch(a, k, nt, c, u, (size_t)k * c, c, v, vs, nt, mm, ms, nt);
-        if (m == 2) output_transform2(mm, k, h, w, ty0, nty, out, ms, bias, act);
-        else output_transform4(mm, k, h, w, ty0, nty, out, ms, bias, act);
+    strips(im, c, h, w, k, m, u, bias, act, 0, out, ws);
+}
+
+/* Whole images per GEMM batch in dn_wino_conv3x3_images: as many as WS_LIMIT holds, at most
+   `images`; 0 where one image takes strips of tile rows. */
+static int image_group(int c, int k, int h, int w, int m, int images)
+{
+    const int ty = tiles(h, m);
+    if (strip_rows(c, k, h, w, m) < ty) return 0;
+    const size_t per_image = (size_t)(m + 2) * (m + 2) * (c + k) * ty * tiles(w, m);
+    const int n = (int)(WS_LIMIT / per_image);
+    return n < 1 ? 1 : n > images ? images : n;
+}
+
+size_t dn_wino_images_workspace(int c, int k, int h, int w, int m, int images)
+{
+    const size_t strip = dn_wino_workspace(c, k, h, w, m);
+    const int group = image_group(c, k, h, w, m, images);
+    const size_t grouped = (size_t)(m + 2) * (m + 2) *
+                           ((size_t)(c + k) * group * tiles(h, m) * tiles(w, m) + 2 * PLANE_PAD);
+    return grouped > strip ? grouped : strip;
+}
+
+void dn_wino_conv3x3_images(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
+                            const float *u, int acc, float *out, size_t out_stride, float *ws)
+{
+    const int group = image_group(c, k, h, w, m, images);
+    if (!group) { /* large maps: strips of tile rows of one image at a time */
+        for (int b = 0; b < images; b++)
+            strips(im + b * im_stride, c, h, w, k, m, u, NULL, DN_ACT_LINEAR, acc, out + b * out_stride, ws);
+        return;
     }
+    for (int b = 0; b < images; b += group)
+        run_tiles(im + b * im_stride, images - b < group ? images - b : group, im_stride, c, h, w, k, m, u, 0,
+                  tiles(h, m), NULL, DN_ACT_LINEAR, acc, out + b * out_stride, out_stride, ws);
 }
