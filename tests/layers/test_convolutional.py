@@ -157,8 +157,10 @@ FUSED_3X3 = [
     (16, 33, 29, [(32, 3, 1, 1, "leaky"), (24, 3, 2, 1, "leaky"), (13, 3, 1, 1, "logistic")]),
     (3, 70, 150, [(10, 3, 1, 1, "leaky"), (20, 3, 1, 0, "linear")]),
     (64, 20, 20, [(64, 3, 1, 1, "linear")]),
-    # weight sets large enough that small maps take 2x2 tiles (F(2x2, 3x3))
+    # weight sets large enough that small maps take 2x2 tiles (F(2x2, 3x3)) ...
     (256, 13, 11, [(128, 3, 1, 1, "leaky")]),
+    (192, 11, 10, [(160, 3, 1, 1, "linear")]),
+    # ... or, on a map this small next to the channels, im2col with the batch-norm scale in the output pass
     (192, 9, 8, [(160, 3, 1, 1, "linear")]),
 ]
 
