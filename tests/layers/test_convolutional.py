@@ -181,6 +181,16 @@ def test_fused_3x3_matches_im2col(tmp_path, c, h, w, layers, threads):
     assert_same_outputs(reference, fused, x)
 
 
+def test_more_threads_than_the_workspace_was_sized_for(tmp_path):
+    """Inference unrolls one block of rows per thread into a workspace sized when the network
+    was built; a network given more threads later runs those layers on fewer threads, same values."""
+    body = conv(8, size=5, act="leaky", extra="batch_normalize=1") + conv(6, stride=2, act="mish")
+    one = build(tmp_path, body, (4, 512, 64), batch=1, fuse=True, threads=1)
+    many = build(tmp_path, body, (4, 512, 64), batch=1, fuse=True, threads=16)
+    copy_params(one, many)
+    assert_same_outputs(one, many, np.random.default_rng(3).uniform(-1, 1, (1, 4, 512, 64)).astype(np.float32))
+
+
 @pytest.mark.parametrize("path", upstream_cfgs("convolutional"), ids=cfg_id)
 def test_shapes_like_upstream(shared, path):
     assert_shapes_like_upstream(path, "convolutional")
