@@ -255,6 +255,9 @@ def test_yolov4_tiny_records_equal_upstream(oracle):
         d = det.detect(x, thresh=0.25, nms=0.45)
     assert len(d) == len(want) == 18
     for i, (box_obj, probs) in enumerate(want):
-        np.testing.assert_allclose(np.append(d.relative[i], d.objectness[i]), box_obj, atol=2e-5)
+        # 4e-5 (boxes, objectness, probabilities): upstream's own fused and unfused heads differ by 2.2e-5
+        # (oracle yolo_30/37 and fused/); folding batch norm into the weights or scaling in the output
+        # pass rounds differently
+        np.testing.assert_allclose(np.append(d.relative[i], d.objectness[i]), box_obj, atol=4e-5)
         assert set(np.nonzero(d.probs[i])[0]) == set(probs)
-        np.testing.assert_allclose([d.probs[i, k] for k in probs], list(probs.values()), atol=2e-5)
+        np.testing.assert_allclose([d.probs[i, k] for k in probs], list(probs.values()), atol=4e-5)

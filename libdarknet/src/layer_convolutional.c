@@ -170,7 +170,7 @@ static void free_conv(dn_layer *l)
     free(p->weights);
     free(p->biases);
     dn_bn_free(&p->bn);
-    free(p->fused_weights);
+    free(p->fused_scales);
     free(p->fused_biases);
     free(p->wino_weights);
     free(p->weight_updates);

@@ -12,9 +12,10 @@ typedef struct conv {
     int shared_index;          /* ... of this index (-1: its own weights) */
     float *weights, *biases;
     dn_bn bn;
-    /* inference weights with batch norm folded in (spec §3.3): made by the
-       backend's prepare, which may keep them in its own layout */
-    float *fused_weights, *fused_biases;
+    /* inference with batch norm folded in (spec §3.3), made by the backend's prepare:
+       out = act(fused_scales[f] * (raw weights x input) + fused_biases[f]), the scale
+       applied in the output pass rather than kept as a second, scaled weight copy */
+    float *fused_scales, *fused_biases;
     float *wino_weights;   /* fused weights Winograd-transformed ((m+2)^2, n, c), 3x3 layers only */
     int wino_m;            /* Winograd output tile size (2 or 4) where wino_weights is set */
     float *weight_updates, *bias_updates;

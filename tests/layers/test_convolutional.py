@@ -157,8 +157,10 @@ FUSED_3X3 = [
     (16, 33, 29, [(32, 3, 1, 1, "leaky"), (24, 3, 2, 1, "leaky"), (13, 3, 1, 1, "logistic")]),
     (3, 70, 150, [(10, 3, 1, 1, "leaky"), (20, 3, 1, 0, "linear")]),
     (64, 20, 20, [(64, 3, 1, 1, "linear")]),
-    # weight sets large enough that small maps take 2x2 tiles (F(2x2, 3x3))
+    # weight sets large enough that small maps take 2x2 tiles (F(2x2, 3x3)) ...
     (256, 13, 11, [(128, 3, 1, 1, "leaky")]),
+    (192, 11, 10, [(160, 3, 1, 1, "linear")]),
+    # ... or, on a map this small next to the channels, im2col with the batch-norm scale in the output pass
     (192, 9, 8, [(160, 3, 1, 1, "linear")]),
 ]
 
@@ -177,6 +179,16 @@ def test_fused_3x3_matches_im2col(tmp_path, c, h, w, layers, threads):
     copy_params(reference, fused)
     x = np.random.default_rng(1).uniform(-1, 1, (1, c, h, w)).astype(np.float32)
     assert_same_outputs(reference, fused, x)
+
+
+def test_more_threads_than_the_workspace_was_sized_for(tmp_path):
+    """Inference unrolls one block of rows per thread into a workspace sized when the network
+    was built; a network given more threads later runs those layers on fewer threads, same values."""
+    body = conv(8, size=5, act="leaky", extra="batch_normalize=1") + conv(6, stride=2, act="mish")
+    one = build(tmp_path, body, (4, 512, 64), batch=1, fuse=True, threads=1)
+    many = build(tmp_path, body, (4, 512, 64), batch=1, fuse=True, threads=16)
+    copy_params(one, many)
+    assert_same_outputs(one, many, np.random.default_rng(3).uniform(-1, 1, (1, 4, 512, 64)).astype(np.float32))
 
 
 @pytest.mark.parametrize("path", upstream_cfgs("convolutional"), ids=cfg_id)

@@ -151,15 +151,18 @@ static void normalize_channels(float *x, int batch, int c, int spatial, dn_act a
     }
 }
 
-/* x = EXPR(v) with v = x + bias over the span; the hot kinds' EXPR vectorises. */
+/* x = EXPR(v) with v = x * scale + bias over the span (x * 1 + bias is x + bias
+   exactly, fused or not); the hot kinds' EXPR vectorises. */
 #define ACTIVATE_SPAN(EXPR)                                                      \
     _Pragma("omp simd") for (int i = 0; i < n; i++)                              \
     {                                                                            \
-        const float v = x[i] + bias;                                             \
+        const float v = x[i] * scale + bias;                                     \
         x[i] = EXPR;                                                             \
     }
 
-void dn_activate_span(float *x, int n, float bias, dn_act a)
+void dn_activate_span(float *x, int n, float bias, dn_act a) { dn_activate_affine_span(x, n, 1.f, bias, a); }
+
+void dn_activate_affine_span(float *x, int n, float scale, float bias, dn_act a)
 {
     switch (a) {
     case DN_ACT_LINEAR: ACTIVATE_SPAN(v) break;
@@ -173,14 +176,22 @@ void dn_activate_span(float *x, int n, float bias, dn_act a)
 
 void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a)
 {
+    dn_activate_affine(x, NULL, bias, batch, c, spatial, a);
+}
+
+void dn_activate_affine(float *x, const float *scale, const float *bias, int batch, int c, int spatial, dn_act a)
+{
     const long planes = (long)batch * c;
-    if (dn_act_mixes_channels(a)) {
-        if (bias) dn_add_bias(x, bias, batch, c, spatial);
+    const int mixes = dn_act_mixes_channels(a);
+    if (mixes && !scale && !bias) {
         normalize_channels(x, batch, c, spatial, a);
         return;
     }
     #pragma omp parallel for num_threads(dn_cpu_threads())
-    for (long pl = 0; pl < planes; pl++) dn_activate_span(x + pl * spatial, spatial, bias ? bias[pl % c] : 0.f, a);
+    for (long pl = 0; pl < planes; pl++)
+        dn_activate_affine_span(x + pl * spatial, spatial, scale ? scale[pl % c] : 1.f, bias ? bias[pl % c] : 0.f,
+                                mixes ? DN_ACT_LINEAR : a);
+    if (mixes) normalize_channels(x, batch, c, spatial, a);
 }
 
 void dn_activate(float *x, int batch, int c, int spatial, dn_act a)

@@ -1,5 +1,6 @@
 /* [convolutional] on the CPU. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "../layer_convolutional.h"
@@ -34,17 +35,39 @@ static const conv *params(const dn_layer *l)
     return p->shared ? p->shared : p;
 }
 
+/* Winograd keeps (m+2)^2 transformed taps per filter and channel beside the 9 raw ones:
+   worth it only where the map is large next to the channels. Past this ratio (8x8 and
+   13x13 maps of 512 channels) im2col cost darknet53 about 3% at 2 threads, nothing
+   measurable on yolov4-tiny, and spared 128 and 16 MiB of transformed weights. */
+#define WINO_TAPS_PER_PIXEL 32
+
 /* The Winograd tile size prepared inference uses for this layer, 0 for im2col. */
 static int wino_tile(const dn_layer *l)
 {
     const conv *p = l->p;
-    return l->batch_normalize && is_wino(p) ? dn_wino_tile(p->g.c, p->n, l->h, l->w) : 0;
+    const int m = l->batch_normalize && is_wino(p) ? dn_wino_tile(p->g.c, p->n, l->h, l->w) : 0;
+    return m && (size_t)(m + 2) * (m + 2) * p->g.c <= (size_t)WINO_TAPS_PER_PIXEL * l->h * l->w ? m : 0;
 }
 
+/* Output rows per block of forward_blocks, and the blocks of the map. */
+static int block_rows(const dn_layer *l) { return (BLOCK_PIXELS + l->out_w - 1) / l->out_w; }
+static int blocks(const dn_layer *l) { return (l->out_h + block_rows(l) - 1) / block_rows(l); }
+
+/* Floats of one block's unrolled input (0 for 1x1: read in place). */
+static size_t block_floats(const dn_layer *l)
+{
+    const conv *p = l->p;
+    return is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * block_rows(l) * l->out_w;
+}
+
+/* Inference unrolls one block per thread at a time where the map has blocks for every
+   thread (forward_blocks), the whole input otherwise; training unrolls whole images. */
 static size_t workspace(const dn_layer *l, int train)
 {
     const conv *p = l->p;
     size_t n = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * l->out_w * l->out_h;
+    const size_t per_thread = (size_t)dn_cpu_threads() * block_floats(l);
+    if (!train && blocks(l) >= 2 * dn_cpu_threads() && per_thread < n) n = per_thread;
     const int m = train ? 0 : wino_tile(l);
     if (m) {
         const size_t wn = dn_wino_workspace(p->g.c, p->n, l->h, l->w, m);
@@ -62,11 +85,12 @@ static dn_status alloc_fused(dn_layer *l)
     if (p->wino_m)
         return dn_alloc_floats(&p->wino_weights, (size_t)(p->wino_m + 2) * (p->wino_m + 2) * p->n * p->g.c,
                                "Winograd convolution weights");
-    return dn_alloc_floats(&p->fused_weights, p->nweights, "fused convolution weights");
+    return dn_alloc_floats(&p->fused_scales, p->n, "fused convolution scales");
 }
 
-/* Fold batch norm into the weights and bias (spec §3.3); the raw arrays stay
-   for saving and training. */
+/* Fold batch norm into a scale and bias per filter (spec §3.3): im2col and 1x1 layers
+   multiply the raw weights and scale in the output pass, Winograd layers fold the
+   scale into their transformed weights. The raw arrays stay for saving and training. */
 static dn_status prepare(dn_layer *l, dn_ctx *ctx)
 {
     (void)ctx;
@@ -74,7 +98,7 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
     const conv *src = params(l);
     if (!l->batch_normalize) return DN_OK;
     if (!p->fused_biases) DN_TRY(alloc_fused(l));
-    const int per = p->nweights / p->n, taps = (p->wino_m + 2) * (p->wino_m + 2);
+    const int taps = (p->wino_m + 2) * (p->wino_m + 2);
     if (p->wino_weights) dn_wino_weights(src->weights, p->n, p->g.c, p->wino_m, p->wino_weights);
     for (int f = 0; f < p->n; f++) {
         double sd = sqrt((double)src->bn.variance[f] + 1e-5);
@@ -86,37 +110,41 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
                 for (int c = 0; c < p->g.c; c++) u[c] *= t;
             }
         else
-            for (int i = 0; i < per; i++) p->fused_weights[f * per + i] = src->weights[f * per + i] * t;
+            p->fused_scales[f] = t;
     }
     return DN_OK;
 }
 
 /* Inference on maps with a block per thread: blocks of whole output rows, each
-   unrolled (unless 1x1) into its own part of the workspace, multiplied, biased and
-   activated by one thread while in cache. 0 where the map is too small for that
-   (one GEMM split across threads instead). */
-static int forward_blocks(const dn_layer *l, const float *im, const float *weights, const float *bias, float *out,
-                          float *ws)
+   unrolled (unless 1x1) into its thread's slot of the workspace, multiplied and (given
+   a bias: the epilogue) scaled, biased and activated by one thread while in cache. 0
+   where the map is too small for that (one GEMM split across threads instead). A
+   workspace sized for fewer threads than run now (see workspace) runs fewer threads. */
+static int forward_blocks(const dn_layer *l, const float *im, const float *weights, const float *scale,
+                          const float *bias, float *out, const dn_tensor *ws)
 {
     const conv *p = l->p;
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
-    const int rows = (BLOCK_PIXELS + l->out_w - 1) / l->out_w, blocks = (l->out_h + rows - 1) / rows;
-    const int threads = dn_cpu_threads();
-    if (blocks < 2 * threads) return 0;
+    const int rows = block_rows(l), n_blocks = blocks(l);
+    const size_t slot = block_floats(l), full = (size_t)k * spatial;
+    int threads = dn_cpu_threads();
+    if (slot && ws->n < full && (size_t)threads * slot > ws->n) threads = (int)(ws->n / slot);
+    if (n_blocks < 2 * threads && (!slot || ws->n >= full)) return 0;
     #pragma omp parallel for schedule(dynamic) num_threads(threads)
-    for (int i = 0; i < blocks; i++) {
+    for (int i = 0; i < n_blocks; i++) {
         const int oy0 = i * rows, oy1 = oy0 + rows < l->out_h ? oy0 + rows : l->out_h, len = (oy1 - oy0) * l->out_w;
         const float *col = im + (size_t)oy0 * l->out_w;
         int ldb = spatial;
         if (!is_direct(p)) {
-            float *dst = ws + (size_t)k * oy0 * l->out_w;
+            float *dst = ws->data + slot * omp_get_thread_num();
             dn_im2col_rows(im, &p->g, oy0, oy1, dst);
             col = dst;
             ldb = len;
         }
         float *o = out + (size_t)oy0 * l->out_w;
         dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
-        for (int f = 0; f < ng; f++) dn_activate_span(o + (size_t)f * spatial, len, bias[f], p->act);
+        for (int f = 0; bias && f < ng; f++)
+            dn_activate_affine_span(o + (size_t)f * spatial, len, scale ? scale[f] : 1.f, bias[f], p->act);
     }
     return 1;
 }
@@ -128,8 +156,9 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     conv *p = l->p;
     const conv *src = params(l);
     const int fused = use_fused(l, ctx);
-    const float *weights = fused ? p->fused_weights : src->weights;
+    const float *weights = src->weights;
     const float *bias = fused ? p->fused_biases : src->biases;
+    const float *scale = fused ? p->fused_scales : NULL; /* NULL for Winograd: folded into its weights */
     /* inference with nothing between the convolution and its bias: both applied per image and group */
     const int epilogue = !ctx->training && (fused || !l->batch_normalize) && !dn_act_mixes_channels(p->act);
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
@@ -147,14 +176,15 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
             const float *im = in + (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
             const float *w = weights + (size_t)g * ng * k;
             float *out = l->output.data + (size_t)b * l->outputs + (size_t)g * ng * spatial;
-            if (epilogue && forward_blocks(l, im, w, bias + g * ng, out, ctx->workspace.data)) continue;
+            const float *sg = scale ? scale + g * ng : NULL;
+            if (forward_blocks(l, im, w, sg, epilogue ? bias + g * ng : NULL, out, &ctx->workspace)) continue;
             const float *col = im;
             if (!is_direct(p)) {
                 dn_im2col(im, &p->g, ctx->workspace.data);
                 col = ctx->workspace.data;
             }
             dn_gemm(0, 0, ng, spatial, k, 1, w, k, col, spatial, 0, out, spatial);
-            if (epilogue) dn_activate_bias(out, bias + g * ng, 1, ng, spatial, p->act);
+            if (epilogue) dn_activate_affine(out, sg, bias + g * ng, 1, ng, spatial, p->act);
         }
     if (epilogue) return DN_OK;
     if (!fused && l->batch_normalize) {
@@ -167,7 +197,7 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
         memcpy(p->preact, l->output.data, sizeof(float) * l->batch * l->outputs);
         dn_activate(l->output.data, l->batch, p->n, spatial, p->act);
     } else {
-        dn_activate_bias(l->output.data, bias, l->batch, p->n, spatial, p->act);
+        dn_activate_affine(l->output.data, scale, bias, l->batch, p->n, spatial, p->act);
     }
     return DN_OK;
 }

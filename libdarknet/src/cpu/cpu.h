@@ -33,10 +33,17 @@ void dn_cpu_set_threads(int threads);
 #define dn_activate_grad_span DN_CPU(activate_grad_span)
 #define dn_act_mixes_channels DN_CPU(act_mixes_channels)
 #define dn_activate_span DN_CPU(activate_span)
+#define dn_activate_affine DN_CPU(activate_affine)
+#define dn_activate_affine_span DN_CPU(activate_affine_span)
 /* x = act(x + bias[channel]) in one pass over (batch, c, spatial); bias may be NULL. */
 void dn_activate_bias(float *x, const float *bias, int batch, int c, int spatial, dn_act a);
 /* x[i] = act(x[i] + bias) for i < n, in the calling thread; not the channel-normalising kinds. */
 void dn_activate_span(float *x, int n, float bias, dn_act a);
+/* x = act(x * scale[channel] + bias[channel]): a convolution's folded batch norm in its
+   output pass; scale and bias may be NULL. */
+void dn_activate_affine(float *x, const float *scale, const float *bias, int batch, int c, int spatial, dn_act a);
+/* x[i] = act(x[i] * scale + bias) for i < n, as dn_activate_span. */
+void dn_activate_affine_span(float *x, int n, float scale, float bias, dn_act a);
 /* In place on (batch, c, spatial). */
 void dn_activate(float *x, int batch, int c, int spatial, dn_act a);
 /* delta *= f'(.) given the output y and, where needed, the pre-activation x. */
