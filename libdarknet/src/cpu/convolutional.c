@@ -41,6 +41,9 @@ static int wino_tile(const dn_layer *l)
     return l->batch_normalize && is_wino(p) ? dn_wino_tile(p->g.c, p->n, l->h, l->w) : 0;
 }
 
+/* Whether the fused weights are packed for dn_pgemm (one group: one GEMM per image). */
+static int is_packed(const conv *p) { return p->groups == 1; }
+
 static size_t workspace(const dn_layer *l, int train)
 {
     const conv *p = l->p;
@@ -60,9 +63,10 @@ static dn_status alloc_fused(dn_layer *l)
     p->wino_m = wino_tile(l);
     DN_TRY(dn_alloc_floats(&p->fused_biases, p->n, "fused convolution biases"));
     if (p->wino_m)
-        return dn_alloc_floats(&p->wino_weights, (size_t)(p->wino_m + 2) * (p->wino_m + 2) * p->n * p->g.c,
+        return dn_alloc_floats(&p->wino_weights, (size_t)(p->wino_m + 2) * (p->wino_m + 2) * dn_pack_size(p->n, p->g.c),
                                "Winograd convolution weights");
-    return dn_alloc_floats(&p->fused_weights, p->nweights, "fused convolution weights");
+    return dn_alloc_floats(&p->fused_weights, is_packed(p) ? dn_pack_size(p->n, p->nweights / p->n) : (size_t)p->nweights,
+                           "fused convolution weights");
 }
 
 /* Fold batch norm into the weights and bias (spec §3.3); the raw arrays stay
@@ -74,7 +78,8 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
     const conv *src = params(l);
     if (!l->batch_normalize) return DN_OK;
     if (!p->fused_biases) DN_TRY(alloc_fused(l));
-    const int per = p->nweights / p->n, taps = (p->wino_m + 2) * (p->wino_m + 2);
+    const int per = p->nweights / p->n, taps = (p->wino_m + 2) * (p->wino_m + 2), packed = is_packed(p);
+    const size_t tap_size = dn_pack_size(p->n, p->g.c);
     if (p->wino_weights) dn_wino_weights(src->weights, p->n, p->g.c, p->wino_m, p->wino_weights);
     for (int f = 0; f < p->n; f++) {
         double sd = sqrt((double)src->bn.variance[f] + 1e-5);
@@ -82,11 +87,12 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
         p->fused_biases[f] = (float)(src->biases[f] - src->bn.scales[f] * src->bn.mean[f] / sd);
         if (p->wino_weights) /* the transform is linear: scale each filter's transformed taps */
             for (int e = 0; e < taps; e++) {
-                float *u = p->wino_weights + ((size_t)e * p->n + f) * p->g.c;
-                for (int c = 0; c < p->g.c; c++) u[c] *= t;
+                float *u = p->wino_weights + e * tap_size;
+                for (int c = 0; c < p->g.c; c++) u[dn_packed_at(p->g.c, f, c)] *= t;
             }
         else
-            for (int i = 0; i < per; i++) p->fused_weights[f * per + i] = src->weights[f * per + i] * t;
+            for (int i = 0; i < per; i++)
+                p->fused_weights[packed ? dn_packed_at(per, f, i) : (size_t)f * per + i] = src->weights[f * per + i] * t;
     }
     return DN_OK;
 }
@@ -95,8 +101,8 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
    unrolled (unless 1x1) into its own part of the workspace, multiplied, biased and
    activated by one thread while in cache. 0 where the map is too small for that
    (one GEMM split across threads instead). */
-static int forward_blocks(const dn_layer *l, const float *im, const float *weights, const float *bias, float *out,
-                          float *ws)
+static int forward_blocks(const dn_layer *l, const float *im, const float *weights, int packed, const float *bias,
+                          float *out, float *ws)
 {
     const conv *p = l->p;
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
@@ -115,7 +121,8 @@ static int forward_blocks(const dn_layer *l, const float *im, const float *weigh
             ldb = len;
         }
         float *o = out + (size_t)oy0 * l->out_w;
-        dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
+        if (packed) dn_pgemm_serial(ng, len, k, weights, col, ldb, o, spatial);
+        else dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
         for (int f = 0; f < ng; f++) dn_activate_span(o + (size_t)f * spatial, len, bias[f], p->act);
     }
     return 1;
@@ -129,6 +136,7 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     const conv *src = params(l);
     const int fused = use_fused(l, ctx);
     const float *weights = fused ? p->fused_weights : src->weights;
+    const int packed = fused && is_packed(p); /* weights packed for dn_pgemm */
     const float *bias = fused ? p->fused_biases : src->biases;
     /* inference with nothing between the convolution and its bias: both applied per image and group */
     const int epilogue = !ctx->training && (fused || !l->batch_normalize) && !dn_act_mixes_channels(p->act);
@@ -147,13 +155,14 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
             const float *im = in + (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
             const float *w = weights + (size_t)g * ng * k;
             float *out = l->output.data + (size_t)b * l->outputs + (size_t)g * ng * spatial;
-            if (epilogue && forward_blocks(l, im, w, bias + g * ng, out, ctx->workspace.data)) continue;
+            if (epilogue && forward_blocks(l, im, w, packed, bias + g * ng, out, ctx->workspace.data)) continue;
             const float *col = im;
             if (!is_direct(p)) {
                 dn_im2col(im, &p->g, ctx->workspace.data);
                 col = ctx->workspace.data;
             }
-            dn_gemm(0, 0, ng, spatial, k, 1, w, k, col, spatial, 0, out, spatial);
+            if (packed) dn_pgemm(ng, spatial, k, w, col, spatial, out, spatial);
+            else dn_gemm(0, 0, ng, spatial, k, 1, w, k, col, spatial, 0, out, spatial);
             if (epilogue) dn_activate_bias(out, bias + g * ng, 1, ng, spatial, p->act);
         }
     if (epilogue) return DN_OK;

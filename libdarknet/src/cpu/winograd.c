@@ -4,7 +4,7 @@
 
    m x m output tiles read a x a input tiles, a = m + 2. Per strip of tile rows:
      V[a*a][C][T] = B^T d B   for every tile t and input channel
-     M[a*a][K][T] = U[a*a][K][C] x V[a*a][C][T]   (a*a GEMMs through OpenBLAS)
+     M[a*a][K][T] = U[a*a][K][C] x V[a*a][C][T]   (a*a GEMMs, U packed: pgemm.c)
      out          = A^T m A   scattered back into the output planes
    The transforms run over up to STRIP tiles of one tile row at a time, laid
    out tile-innermost so every arithmetic loop is a contiguous SIMD loop; the
@@ -64,7 +64,7 @@ size_t dn_wino_workspace(int c, int k, int h, int w, int m)
     return (size_t)(m + 2) * (m + 2) * ((size_t)(c + k) * strip_rows(c, k, h, w, m) * tiles(w, m) + 2 * PLANE_PAD);
 }
 
-/* u[a*a][k][c] = G g G^T for each filter g (k, c, 3, 3), a = m + 2. */
+/* u[a*a][packed (k, c)] = G g G^T for each filter g (k, c, 3, 3), a = m + 2. */
 void dn_wino_weights(const float *w, int k, int c, int m, float *u)
 {
     static const float G2[4][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
@@ -74,7 +74,7 @@ void dn_wino_weights(const float *w, int k, int c, int m, float *u)
                                   {1 / 24.f, 1 / 12.f, 1 / 6.f},
                                   {1 / 24.f, -1 / 12.f, 1 / 6.f},
                                   {0, 0, 1}};
-    const size_t kc = (size_t)k * c;
+    const size_t kc = dn_pack_size(k, c);
     const int a = m + 2;
     const float(*g4)[3] = m == 2 ? G2 : G;
     #pragma omp parallel for num_threads(dn_cpu_threads())
@@ -87,7 +87,7 @@ void dn_wino_weights(const float *w, int k, int c, int m, float *u)
                     t[i][j] = g4[i][0] * g[j] + g4[i][1] * g[3 + j] + g4[i][2] * g[6 + j];
             for (int i = 0; i < a; i++)
                 for (int j = 0; j < a; j++)
-                    u[(i * a + j) * kc + (size_t)f * c + ci] = t[i][0] * g4[j][0] + t[i][1] * g4[j][1] +
+                    u[(i * a + j) * kc + dn_packed_at(c, f, ci)] = t[i][0] * g4[j][0] + t[i][1] * g4[j][1] +
                                                                t[i][2] * g4[j][2];
         }
 }
@@ -352,7 +352,7 @@ void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const f
         float *v = ws, *mm = ws + a * vs;
         if (m == 2) input_transform2(im, c, h, w, ty0, nty, v, vs);
         else input_transform4(im, c, h, w, ty0, nty, v, vs);
-        dn_gemm_batch(a, k, nt, c, u, (size_t)k * c, c, v, vs, nt, mm, ms, nt);
+        dn_pgemm_batch(a, k, nt, c, u, dn_pack_size(k, c), v, vs, nt, mm, ms, nt);
         if (m == 2) output_transform2(mm, k, h, w, ty0, nty, out, ms, bias, act);
         else output_transform4(mm, k, h, w, ty0, nty, out, ms, bias, act);
     }
