@@ -160,6 +160,10 @@ FUSED_3X3 = [
     # weight sets large enough that small maps take 2x2 tiles (F(2x2, 3x3))
     (256, 13, 11, [(128, 3, 1, 1, "leaky")]),
     (192, 9, 8, [(160, 3, 1, 1, "linear")]),
+    # Winograd (16 input channels or more) on maps of odd sizes, of one tile, of one pixel
+    (16, 13, 11, [(17, 3, 1, 1, "leaky"), (20, 3, 1, 1, "mish")]),
+    (24, 3, 5, [(6, 3, 1, 1, "linear")]),
+    (16, 1, 1, [(4, 3, 1, 1, "linear")]),
     # im2col and 1x1 on packed weights: filter counts and pixel counts off the kernel's tile sizes
     (40, 11, 9, [(24, 3, 2, 1, "leaky"), (33, 1, 1, 1, "mish"), (37, 5, 1, 1, "linear")]),
 ]

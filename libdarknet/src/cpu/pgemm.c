@@ -16,6 +16,8 @@
 #pragma GCC optimize("fp-contract=fast")
 
 #define VL DN_PACK_MR
+#define SHORT_K 64                         /* products shorter than this take tile_rows */
+#define PREFETCH (4096 / (VL * sizeof(float))) /* k steps ahead that tile() prefetches its weights */
 #ifdef __AVX512F__
 #define PIXELS 16 /* accumulators per tile: 32 vector registers */
 #else
@@ -36,6 +38,7 @@ static inline __attribute__((always_inline)) void tile(int cols, int k, const fl
     for (int q = 0; q < k; q++) {
         vf a;
         memcpy(&a, ap + (size_t)q * VL, sizeof a);
+        __builtin_prefetch(ap + (q + PREFETCH) * VL); /* a panel's first tile streams it from memory */
         const float *bq = b + (size_t)q * ldb;
         for (int j = 0; j < cols; j++) acc[j] += a * bq[j];
     }
@@ -45,10 +48,29 @@ static inline __attribute__((always_inline)) void tile(int cols, int k, const fl
         for (int j = 0; j < cols; j++) c[(size_t)i * ldc + j] = t[j][i];
 }
 
+/* C rows [0, rows) x VL columns of one panel, the pixels in the vector: rows of C
+   stored as they are, for short products where the transpose of tile() would cost
+   more than the multiply-adds. */
+static inline __attribute__((always_inline)) void tile_rows(int k, const float *ap, const float *b, int ldb,
+                                                            float *c, int ldc, int rows)
+{
+    vf acc[VL];
+    for (int i = 0; i < VL; i++) acc[i] = (vf){0};
+    for (int q = 0; q < k; q++) {
+        vf bq;
+        memcpy(&bq, b + (size_t)q * ldb, sizeof bq);
+        const float *aq = ap + (size_t)q * VL;
+        for (int i = 0; i < VL; i++) acc[i] += aq[i] * bq;
+    }
+    for (int i = 0; i < rows; i++) memcpy(c + (size_t)i * ldc, &acc[i], sizeof acc[i]);
+}
+
 /* Columns [n0, n1) of one panel's rows: whole tiles, then the rest in halving tiles. */
 static void panel(int n0, int n1, int k, const float *ap, const float *b, int ldb, float *c, int ldc, int rows)
 {
     int j = n0;
+    if (k < SHORT_K)
+        for (; j + VL <= n1; j += VL) tile_rows(k, ap, b + j, ldb, c + j, ldc, rows);
     for (; j + PIXELS <= n1; j += PIXELS) tile(PIXELS, k, ap, b + j, ldb, c + j, ldc, rows);
     if (n1 - j >= 8) tile(8, k, ap, b + j, ldb, c + j, ldc, rows), j += 8;
     if (n1 - j >= 4) tile(4, k, ap, b + j, ldb, c + j, ldc, rows), j += 4;

@@ -50,6 +50,8 @@ static int strip_rows(int c, int k, int h, int w, int m)
    and mid-sized ones (8x8 to 16x16) take 2x2 tiles. */
 int dn_wino_tile(int c, int k, int h, int w)
 {
+    /* few input channels (a first layer): the transforms' traffic outweighs the GEMMs */
+    if (c < 16) return 0;
     const long beta = (size_t)36 * k * c > ((size_t)1 << 20) ? 27 : 0;
     const long im2col = 9L * h * w + 9 * beta;
     const long f2 = 16L * tiles(h, 2) * tiles(w, 2) + 16 * beta;
