@@ -172,6 +172,7 @@ static void free_conv(dn_layer *l)
     dn_bn_free(&p->bn);
     free(p->fused_scales);
     free(p->fused_biases);
+    free(p->packed_weights);
     free(p->wino_weights);
     free(p->weight_updates);
     free(p->bias_updates);

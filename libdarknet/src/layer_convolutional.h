@@ -16,6 +16,7 @@ typedef struct conv {
        out = act(fused_scales[f] * (raw weights x input) + fused_biases[f]), the scale
        applied in the output pass rather than kept as a second, scaled weight copy */
     float *fused_scales, *fused_biases;
+    float *packed_weights; /* the raw weights in the CPU backend's packed GEMM layout (one group) */
     float *wino_weights;   /* fused weights Winograd-transformed ((m+2)^2, n, c), 3x3 layers only */
     int wino_m;            /* Winograd output tile size (2 or 4) where wino_weights is set */
     float *weight_updates, *bias_updates;

@@ -162,14 +162,21 @@ FUSED_3X3 = [
     (192, 11, 10, [(160, 3, 1, 1, "linear")]),
     # ... or, on a map this small next to the channels, im2col with the batch-norm scale in the output pass
     (192, 9, 8, [(160, 3, 1, 1, "linear")]),
+    # Winograd (16 input channels or more) on maps of odd sizes, of one tile, of one pixel
+    (16, 13, 11, [(17, 3, 1, 1, "leaky"), (20, 3, 1, 1, "mish")]),
+    (24, 3, 5, [(6, 3, 1, 1, "linear")]),
+    (16, 1, 1, [(4, 3, 1, 1, "linear")]),
+    # im2col and 1x1 on packed weights: filter counts and pixel counts off the kernel's tile sizes
+    (40, 11, 9, [(24, 3, 2, 1, "leaky"), (33, 1, 1, 1, "mish"), (37, 5, 1, 1, "linear")]),
 ]
 
 
 @pytest.mark.parametrize("c,h,w,layers", FUSED_3X3)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fused_3x3_matches_im2col(tmp_path, c, h, w, layers, threads):
-    """The fused inference path of 3x3 stride-1 pad-1 convolutions (Winograd) against the
-    unfused im2col + GEMM path, every layer, on the same random parameters."""
+    """The fused inference path of 3x3 stride-1 pad-1 convolutions (Winograd) and of the others
+    (GEMM on packed weights) against the unfused im2col + GEMM path, every layer, on the same
+    random parameters."""
     body = "".join(conv(f, size=k, stride=s, act=act, extra=f"batch_normalize={bn}") for f, k, s, bn, act in layers)
     reference = build(tmp_path, body, (c, h, w), batch=1, fuse=False, threads=threads)
     fused = build(tmp_path, body, (c, h, w), batch=1, fuse=True, threads=threads)

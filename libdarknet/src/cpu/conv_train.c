@@ -119,7 +119,7 @@ dn_status dn_conv_forward_gemms(const conv *p, int batch, const float *in, int i
     const int threads = dn_cpu_threads(), m = wino_tile(p);
     const int split = threads > 1 && batch >= threads; /* else few images: threads split each GEMM */
     const int workers = split ? threads : 1, most = (batch + workers - 1) / workers;
-    const size_t nu = m ? (size_t)(m + 2) * (m + 2) * p->n * p->g.c : 0;
+    const size_t nu = m ? dn_wino_weights_size(p->n, p->g.c, m) : 0;
     const size_t each = m ? dn_wino_images_workspace(p->g.c, p->n, p->g.h, p->g.w, m, most)
                           : col_floats(p, spatial);
     float *ws;
@@ -152,7 +152,7 @@ dn_status dn_conv_backward_gemms(const conv *p, int batch, const float *in, int 
     const int threads = dn_cpu_threads(), m = in_delta ? wino_tile(p) : 0;
     const int split = threads > 1 && batch >= threads; /* else few images: threads split each GEMM */
     const int workers = split ? threads : 1, most = (batch + workers - 1) / workers;
-    const size_t nu = m ? (size_t)(m + 2) * (m + 2) * p->n * p->g.c : 0, nw = p->nweights;
+    const size_t nu = m ? dn_wino_weights_size(p->g.c, p->n, m) : 0, nw = p->nweights;
     const size_t col = col_floats(p, spatial);
     const size_t each = col + (m ? dn_wino_images_workspace(p->n, p->g.c, p->g.h, p->g.w, m, most) : 0);
     float *ws;

@@ -60,6 +60,9 @@ static size_t block_floats(const dn_layer *l)
     return is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * block_rows(l) * l->out_w;
 }
 
+/* Whether the fused weights are packed for dn_pgemm (one group: one GEMM per image). */
+static int is_packed(const conv *p) { return p->groups == 1; }
+
 /* Inference unrolls one block per thread at a time where the map has blocks for every
    thread (forward_blocks), the whole input otherwise; training unrolls whole images. */
 static size_t workspace(const dn_layer *l, int train)
@@ -83,14 +86,18 @@ static dn_status alloc_fused(dn_layer *l)
     p->wino_m = wino_tile(l);
     DN_TRY(dn_alloc_floats(&p->fused_biases, p->n, "fused convolution biases"));
     if (p->wino_m)
-        return dn_alloc_floats(&p->wino_weights, (size_t)(p->wino_m + 2) * (p->wino_m + 2) * p->n * p->g.c,
+        return dn_alloc_floats(&p->wino_weights, dn_wino_weights_size(p->n, p->g.c, p->wino_m),
                                "Winograd convolution weights");
-    return dn_alloc_floats(&p->fused_scales, p->n, "fused convolution scales");
+    DN_TRY(dn_alloc_floats(&p->fused_scales, p->n, "fused convolution scales"));
+    return is_packed(p) ? dn_alloc_floats(&p->packed_weights, dn_pack_size(p->n, p->nweights / p->n),
+                                          "packed convolution weights")
+                        : DN_OK;
 }
 
 /* Fold batch norm into a scale and bias per filter (spec §3.3): im2col and 1x1 layers
-   multiply the raw weights and scale in the output pass, Winograd layers fold the
-   scale into their transformed weights. The raw arrays stay for saving and training. */
+   multiply the raw weights (one group: a packed copy of them, for dn_pgemm) and scale in
+   the output pass, Winograd layers fold the scale into their transformed weights. The
+   raw arrays stay for saving and training. */
 static dn_status prepare(dn_layer *l, dn_ctx *ctx)
 {
     (void)ctx;
@@ -98,7 +105,8 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
     const conv *src = params(l);
     if (!l->batch_normalize) return DN_OK;
     if (!p->fused_biases) DN_TRY(alloc_fused(l));
-    const int taps = (p->wino_m + 2) * (p->wino_m + 2);
+    const int per = p->nweights / p->n, taps = (p->wino_m + 2) * (p->wino_m + 2);
+    const size_t tap_size = dn_pack_size(p->n, p->g.c);
     if (p->wino_weights) dn_wino_weights(src->weights, p->n, p->g.c, p->wino_m, p->wino_weights);
     for (int f = 0; f < p->n; f++) {
         double sd = sqrt((double)src->bn.variance[f] + 1e-5);
@@ -106,11 +114,14 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
         p->fused_biases[f] = (float)(src->biases[f] - src->bn.scales[f] * src->bn.mean[f] / sd);
         if (p->wino_weights) /* the transform is linear: scale each filter's transformed taps */
             for (int e = 0; e < taps; e++) {
-                float *u = p->wino_weights + ((size_t)e * p->n + f) * p->g.c;
-                for (int c = 0; c < p->g.c; c++) u[c] *= t;
+                float *u = p->wino_weights + e * tap_size;
+                for (int c = 0; c < p->g.c; c++) u[dn_packed_at(p->g.c, f, c)] *= t;
             }
-        else
+        else {
             p->fused_scales[f] = t;
+            for (int i = 0; p->packed_weights && i < per; i++)
+                p->packed_weights[dn_packed_at(per, f, i)] = src->weights[(size_t)f * per + i];
+        }
     }
     return DN_OK;
 }
@@ -120,8 +131,8 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
    a bias: the epilogue) scaled, biased and activated by one thread while in cache. 0
    where the map is too small for that (one GEMM split across threads instead). A
    workspace sized for fewer threads than run now (see workspace) runs fewer threads. */
-static int forward_blocks(const dn_layer *l, const float *im, const float *weights, const float *scale,
-                          const float *bias, float *out, const dn_tensor *ws)
+static int forward_blocks(const dn_layer *l, const float *im, const float *weights, int packed,
+                          const float *scale, const float *bias, float *out, const dn_tensor *ws)
 {
     const conv *p = l->p;
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
@@ -142,7 +153,8 @@ static int forward_blocks(const dn_layer *l, const float *im, const float *weigh
             ldb = len;
         }
         float *o = out + (size_t)oy0 * l->out_w;
-        dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
+        if (packed) dn_pgemm_serial(ng, len, k, weights, col, ldb, o, spatial);
+        else dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
         for (int f = 0; bias && f < ng; f++)
             dn_activate_affine_span(o + (size_t)f * spatial, len, scale ? scale[f] : 1.f, bias[f], p->act);
     }
@@ -156,7 +168,8 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     conv *p = l->p;
     const conv *src = params(l);
     const int fused = use_fused(l, ctx);
-    const float *weights = src->weights;
+    const int packed = fused && p->packed_weights; /* the raw weights, packed for dn_pgemm */
+    const float *weights = packed ? p->packed_weights : src->weights;
     const float *bias = fused ? p->fused_biases : src->biases;
     const float *scale = fused ? p->fused_scales : NULL; /* NULL for Winograd: folded into its weights */
     /* inference with nothing between the convolution and its bias: both applied per image and group */
@@ -177,13 +190,14 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
             const float *w = weights + (size_t)g * ng * k;
             float *out = l->output.data + (size_t)b * l->outputs + (size_t)g * ng * spatial;
             const float *sg = scale ? scale + g * ng : NULL;
-            if (forward_blocks(l, im, w, sg, epilogue ? bias + g * ng : NULL, out, &ctx->workspace)) continue;
+            if (forward_blocks(l, im, w, packed, sg, epilogue ? bias + g * ng : NULL, out, &ctx->workspace)) continue;
             const float *col = im;
             if (!is_direct(p)) {
                 dn_im2col(im, &p->g, ctx->workspace.data);
                 col = ctx->workspace.data;
             }
-            dn_gemm(0, 0, ng, spatial, k, 1, w, k, col, spatial, 0, out, spatial);
+            if (packed) dn_pgemm(ng, spatial, k, w, col, spatial, out, spatial);
+            else dn_gemm(0, 0, ng, spatial, k, 1, w, k, col, spatial, 0, out, spatial);
             if (epilogue) dn_activate_affine(out, sg, bias + g * ng, 1, ng, spatial, p->act);
         }
     if (epilogue) return DN_OK;

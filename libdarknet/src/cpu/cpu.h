@@ -109,6 +109,35 @@ void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im);
 /* Momentum SGD on one tensor: U -= decay*B*W; W += lr/B*U; U *= m. */
 void dn_sgd(float *w, float *u, size_t n, const dn_update *up, float lr, int decay);
 
+/* ---- pgemm.c: GEMM on weights packed once at prepare (inference) ----------- */
+
+/* Rows per packed panel: one SIMD vector of this level's floats. */
+#if defined(__AVX512F__)
+#define DN_PACK_MR 16
+#elif defined(__AVX2__)
+#define DN_PACK_MR 8
+#else
+#define DN_PACK_MR 4
+#endif
+#define dn_pack_size DN_CPU(pack_size)
+#define dn_pgemm DN_CPU(pgemm)
+#define dn_pgemm_serial DN_CPU(pgemm_serial)
+#define dn_pgemm_batch DN_CPU(pgemm_batch)
+/* Where element (r, q) of an (m, k) matrix lies in its packed copy: panels of
+   DN_PACK_MR rows (the last padded with zero rows), each stored k-major. */
+static inline size_t dn_packed_at(int k, int r, int q)
+{
+    return (size_t)(r / DN_PACK_MR) * DN_PACK_MR * k + (size_t)q * DN_PACK_MR + r % DN_PACK_MR;
+}
+/* floats of the packed copy of an (m, k) matrix */
+size_t dn_pack_size(int m, int k);
+/* Row-major C (m, n) = A * B (k, n), A packed (dn_packed_at): split across threads / in the
+   calling thread / count independent products. */
+void dn_pgemm(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc);
+void dn_pgemm_serial(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc);
+void dn_pgemm_batch(int count, int m, int n, int k, const float *ap, size_t stride_a, const float *b,
+                    size_t stride_b, int ldb, float *c, size_t stride_c, int ldc);
+
 /* ---- conv_train.c: a convolution's training GEMMs (spec §4.3) ---- */
 
 struct conv;
@@ -130,6 +159,7 @@ dn_status dn_conv_backward_gemms(const struct conv *p, int batch, const float *i
 #define dn_wino_tile DN_CPU(wino_tile)
 #define dn_wino_workspace DN_CPU(wino_workspace)
 #define dn_wino_weights DN_CPU(wino_weights)
+#define dn_wino_weights_size DN_CPU(wino_weights_size)
 #define dn_wino_conv3x3 DN_CPU(wino_conv3x3)
 #define dn_wino_train_tile DN_CPU(wino_train_tile)
 #define dn_wino_weights_backward DN_CPU(wino_weights_backward)
@@ -140,7 +170,9 @@ dn_status dn_conv_backward_gemms(const struct conv *p, int batch, const float *i
 int dn_wino_tile(int c, int k, int h, int w);
 /* floats of scratch dn_wino_conv3x3 needs */
 size_t dn_wino_workspace(int c, int k, int h, int w, int m);
-/* u ((m+2)^2, k, c) from w (k, c, 3, 3) */
+/* floats of u ((m+2)^2 packed (k, c) matrices) */
+size_t dn_wino_weights_size(int k, int c, int m);
+/* u ((m+2)^2, packed (k, c): dn_packed_at) from w (k, c, 3, 3) */
 void dn_wino_weights(const float *w, int k, int c, int m, float *u);
 /* out (k, h, w) = act(3x3 stride-1 pad-1 convolution of im (c, h, w) + bias); bias may be NULL,
    act a per-element kind (not dn_act_mixes_channels) */
@@ -148,7 +180,7 @@ void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const f
                      dn_act act, float *out, float *ws);
 /* the tile size (4 or 2) of training's forward product and input delta, else 0 */
 int dn_wino_train_tile(int c, int k, int h, int w);
-/* Training: u ((m+2)^2, c, k) for the input delta's convolution (w's filters rotated 180 degrees,
+/* Training: u ((m+2)^2, packed (c, k)) for the input delta's convolution (w's filters rotated 180 degrees,
    channels transposed): dn_wino_conv3x3_images of an output delta (k planes) with it, c filters,
    gives the input delta */
 void dn_wino_weights_backward(const float *w, int k, int c, int m, float *u);

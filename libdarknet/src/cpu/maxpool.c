@@ -54,22 +54,22 @@ static void forward_separable(dn_layer *l, const dn_pool *w, const float *in)
         }
 }
 
-/* Training's common case, 2x2 windows at stride 2 wholly inside the input: the maximum and its
-   index in the generic loop's scan order (first of equal values), vectorised. */
+/* The common case, 2x2 windows at stride 2 wholly inside the input: the maximum and, in training,
+   its index in the generic loop's scan order (first of equal values), vectorised. */
 static int is_2x2_inside(const dn_layer *l, const dn_pool *w)
 {
     return w->size == 2 && w->stride_x == 2 && w->stride_y == 2 && w->padding / 2 == 0 && 2 * l->out_w <= l->w &&
            2 * l->out_h <= l->h;
 }
 
-static void forward_2x2_argmax(dn_layer *l, const maxpool *p, const float *in)
+static void forward_2x2(dn_layer *l, const maxpool *p, const float *in)
 {
     const int iw = l->w, ow = l->out_w, oh = l->out_h;
     #pragma omp parallel for num_threads(dn_cpu_threads())
     for (long pl = 0; pl < (long)l->batch * l->c; pl++) {
         const float *plane = in + pl * l->h * iw;
         float *out = l->output.data + pl * oh * ow;
-        int *arg = p->argmax + pl * oh * ow;
+        int *arg = p->argmax ? p->argmax + pl * oh * ow : NULL;
         for (int i = 0; i < oh; i++) {
             const float *r0 = plane + (long)2 * i * iw, *r1 = r0 + iw;
             const int i0 = (int)(pl * l->h * iw) + 2 * i * iw;
@@ -82,7 +82,7 @@ static void forward_2x2_argmax(dn_layer *l, const maxpool *p, const float *in)
                 if (r1[2 * j] > best) { best = r1[2 * j]; a = i0 + iw + 2 * j; }
                 if (r1[2 * j + 1] > best) { best = r1[2 * j + 1]; a = i0 + iw + 2 * j + 1; }
                 out[i * ow + j] = best;
-                arg[i * ow + j] = a;
+                if (arg) arg[i * ow + j] = a;
             }
         }
     }
@@ -97,13 +97,13 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
         forward_depth(l, p, in);
         return DN_OK;
     }
-    if (!p->argmax && l->w <= 1 << 14) { /* the row buffer lives on the stack */
-        forward_separable(l, &p->win, in);
-        return DN_OK;
-    }
     const dn_pool *w = &p->win;
     if (is_2x2_inside(l, w)) {
-        forward_2x2_argmax(l, p, in);
+        forward_2x2(l, p, in);
+        return DN_OK;
+    }
+    if (!p->argmax && l->w <= 1 << 14) { /* the row buffer lives on the stack */
+        forward_separable(l, w, in);
         return DN_OK;
     }
     #pragma omp parallel for collapse(2) num_threads(dn_cpu_threads())

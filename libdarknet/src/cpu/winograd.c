@@ -4,7 +4,7 @@
 
    m x m output tiles read a x a input tiles, a = m + 2. Per strip of tile rows:
      V[a*a][C][T] = B^T d B   for every tile t and input channel
-     M[a*a][K][T] = U[a*a][K][C] x V[a*a][C][T]   (a*a GEMMs through OpenBLAS)
+     M[a*a][K][T] = U[a*a][K][C] x V[a*a][C][T]   (a*a GEMMs, U packed: pgemm.c)
      out          = A^T m A   scattered back into the output planes
    The transforms run over up to STRIP tiles of one tile row at a time, laid
    out tile-innermost so every arithmetic loop is a contiguous SIMD loop; the
@@ -51,6 +51,8 @@ static int strip_rows(int c, int k, int h, int w, int m)
    and mid-sized ones (8x8 to 16x16) take 2x2 tiles. */
 int dn_wino_tile(int c, int k, int h, int w)
 {
+    /* few input channels (a first layer): the transforms' traffic outweighs the GEMMs */
+    if (c < 16) return 0;
     const long beta = (size_t)36 * k * c > ((size_t)1 << 20) ? 27 : 0;
     const long im2col = 9L * h * w + 9 * beta;
     const long f2 = 16L * tiles(h, 2) * tiles(w, 2) + 16 * beta;
@@ -77,8 +79,8 @@ size_t dn_wino_workspace(int c, int k, int h, int w, int m)
     return (size_t)(m + 2) * (m + 2) * ((size_t)(c + k) * strip_rows(c, k, h, w, m) * tiles(w, m) + 2 * PLANE_PAD);
 }
 
-/* u[a*a][k][c] = G g G^T for each filter g (k, c, 3, 3), a = m + 2; with `backward`, the filters
-   of the input delta's convolution instead: u[a*a][c][k] from g rotated by 180 degrees. */
+/* u[a*a][packed (k, c)] = G g G^T for each filter g (k, c, 3, 3), a = m + 2; with `backward`, the filters
+   of the input delta's convolution instead: u[a*a][packed (c, k)] from g rotated by 180 degrees. */
 static void weights_transform(const float *w, int k, int c, int m, int backward, float *u)
 {
     static const float G2[4][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
@@ -88,8 +90,8 @@ static void weights_transform(const float *w, int k, int c, int m, int backward,
                                   {1 / 24.f, 1 / 12.f, 1 / 6.f},
                                   {1 / 24.f, -1 / 12.f, 1 / 6.f},
                                   {0, 0, 1}};
-    const size_t kc = (size_t)k * c;
     const int a = m + 2, rows = backward ? c : k, cols = backward ? k : c;
+    const size_t kc = dn_pack_size(rows, cols);
     const float(*g4)[3] = m == 2 ? G2 : G;
     /* row `o` of each u plane, WB filters at a time, vectorised across them */
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
@@ -110,13 +112,15 @@ static void weights_transform(const float *w, int k, int c, int m, int backward,
                 }
             for (int i = 0; i < a; i++)
                 for (int q = 0; q < a; q++) {
-                    float *dst = u + (i * a + q) * kc + (size_t)o * cols + i0;
-                    #pragma omp simd
+                    float *dst = u + (i * a + q) * kc;
                     for (int j = 0; j < nb; j++)
-                        dst[j] = t[i][0][j] * g4[q][0] + t[i][1][j] * g4[q][1] + t[i][2][j] * g4[q][2];
+                        dst[dn_packed_at(cols, o, i0 + j)] =
+                            t[i][0][j] * g4[q][0] + t[i][1][j] * g4[q][1] + t[i][2][j] * g4[q][2];
                 }
         }
 }
+
+size_t dn_wino_weights_size(int k, int c, int m) { return (size_t)(m + 2) * (m + 2) * dn_pack_size(k, c); }
 
 void dn_wino_weights(const float *w, int k, int c, int m, float *u) { weights_transform(w, k, c, m, 0, u); }
 
@@ -395,7 +399,7 @@ static void run_tiles(const float *im, int images, size_t im_stride, int c, int 
         if (m == 2) input_transform2(im + b * im_stride, c, h, w, ty0, nty, v + b * per, vs, nt);
         else input_transform4(im + b * im_stride, c, h, w, ty0, nty, v + b * per, vs, nt);
     }
-    dn_gemm_batch(a, k, nt, c, u, (size_t)k * c, c, v, vs, nt, mm, ms, nt);
+    dn_pgemm_batch(a, k, nt, c, u, dn_pack_size(k, c), v, vs, nt, mm, ms, nt);
     for (int b = 0; b < images; b++) {
         if (m == 2) output_transform2(mm + b * per, k, h, w, ty0, nty, out + b * out_stride, ms, nt, bias, act, acc);
         else output_transform4(mm + b * per, k, h, w, ty0, nty, out + b * out_stride, ms, nt, bias, act, acc);
