@@ -269,15 +269,22 @@ dn_status dn_network_keep_output(dn_network *net, int index)
     return st;
 }
 
+/* The first n of `count` values of layer `index`'s tensor t (its `what`) into dst, from any device. */
+static dn_status copy_out(const dn_network *net, int index, const dn_tensor *t, int count, const char *what,
+                          float *dst, size_t n)
+{
+    if (n > (size_t)count)
+        return dn_fail(DN_ERR_SHAPE, "layer %d has %d %s values, %zu were asked for", index, count, what, n);
+    net->ctx.backend->begin(&net->ctx);
+    return n ? net->ctx.backend->download(dst, t, 0, n) : DN_OK;
+}
+
 dn_status dn_network_layer_output_copy(const dn_network *net, int index, float *dst, size_t n)
 {
     const float *data;
     int count;
     DN_TRY(dn_network_layer_output(net, index, &data, &count));
-    if (n > (size_t)count)
-        return dn_fail(DN_ERR_SHAPE, "layer %d has %d output values, %zu were asked for", index, count, n);
-    net->ctx.backend->begin(&net->ctx);
-    return net->ctx.backend->download(dst, &net->layers[index].output, 0, n);
+    return copy_out(net, index, &net->layers[index].output, count, "output", dst, n);
 }
 
 dn_status dn_network_layer_delta(const dn_network *net, int index, const float **data, int *count)
@@ -294,10 +301,7 @@ dn_status dn_network_layer_delta_copy(const dn_network *net, int index, float *d
     const float *data;
     int count;
     DN_TRY(dn_network_layer_delta(net, index, &data, &count));
-    if (n > (size_t)count)
-        return dn_fail(DN_ERR_SHAPE, "layer %d has %d delta values, %zu were asked for", index, count, n);
-    net->ctx.backend->begin(&net->ctx);
-    return n ? net->ctx.backend->download(dst, &net->layers[index].delta, 0, n) : DN_OK;
+    return copy_out(net, index, &net->layers[index].delta, count, "delta", dst, n);
 }
 
 dn_status dn_network_detection_stats(const dn_network *net, int index, dn_detection_stats *out)
