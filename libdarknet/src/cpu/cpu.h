@@ -86,7 +86,6 @@ void dn_act_bias_bn_backward(dn_bn *bn, const float *x, const float *y, dn_act a
 /* ---- gemm.c: GEMM through OpenBLAS, im2col, SGD -------------------------- */
 
 #define dn_gemm DN_CPU(gemm)
-#define dn_gemm_batch DN_CPU(gemm_batch)
 #define dn_gemm_serial DN_CPU(gemm_serial)
 #define dn_im2col DN_CPU(im2col)
 #define dn_im2col_rows DN_CPU(im2col_rows)
@@ -95,9 +94,6 @@ void dn_act_bias_bn_backward(dn_bn *bn, const float *x, const float *y, dn_act a
 /* Row-major C = alpha*op(A)*op(B) + beta*C. */
 void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc);
-/* count independent C_i = A_i * B_i (no transposes), split across threads. */
-void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride_a, int lda, const float *b,
-                   size_t stride_b, int ldb, float *c, size_t stride_c, int ldc);
 /* Row-major C = A * B (no transposes, beta 0) in the calling thread. */
 void dn_gemm_serial(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
 /* col (c*size*size, out_h*out_w) from im (c, h, w). */

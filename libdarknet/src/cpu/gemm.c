@@ -49,16 +49,6 @@ void dn_gemm_serial(int m, int n, int k, const float *a, int lda, const float *b
     gemm_block(0, 0, m, n, k, 1, a, lda, b, ldb, 0, c, ldc);
 }
 
-void dn_gemm_batch(int count, int m, int n, int k, const float *a, size_t stride_a, int lda, const float *b,
-                   size_t stride_b, int ldb, float *c, size_t stride_c, int ldc)
-{
-    pthread_once(&blas_once, blas_single_threaded);
-    /* one whole GEMM per iteration: no split, each stays within one core's caches */
-    #pragma omp parallel for schedule(dynamic) num_threads(dn_cpu_threads())
-    for (int i = 0; i < count; i++)
-        gemm_block(0, 0, m, n, k, 1, a + i * stride_a, lda, b + i * stride_b, ldb, 0, c + i * stride_c, ldc);
-}
-
 /* Row (ci, ky, kx) of the column matrix for output rows oy0 .. oy1: for each output
    pixel, the input value under that kernel tap, 0 in the padding (spec §3.2). */
 static void im2col_row(const float *im, const dn_conv_geom *g, int row, int oy0, int oy1, float *dst)
