@@ -96,12 +96,7 @@ static void describe(const dn_layer *l, char *buf, size_t n)
 static void attrs(const dn_layer *l, dn_attrs *a)
 {
     const gaussian_yolo *g = l->p;
-    const yolo *p = &g->head;
-    dn_attr_int(a, "classes", p->classes);
-    dn_attr_int(a, "num", p->total);
-    dn_attr_ints(a, "mask", p->mask, p->n);
-    dn_attr_floats(a, "anchors", p->anchors, 2 * p->n_anchors);
-    dn_attr_float(a, "scale_x_y", p->scale_x_y);
+    yolo_head_attrs(&g->head, a);
     dn_attr_int(a, "yolo_point", g->yolo_point);
 }
 

@@ -258,14 +258,19 @@ static void free_yolo(dn_layer *l)
     if (l->p) yolo_free_state(l->p);
 }
 
-static void attrs(const dn_layer *l, dn_attrs *a)
+void yolo_head_attrs(const yolo *p, dn_attrs *a)
 {
-    const yolo *p = l->p;
     dn_attr_int(a, "classes", p->classes);
     dn_attr_int(a, "num", p->total);
     dn_attr_ints(a, "mask", p->mask, p->n);
     dn_attr_floats(a, "anchors", p->anchors, 2 * p->n_anchors);
     dn_attr_float(a, "scale_x_y", p->scale_x_y);
+}
+
+static void attrs(const dn_layer *l, dn_attrs *a)
+{
+    const yolo *p = l->p;
+    yolo_head_attrs(p, a);
     dn_attr_int(a, "new_coords", p->new_coords);
 }
 

@@ -36,6 +36,8 @@ dn_status yolo_parse_options(yolo *p, dn_parse_ctx *ctx, int corners_nms);
 dn_status yolo_parse_iou_kind(dn_parse_ctx *ctx, const char *key, const char *def, int *out);
 /* Free the arrays of a yolo state (not the state itself). */
 void yolo_free_state(yolo *p);
+/* The attributes a [yolo]-like head shares: classes, num, mask, anchors, scale_x_y. */
+void yolo_head_attrs(const yolo *p, dn_attrs *a);
 
 /* upstream's [yolo] training forward on host memory (spec D5.2-D5.7): `output` holds the
    activated outputs (objectness NaN/inf may be zeroed), `delta` receives the deltas,
