@@ -11,6 +11,10 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from libdarknet cimport *
+
+# a layer's tensor (dn_network_layer_output / _delta) and its copy to host memory (..._copy)
+ctypedef dn_status (*layer_view)(const dn_network *net, int index, const float **data, int *count) noexcept nogil
+ctypedef dn_status (*layer_copy)(const dn_network *net, int index, float *dst, size_t n) noexcept nogil
 from darknetpy.errors import (CfgError, DarknetError, DeviceError, InputError, OutOfMemoryError,
                               UnsupportedError, WeightsError)
 
@@ -374,31 +378,24 @@ cdef class NetworkHandle:
 
     def layer_output(self, int index):
         """A copy of layer `index`'s output buffer (batch * outputs floats)."""
-        cdef const float *data
-        cdef int count
-        cdef dn_network *net = self._get()
-        _check(dn_network_layer_output(net, index, &data, &count))
-        out = np.empty(count, dtype=np.float32)
-        cdef float[::1] view = out
-        cdef dn_status st = DN_OK
-        if count:
-            with nogil:
-                st = dn_network_layer_output_copy(net, index, &view[0], count)
-        _check(st)
-        return out
+        return self._layer_copy(index, dn_network_layer_output, dn_network_layer_output_copy)
 
     def layer_delta(self, int index):
         """A copy of layer `index`'s delta from the last training pass (empty without training buffers)."""
+        return self._layer_copy(index, dn_network_layer_delta, dn_network_layer_delta_copy)
+
+    cdef _layer_copy(self, int index, layer_view view_of, layer_copy copy_of):
+        """A copy of one of layer `index`'s tensors: view_of finds it, copy_of brings it from any device."""
         cdef const float *data
         cdef int count
         cdef dn_network *net = self._get()
-        _check(dn_network_layer_delta(net, index, &data, &count))
+        _check(view_of(net, index, &data, &count))
         out = np.empty(count, dtype=np.float32)
         cdef float[::1] view = out
         cdef dn_status st = DN_OK
         if count:
             with nogil:
-                st = dn_network_layer_delta_copy(net, index, &view[0], count)
+                st = copy_of(net, index, &view[0], count)
         _check(st)
         return out
 
