@@ -163,6 +163,23 @@ def resize_image(const float[:, :, ::1] src, int w, int h):
     return out
 
 
+def augment_crop(const unsigned char[:, :, ::1] bgr, m, bint flip, float dhue, float dsat, float dexp,
+                 float[:, :, ::1] out):
+    """dn_augment_crop: the crop of an 8-bit BGR (h, w, 3) image through the 2x3 affine map m
+    (output pixel -> source point), flipped, HSV-jittered, into out (3, size, size) RGB."""
+    if bgr.shape[2] != 3 or out.shape[0] != 3 or out.shape[1] != out.shape[2]:
+        raise ValueError(f"augment_crop takes a (h, w, 3) image and a (3, size, size) output, got "
+                         f"{tuple(bgr.shape)[:3]} and {tuple(out.shape)[:3]}")
+    cdef float fm[6]
+    for i, v in enumerate(np.asarray(m, dtype=np.float32).reshape(6)):
+        fm[i] = v
+    cdef dn_status st
+    with nogil:
+        st = dn_augment_crop(&bgr[0, 0, 0], <int>bgr.shape[0], <int>bgr.shape[1], fm, flip, dhue, dsat, dexp,
+                             &out[0, 0, 0], <int>out.shape[1])
+    _check(st)
+
+
 cdef object _detections_arrays(dn_detections *d):
     """Copies of (bbox (n, 4), objectness (n,), prob (n, classes))."""
     n, c = d.n, d.classes

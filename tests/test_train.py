@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import darknetpy as dn
+from darknetpy import _libdarknet
 from darknetpy.errors import LabelError
 from darknetpy.augment import distort
-from darknetpy.train import _Augment, augment_image
+from darknetpy.train import _Augment, _DecodedImages, augment_image
 
 SHAPES = ("hbar", "vbar", "square", "plus")
 COLOURS = {"c_red": (0, 0, 1), "c_green": (0, 1, 0), "c_blue": (1, 0, 0), "c_yellow": (0, 1, 1)}  # BGR
@@ -278,20 +279,80 @@ def aug(**kw):
 
 
 def test_augment_identity_and_flip():
-    rgb = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
-    out = augment_image(rgb, aug(), np.random.default_rng(0))
+    bgr = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    rgb = bgr[:, :, ::-1].astype(np.float32) / 255
+    out = augment_image(bgr, aug(), np.random.default_rng(0))
     np.testing.assert_allclose(out, rgb.transpose(2, 0, 1), atol=1e-6)
-    flips = [augment_image(rgb, aug(flip=True), np.random.default_rng(s)) for s in range(8)]
+    flips = [augment_image(bgr, aug(flip=True), np.random.default_rng(s)) for s in range(8)]
     mirrored = [np.allclose(f, rgb[:, ::-1].transpose(2, 0, 1), atol=1e-6) for f in flips]
     assert any(mirrored) and not all(mirrored)
 
 
 def test_augment_scales_and_resizes_to_the_network():
-    rgb = np.random.default_rng(1).random((30, 50, 3), dtype=np.float32)
-    out = augment_image(rgb, aug(width=12, height=10, min_crop=12, max_crop=24, angle=10, aspect=1.2,
+    bgr = np.random.default_rng(1).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    out = augment_image(bgr, aug(width=12, height=10, min_crop=12, max_crop=24, angle=10, aspect=1.2,
                                  flip=True, hue=0.1, saturation=1.5, exposure=1.5), np.random.default_rng(2))
     assert out.shape == (3, 10, 12) and out.dtype == np.float32
     assert 0 <= out.min() and out.max() <= 1
+
+
+def crop_reference(bgr, m, flip, dhue, dsat, dexp, size):
+    """NumPy: bilinear samples of the RGB image at m . (x, y, 1), zeros outside, mirrored, then
+    the OpenCV-based HSV jitter."""
+    rgb = bgr[:, :, ::-1].astype(np.float64) / 255
+    h, w = rgb.shape[:2]
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    if flip:
+        xs = size - 1 - xs
+    sx, sy = m[0] * xs + m[1] * ys + m[2], m[3] * xs + m[4] * ys + m[5]
+    x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
+    out = np.zeros((size, size, 3))
+    for dy in (0, 1):
+        for dx in (0, 1):
+            x, y = x0 + dx, y0 + dy
+            weight = (sx - x0 if dx else 1 - (sx - x0)) * (sy - y0 if dy else 1 - (sy - y0))
+            inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+            out += np.where(inside, weight, 0)[..., None] * rgb[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
+    out = out.astype(np.float32)
+    if (dhue, dsat, dexp) != (0, 1, 1):
+        out = distort(out, dhue, dsat, dexp)
+    return out.transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("flip, jitter", [(False, (0, 1, 1)), (True, (0.3, 1.4, 0.7)), (False, (-0.45, 0.5, 1.6))])
+def test_augment_crop_matches_numpy(flip, jitter):
+    """The engine's one-pass crop + flip + HSV jitter against NumPy bilinear sampling and OpenCV's
+    HSV conversion, on a rotated, scaled map that reaches outside the image."""
+    rng = np.random.default_rng(7)
+    bgr = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    bgr[0, :4] = 128  # grey pixels: hue undefined
+    theta, scale = 0.4, 1.3
+    m = np.array([np.cos(theta) * scale, -np.sin(theta) * scale, 4.2,
+                  np.sin(theta) * scale, np.cos(theta) * scale, -2.7], np.float32)
+    out = np.empty((3, 20, 20), np.float32)
+    _libdarknet.augment_crop(bgr, m, flip, *jitter, out)
+    expected = crop_reference(bgr, m.astype(np.float64), flip, *jitter, 20)
+    assert (expected == 0).any() and (expected > 0).mean() > 0.5  # the map leaves the image
+    np.testing.assert_allclose(out, expected, atol=2e-5)
+
+
+def test_augment_crop_refuses_wrong_shapes():
+    with pytest.raises(ValueError, match="augment_crop takes"):
+        _libdarknet.augment_crop(np.zeros((4, 4, 4), np.uint8), np.zeros(6), False, 0, 1, 1,
+                                 np.zeros((3, 4, 4), np.float32))
+
+
+def test_decoded_images_stay_within_the_budget(tmp_path):
+    paths = []
+    for k in range(3):
+        paths.append(str(tmp_path / f"{k}.png"))
+        cv2.imwrite(paths[-1], np.full((32, 32, 3), 40 * k, np.uint8))  # 3 KiB decoded
+    images = _DecodedImages(5 / 1024)  # room for one
+    first, _ = images.read(0, paths[0])
+    assert images.read(0, paths[0])[0] is first  # kept
+    second, _ = images.read(1, paths[1])
+    assert images.read(1, paths[1])[0] is not second and int(second[0, 0, 0]) == 40  # no room: decoded again
+    assert images.read(2, str(tmp_path / "missing.png"))[0] is None
 
 
 def test_hsv_roundtrip_and_exposure():

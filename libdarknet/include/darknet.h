@@ -311,6 +311,16 @@ dn_status dn_resize_image_window(const float *src, int c, int h, int w, float *d
                                  int cw, int ch);
 
 /*
+ * The per-image part of darknet's classification augmentation (spec §5.5), from an 8-bit BGR
+ * (h, w, 3) image to dst (3, size, size) RGB floats in [0, 1]: output pixel (x, y) samples the
+ * source at (m[0] x + m[1] y + m[2], m[3] x + m[4] y + m[5]) (pixel centres on integers)
+ * bilinearly, zeros outside; mirrored left-right when flip; then the HSV jitter (hue shifted by
+ * dhue and wrapped, saturation times dsat, value times dexp, clamped) unless it is the identity.
+ */
+dn_status dn_augment_crop(const uint8_t *bgr, int h, int w, const float m[6], int flip, float dhue, float dsat,
+                          float dexp, float *dst, int size);
+
+/*
  * darknet's key=value reader (spec §1.1), for .cfg and .data files: all
  * whitespace removed, '#' and ';' lines skipped. With sections=0, options
  * before any [section] are allowed (they form section 0 with an empty type).
