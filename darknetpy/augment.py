@@ -11,21 +11,16 @@ import numpy as np
 
 from .errors import DarknetError
 
-__all__ = ["rand_scale", "scale_of", "distort", "read_bgr", "SkippedImages", "unreadable"]
+__all__ = ["rand_scale", "distort", "read_bgr", "SkippedImages", "unreadable"]
 
 log = logging.getLogger("darknetpy")
 
 
 def rand_scale(rng: np.random.Generator, s: float) -> float:
     """darknet's rand_scale: U(1, s) (or U(s, 1)), inverted with probability 1/2."""
-    return scale_of(s, rng.random(), rng.random())
-
-
-def scale_of(s: float, u: float, invert: float) -> float:
-    """rand_scale from two uniform [0, 1) draws: the value from ``u``, inverted when ``invert < 1/2``."""
     lo, hi = (1.0, s) if s >= 1 else (s, 1.0)
-    v = lo + (hi - lo) * u
-    return v if invert < 0.5 else 1.0 / v
+    v = rng.uniform(lo, hi)
+    return v if rng.random() < 0.5 else 1.0 / v
 
 
 def distort(rgb: np.ndarray, dhue: float, dsat: float, dexp: float) -> np.ndarray:

@@ -9,19 +9,18 @@ reproducible whatever the thread timing.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _libdarknet
-from .augment import SkippedImages, read_bgr, scale_of, unreadable
+from .augment import SkippedImages, read_bgr, unreadable
 from .cfgfile import read_cfg
 from .data import check_labelled, read_data_cfg, read_lines, read_list, truth_vector
 from .errors import CfgError, DarknetError
@@ -39,6 +38,8 @@ PathLike = Union[str, os.PathLike]
 
 @dataclass(frozen=True)
 class _Augment:
+    """The [net] keys of the augmentation, in dn_crop_augment's order."""
+
     width: int
     height: int
     min_crop: int
@@ -57,44 +58,15 @@ class _Augment:
                    info["exposure"] or 1.0)
 
 
-_DRAWS = 12  # uniform draws one image's augmentation takes
-
-
 def augment_image(bgr: np.ndarray, aug: _Augment, rng: np.random.Generator) -> np.ndarray:
     """darknet's classification augmentation (spec §5.5) of an 8-bit BGR HWC image (as OpenCV
     decodes it): random scale/aspect/rotation/translation crop, flip, HSV jitter, then
-    ``resize_image`` to the network size. Returns RGB float32 CHW in [0, 1]."""
+    ``resize_image`` to the network size, in one pass of the engine. Returns RGB float32 CHW in
+    [0, 1]."""
     out = np.empty((3, aug.height, aug.width), np.float32)
-    _augment_into(bgr, aug, rng.random(_DRAWS), out)
+    _libdarknet.augment_classifier(np.ascontiguousarray(bgr, np.uint8), astuple(aug),
+                                   rng.random(_libdarknet.AUGMENT_DRAWS), out)
     return out
-
-
-def _augment_into(bgr: np.ndarray, aug: _Augment, u: np.ndarray, out: np.ndarray) -> None:
-    """augment_image from the image's ``_DRAWS`` uniform draws ``u``, written into ``out``.
-
-    The crop maps output pixel (x, y) to the source point ``R(theta) . (a (x - S/2 + dx) / sigma,
-    (y - S/2 + dy) / sigma) + (W/2, H/2)``, sampled bilinearly with zeros outside (one pass in
-    the engine, the GIL released, with the flip and the HSV jitter)."""
-    h, w = bgr.shape[:2]
-    size = max(aug.width, aug.height)
-    a = scale_of(aug.aspect, u[0], u[1])
-    lo, hi = sorted((aug.min_crop, aug.max_crop))
-    r = min(lo + int(u[2] * (hi - lo + 1)), hi)
-    sigma = r / max(int(min(h, w * a)), 1)
-    theta = math.radians(aug.angle * (2 * u[3] - 1))
-    dx_max, dy_max = max(0.0, (w * sigma / a - size) / 2), max(0.0, (h * sigma - size) / 2)
-    dx, dy = dx_max * (2 * u[4] - 1), dy_max * (2 * u[5] - 1)
-    c, s = math.cos(theta), math.sin(theta)
-    sx, sy = a / sigma, 1 / sigma
-    ox, oy = dx - size / 2, dy - size / 2
-    m = (c * sx, -s * sy, c * sx * ox - s * sy * oy + w / 2, s * sx, c * sy, s * sx * ox + c * sy * oy + h / 2)
-    flip = aug.flip and u[6] < 0.5
-    dhue = aug.hue * (2 * u[7] - 1)
-    dsat, dexp = scale_of(aug.saturation, u[8], u[9]), scale_of(aug.exposure, u[10], u[11])
-    square = out if (size, size) == (aug.height, aug.width) else np.empty((3, size, size), np.float32)
-    _libdarknet.augment_crop(bgr, m, flip, dhue, dsat, dexp, square)
-    if square is not out:
-        out[...] = _libdarknet.resize_image(square, aug.width, aug.height)
 
 
 # --------------------------------------------------------------------------- loader
@@ -143,6 +115,7 @@ class _Loader:
                  smooth: float, aug: _Augment, threads: int, seed: Optional[int], cache_mb: float):
         self.paths, self.open_paths = paths, [os.fspath(p) for p in open_paths]
         self.labels, self.classes, self.smooth, self.aug = labels, classes, smooth, aug
+        self.settings = astuple(aug)  # as dn_crop_augment lists them
         self.rng = np.random.default_rng(seed)
         self.threads = max(1, threads)
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="darknetpy-loader",
@@ -177,7 +150,7 @@ class _Loader:
         if bgr is None:
             return problem
         try:
-            _augment_into(bgr, self.aug, u, out)
+            _libdarknet.augment_classifier(bgr, self.settings, u, out)
         except Exception as exc:  # a corrupt file must not stop training
             return str(exc)
         return None
@@ -187,7 +160,7 @@ class _Loader:
         # arrays: a job per image costs more in hand-offs between threads than a small image
         # costs to load
         draws = self.rng.integers(len(self.paths), size=n)
-        u = self.rng.random((n, _DRAWS))
+        u = self.rng.random((n, _libdarknet.AUGMENT_DRAWS))
         if not self._staging or len(self._staging[0][0]) != n:
             shape = (n, 3, self.aug.height, self.aug.width)
             self._staging = [(np.empty(shape, np.float32), np.empty((n, self.classes), np.float32)) for _ in "ab"]
@@ -211,7 +184,7 @@ class _Loader:
                 if failures > max(100, 10 * len(x)):
                     raise unreadable(failures, self.paths[i])
                 i = int(self.rng.integers(len(self.paths)))
-                problem = self._load(i, self.rng.random(_DRAWS), x[row])
+                problem = self._load(i, self.rng.random(_libdarknet.AUGMENT_DRAWS), x[row])
             y[row] = self._truth(i)
         return x, y
 

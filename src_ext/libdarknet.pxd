@@ -136,8 +136,14 @@ cdef extern from "darknet.h" nogil:
     float dn_network_current_rate(const dn_network *net)
     void dn_network_seed(dn_network *net, uint64_t seed)
     dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow)
-    dn_status dn_augment_crop(const uint8_t *bgr, int h, int w, const float m[6], int flip, float dhue, float dsat,
-                              float dexp, float *dst, int size)
+    ctypedef struct dn_crop_augment:
+        int width, height, min_crop, max_crop
+        float angle, aspect
+        int flip
+        float hue, saturation, exposure
+    enum: DN_AUGMENT_DRAWS
+    dn_status dn_augment_classifier(const uint8_t *bgr, int h, int w, const dn_crop_augment *aug, const double *u,
+                                    float *dst)
 
     ctypedef struct dn_detections:
         int n, classes

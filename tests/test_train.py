@@ -3,6 +3,7 @@ backups/resume/Ctrl-C and the augmentation."""
 import re
 import struct
 import time
+from dataclasses import astuple
 
 import cv2
 import numpy as np
@@ -296,50 +297,79 @@ def test_augment_scales_and_resizes_to_the_network():
     assert 0 <= out.min() and out.max() <= 1
 
 
-def crop_reference(bgr, m, flip, dhue, dsat, dexp, size):
-    """NumPy: bilinear samples of the RGB image at m . (x, y, 1), zeros outside, mirrored, then
-    the OpenCV-based HSV jitter."""
-    rgb = bgr[:, :, ::-1].astype(np.float64) / 255
-    h, w = rgb.shape[:2]
+def augment_reference(bgr, a, u):
+    """NumPy, from spec §5.5: the crop's affine map from the draws u, bilinear samples of the RGB
+    image (zeros outside), the mirror, the OpenCV-based HSV jitter and resize_image."""
+    h, w = bgr.shape[:2]
+    size = max(a.width, a.height)
+
+    def scale(s, v, invert):
+        lo, hi = (1.0, s) if s >= 1 else (s, 1.0)
+        v = lo + (hi - lo) * v
+        return 1 / v if invert < 0.5 else v
+
+    aspect = scale(a.aspect, u[0], u[1])
+    lo, hi = sorted((a.min_crop, a.max_crop))
+    sigma = min(lo + int(u[2] * (hi - lo + 1)), hi) / max(int(min(h, w * aspect)), 1)
+    theta = np.radians(a.angle * (2 * u[3] - 1))
+    dx = max(0.0, (w * sigma / aspect - size) / 2) * (2 * u[4] - 1)
+    dy = max(0.0, (h * sigma - size) / 2) * (2 * u[5] - 1)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    if flip:
+    if a.flip and u[6] < 0.5:
         xs = size - 1 - xs
-    sx, sy = m[0] * xs + m[1] * ys + m[2], m[3] * xs + m[4] * ys + m[5]
+    px, py = aspect * (xs - size / 2 + dx) / sigma, (ys - size / 2 + dy) / sigma
+    sx = np.cos(theta) * px - np.sin(theta) * py + w / 2
+    sy = np.sin(theta) * px + np.cos(theta) * py + h / 2
+    rgb = bgr[:, :, ::-1].astype(np.float64) / 255
     x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
     out = np.zeros((size, size, 3))
-    for dy in (0, 1):
-        for dx in (0, 1):
-            x, y = x0 + dx, y0 + dy
-            weight = (sx - x0 if dx else 1 - (sx - x0)) * (sy - y0 if dy else 1 - (sy - y0))
+    for oy in (0, 1):
+        for ox in (0, 1):
+            x, y = x0 + ox, y0 + oy
+            weight = (sx - x0 if ox else 1 - (sx - x0)) * (sy - y0 if oy else 1 - (sy - y0))
             inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
             out += np.where(inside, weight, 0)[..., None] * rgb[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
     out = out.astype(np.float32)
-    if (dhue, dsat, dexp) != (0, 1, 1):
-        out = distort(out, dhue, dsat, dexp)
-    return out.transpose(2, 0, 1)
+    jitter = (a.hue * (2 * u[7] - 1), scale(a.saturation, u[8], u[9]), scale(a.exposure, u[10], u[11]))
+    if jitter != (0, 1, 1):
+        out = distort(out, *jitter)
+    chw = np.ascontiguousarray(out.transpose(2, 0, 1))
+    return chw if (a.height, a.width) == (size, size) else _libdarknet.resize_image(chw, a.width, a.height)
 
 
-@pytest.mark.parametrize("flip, jitter", [(False, (0, 1, 1)), (True, (0.3, 1.4, 0.7)), (False, (-0.45, 0.5, 1.6))])
-def test_augment_crop_matches_numpy(flip, jitter):
-    """The engine's one-pass crop + flip + HSV jitter against NumPy bilinear sampling and OpenCV's
-    HSV conversion, on a rotated, scaled map that reaches outside the image."""
+@pytest.mark.parametrize("settings", [
+    dict(width=20, height=20, min_crop=20, max_crop=20),
+    dict(width=20, height=20, min_crop=14, max_crop=40, angle=25, aspect=1.3, flip=True, hue=0.4, saturation=1.5,
+         exposure=1.6),
+    dict(width=16, height=12, min_crop=10, max_crop=30, angle=50, aspect=0.8, flip=True, hue=0.1, saturation=0.6,
+         exposure=1.2),
+])
+def test_augment_matches_numpy(settings):
+    """The engine's one-pass augmentation against NumPy bilinear sampling and OpenCV's HSV
+    conversion, for many draws: rotations and shifts that reach outside the image, flips, hue
+    wraps in both directions, a non-square network."""
     rng = np.random.default_rng(7)
     bgr = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
     bgr[0, :4] = 128  # grey pixels: hue undefined
-    theta, scale = 0.4, 1.3
-    m = np.array([np.cos(theta) * scale, -np.sin(theta) * scale, 4.2,
-                  np.sin(theta) * scale, np.cos(theta) * scale, -2.7], np.float32)
-    out = np.empty((3, 20, 20), np.float32)
-    _libdarknet.augment_crop(bgr, m, flip, *jitter, out)
-    expected = crop_reference(bgr, m.astype(np.float64), flip, *jitter, 20)
-    assert (expected == 0).any() and (expected > 0).mean() > 0.5  # the map leaves the image
-    np.testing.assert_allclose(out, expected, atol=2e-5)
+    a = aug(**settings)
+    outside = 0
+    for _ in range(12):
+        u = rng.random(_libdarknet.AUGMENT_DRAWS)
+        out = np.empty((3, a.height, a.width), np.float32)
+        _libdarknet.augment_classifier(bgr, astuple(a), u, out)
+        expected = augment_reference(bgr, a, u)
+        outside += (expected == 0).all(axis=0).any()
+        np.testing.assert_allclose(out, expected, atol=2e-5)
+    assert outside or settings["min_crop"] == 20
 
 
-def test_augment_crop_refuses_wrong_shapes():
-    with pytest.raises(ValueError, match="augment_crop takes"):
-        _libdarknet.augment_crop(np.zeros((4, 4, 4), np.uint8), np.zeros(6), False, 0, 1, 1,
-                                 np.zeros((3, 4, 4), np.float32))
+def test_augment_refuses_wrong_shapes():
+    with pytest.raises(ValueError, match="augment_classifier takes"):
+        _libdarknet.augment_classifier(np.zeros((4, 4, 4), np.uint8), astuple(aug()),
+                                       np.zeros(_libdarknet.AUGMENT_DRAWS), np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="augment_classifier takes"):
+        _libdarknet.augment_classifier(np.zeros((4, 4, 3), np.uint8), astuple(aug()),
+                                       np.zeros(_libdarknet.AUGMENT_DRAWS), np.zeros((3, 4, 8), np.float32))
 
 
 def test_decoded_images_stay_within_the_budget(tmp_path):
