@@ -2,7 +2,7 @@
 and OpenVINO on darknetpy's ONNX export of the same network; same cfg, same weights, same thread count,
 same batch, each engine in its own process, in one run.
 
-    python benchmarks/forward_cpu.py [--threads 2] [--repeat 10] [--batch 1] [--size 416]
+    python benchmarks/forward_cpu.py [--threads 2] [--repeat 10] [--rounds 1] [--batch 1] [--size 416]
                                      [--cfg-dir ../shared/darknet/cfg] [models...]
 
 Prints a table of median milliseconds per forward, each engine's peak resident memory (MB, the whole
@@ -126,6 +126,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the engines one after the other this many times; report the median round")
     parser.add_argument("--size", type=int, help="run every model at SIZE x SIZE input")
     parser.add_argument("--cfg-dir", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "darknet" / "cfg")
@@ -138,7 +140,7 @@ def main():
         print(ms, peak_rss_mb())
         return
     print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}, threads={args.threads}, batch {args.batch}, "
-          f"median of {args.repeat}; peak RSS in MB")
+          f"median of {args.repeat} forwards, median of {args.rounds} interleaved rounds; peak RSS in MB")
     print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}{'RSS':>6}" for h in HEADERS.values()) + f"{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
@@ -153,7 +155,10 @@ def main():
                     net.export_onnx(onnx_path(weights), batch=args.batch, decode=False)   # the same work as predict
                 except dn.UnsupportedError:   # no onnx package: the ONNX engines show "-"
                     pass
-            runs = {e: run_isolated(e, cfg, weights, args.threads, args.repeat, args.batch) for e in ENGINES}
+            rounds = [{e: run_isolated(e, cfg, weights, args.threads, args.repeat, args.batch) for e in ENGINES}
+                      for _ in range(args.rounds)]
+            runs = {e: None if rounds[0][e] is None else
+                    (statistics.median(r[e][0] for r in rounds), max(r[e][1] for r in rounds)) for e in ENGINES}
             best = min(v[0] for e, v in runs.items() if e != "darknetpy" and v is not None)
             cells = "".join(f"{v[0]:>14.1f}{v[1]:>6.0f}" if v is not None else f"{'-':>14}{'-':>6}"
                             for v in runs.values())
