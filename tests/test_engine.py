@@ -226,6 +226,7 @@ def test_a_batch_infers_like_its_images_one_by_one(small, tmp_path, kind):
                     np.testing.assert_allclose(net3.layer_output(i)[b], net1.layer_output(i)[0], rtol=1e-5,
                                                atol=1e-6, err_msg=f"layer {i}, image {b}")
             x = x[::-1].copy()
+        np.testing.assert_allclose(net3.predict(x[1:]), net1.predict(x[1:]), rtol=1e-5, atol=1e-6)  # a part batch
 
 
 def test_resize_equals_a_network_built_at_that_size(small, tmp_path):

@@ -432,13 +432,15 @@ static void move_view(dn_network *net, long step, int batch)
     }
 }
 
-static dn_status forward_all(dn_network *net)
+/* The forward of the first `images` of the batch (image by image: only those; layer by layer:
+   the whole batch, the rest of the input zero). */
+static dn_status forward_all(dn_network *net, int images)
 {
     if (!dn_plan_image_by_image(net)) return forward_layers(net);
     dn_status st = DN_OK;
     int b = 0;
     move_view(net, 0, 1);
-    for (; b < net->info.batch && st == DN_OK; b++) {
+    for (; b < images && st == DN_OK; b++) {
         if (b) move_view(net, 1, 1);
         st = forward_layers(net);
     }
@@ -457,7 +459,7 @@ dn_status dn_network_forward(dn_network *net, const float *input, int n)
     DN_TRY(b->upload(&net->input, 0, input, used));
     if (used < net->input.n) DN_TRY(zero(b, &net->input, used, net->input.n - used));
     net->ctx.training = 0;
-    return forward_all(net);
+    return forward_all(net, n);
 }
 
 /* Learning rate for the current batch (spec §4.6). */
@@ -582,7 +584,7 @@ static dn_status forward_backward(dn_network *net, const float *x, const float *
     DN_TRY(ctx->backend->upload(&ctx->truth, 0, y, (size_t)in->batch * ctx->truth_size));
     ctx->training = 1;
     const double t0 = now_s();
-    dn_status st = forward_all(net);
+    dn_status st = forward_all(net, net->info.batch);
     const double t1 = now_s();
     if (st == DN_OK) st = backward_all(net);
     net->phase_s[0] += t1 - t0;
