@@ -357,12 +357,15 @@ dn_status dn_network_sync_host(const dn_network *net)
 {
     if (!net->ctx.device_newer) return DN_OK;
     net->ctx.backend->begin(&net->ctx);
-    for (int i = 0; i < net->n; i++) {
+    dn_alloc_tally((size_t *)&net->bytes, 0); /* host arrays a pull restores count as the network's */
+    dn_status st = DN_OK;
+    for (int i = 0; i < net->n && st == DN_OK; i++) {
         const dn_layer *l = &net->layers[i];
         const dn_kernels *k = net->ctx.backend->kernels[l->kind];
-        if (k->pull) DN_TRY(k->pull(l, &net->ctx));
+        if (k->pull) st = k->pull(l, &net->ctx);
     }
-    return DN_OK;
+    dn_alloc_tally(NULL, 0);
+    return st;
 }
 
 /* This call changes the parameters: prepared inference copies go stale; a device's copies,
@@ -551,11 +554,11 @@ dn_status dn_network_param(dn_network *net, int index, const char *name, float *
     dn_layer *l = &net->layers[index];
     size_t n = 0;
     *delta = NULL;
+    DN_TRY(dn_network_sync_host(net)); /* first: it may restore the array */
     *data = l->ops->param ? l->ops->param(l, name, delta, &n) : NULL;
     if (!*data)
         return dn_fail(DN_ERR_SHAPE, "layer %d (%s) has no parameter '%s'", index, l->ops->name, name);
     *count = (int)n;
-    DN_TRY(dn_network_sync_host(net));
     dn_network_unprepare(net); /* the caller may write the array */
     return DN_OK;
 }
