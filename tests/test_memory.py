@@ -110,6 +110,22 @@ def test_plan_size(tmp_path):
     np.testing.assert_array_equal(net.predict(x), fresh.predict(x))
 
 
+def test_workspace_reuses_dead_outputs(tmp_path):
+    """A layer's workspace lives in the arena while the layer runs: here, where the first
+    layer's large output was, so it adds less than it takes alone."""
+    dilated = "[convolutional]\nbatch_normalize=1\nfilters=32\nsize=3\nstride=1\npad=1\ndilation=2\n" \
+              "activation=leaky\n\n"  # 32x32 map, not Winograd: one im2col of 9 x 32 x 1024 floats
+    net = dn.Network(write(tmp_path, "[net]\nwidth=128\nheight=128\nchannels=3\n\n" + conv(32)
+                           + "[maxpool]\nsize=4\nstride=4\n\n" + dilated))
+    alone = dn.Network(write(tmp_path, "[net]\nwidth=32\nheight=32\nchannels=32\n\n" + dilated, "one.cfg"))
+    assert alone.memory()["workspace"] >= 4 * 9 * 32 * 32 * 32
+    assert net.memory()["workspace"] < alone.memory()["workspace"] / 2
+    x = np.random.default_rng(4).random((1, 3, 128, 128), dtype=np.float32)
+    kept = dn.Network(write(tmp_path, "[net]\nwidth=128\nheight=128\nchannels=3\n\n" + conv(32)
+                            + "[maxpool]\nsize=4\nstride=4\n\n" + dilated, "kept.cfg"), keep_outputs=True)
+    np.testing.assert_array_equal(net.predict(x), kept.predict(x))
+
+
 def test_prepared_copies(tmp_path):
     """Inference folds batch norm into a scale and a bias per filter; the weights are packed for
     the GEMM (filters padded to whole panels of 4, 8 or 16 by the CPU level), the packed copy

@@ -304,6 +304,8 @@ struct dn_layer {
     dn_tensor **in_delta;              /* ... and deltas */
     dn_tensor output, delta;           /* batch * outputs */
     int output_kept;                   /* the output survives the pass (else its memory is reused, plan.c) */
+    dn_tensor scratch;                 /* the workspace its kernels ask for (n); in inference, placed in
+                                          the arena beside the outputs alive meanwhile (plan.c) */
     int train;                         /* trainable: has updates, is updated */
     int stopbackward, onlyforward, dontload, dontloadscales;
     float lr_mult;                     /* per-layer learning_rate multiplier */
@@ -387,6 +389,7 @@ struct dn_network {
     size_t bytes;          /* allocated by the build and prepare */
     size_t max_memory;     /* the most the network may hold (0: what the machine has available) */
     dn_tensor arena;       /* inference: every layer output, placed by dn_plan_outputs */
+    size_t arena_scratch;  /* floats of the arena the layers' workspaces add to their outputs' */
     int keep_all;          /* inference: keep every output (no reuse) */
     unsigned char *keep;   /* inference: n flags, outputs kept at the user's request (NULL: none) */
     int estimate_minibatch; /* > 0: an estimate (estimate.c), training buffers for this mini-batch */

@@ -394,7 +394,15 @@ static dn_status forward_all(dn_network *net)
         dn_layer *l = &net->layers[i];
         DN_TRY(check_cancel(net));
         if (ctx->training && l->delta.data && !l->ops->in_place) DN_TRY(zero(ctx->backend, &l->delta, 0, l->delta.n));
-        DN_TRY(ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx));
+        if (!l->scratch.data) {
+            DN_TRY(ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx));
+            continue;
+        }
+        const dn_tensor own = ctx->workspace; /* inference: the layer's workspace is its place in the arena */
+        ctx->workspace = l->scratch;
+        const dn_status st = ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx);
+        ctx->workspace = own;
+        DN_TRY(st);
     }
     return DN_OK;
 }
@@ -704,8 +712,9 @@ dn_status dn_network_resize(dn_network *net, int width, int height)
 
 dn_status dn_network_memory(const dn_network *net, dn_memory *m)
 {
-    m->activations = activation_bytes(net);
-    m->workspace = net->ctx.workspace.n * sizeof(float);
+    const size_t scratch = net->arena_scratch * sizeof(float); /* inference: workspaces in the arena */
+    m->activations = activation_bytes(net) - scratch;
+    m->workspace = net->ctx.workspace.n * sizeof(float) + scratch;
     const size_t rest = m->activations + m->workspace;
     m->weights = net->bytes > rest ? net->bytes - rest : 0;
     return DN_OK;

@@ -1,7 +1,8 @@
 /* The memory plan of an inference network: layer outputs live in one arena, and an output
    whose last reader has run gives its place to later outputs (liveness). Kept outputs
    (detection heads, the network's output, the last layer, those the user asked for) live to
-   the end of the pass. A training network keeps every output: backward reads them all. */
+   the end of the pass. Each layer's workspace lives there too, alive while the layer runs.
+   A training network keeps every output: backward reads them all. */
 #include <string.h>
 
 #include "dn.h"
@@ -43,7 +44,8 @@ static int kept(const dn_network *net, int i)
 dn_status dn_plan_outputs(dn_network *net)
 {
     const int n = net->n;
-    block *blocks = calloc(n, sizeof *blocks);
+    const size_t batch = (size_t)net->info.batch;
+    block *blocks = calloc(2 * (size_t)n, sizeof *blocks); /* outputs, then workspaces */
     int *root = malloc(sizeof *root * n); /* the layer whose buffer holds layer i's output */
     if (!blocks || !root) {
         free(blocks);
@@ -62,20 +64,27 @@ dn_status dn_plan_outputs(dn_network *net)
         else if (b->last < i) b->last = i; /* an in-place layer writes its root's buffer */
         for (int k = 0; k < l->n_in; k++)
             if (l->in_idx[k] >= 0 && blocks[root[l->in_idx[k]]].last < i) blocks[root[l->in_idx[k]]].last = i;
+        /* per sample, as the outputs: a batch's share of the workspace */
+        const size_t ws = (l->scratch.n + batch - 1) / batch;
+        blocks[n + i] = (block){(ws + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS, 0, i, i, 0};
     }
-    /* greedy by size: the largest blocks take the low offsets, the small ones fill the gaps */
-    size_t total = 0;
-    for (int placed = 0; placed < n; placed++) {
-        block *big = NULL;
-        for (int i = 0; i < n; i++)
-            if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size)) big = &blocks[i];
-        if (!big) break;
-        big->off = lowest_fit(blocks, n, big);
-        big->placed = 1;
-        if (big->off + big->size > total) total = big->off + big->size;
+    /* greedy by size: the largest blocks take the low offsets, the small ones fill the gaps;
+       the outputs first, then the workspaces in what they leave */
+    size_t total = 0, outputs = 0;
+    for (int phase = 0; phase < 2; phase++) {
+        if (phase) outputs = total;
+        for (int placed = 0; placed < n; placed++) {
+            block *big = NULL;
+            for (int i = phase * n; i < (phase + 1) * n; i++)
+                if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size)) big = &blocks[i];
+            if (!big) break;
+            big->off = lowest_fit(blocks, 2 * n, big);
+            big->placed = 1;
+            if (big->off + big->size > total) total = big->off + big->size;
+        }
     }
+    net->arena_scratch = batch * (total - outputs);
     const dn_backend *be = net->ctx.backend;
-    const size_t batch = (size_t)net->info.batch;
     be->release(&net->arena);
     dn_status st = be->alloc(&net->arena, batch * total, "layer outputs");
     for (int i = 0; st == DN_OK && i < n; i++) {
@@ -84,6 +93,8 @@ dn_status dn_plan_outputs(dn_network *net)
         l->output = (dn_tensor){net->arena.data + batch * b->off, batch * net->layers[root[i]].outputs,
                                 net->arena.device};
         l->output_kept = b->last == n;
+        if (l->scratch.n)
+            l->scratch = (dn_tensor){net->arena.data + batch * blocks[n + i].off, l->scratch.n, net->arena.device};
     }
     free(blocks);
     free(root);
