@@ -359,7 +359,8 @@ class Network:
 
     def memory(self) -> dict:
         """Bytes the engine holds for this network: ``activations`` (layer outputs, deltas, the
-        input and truth buffers), ``workspace`` and ``weights``, the rest (parameters, their
+        input and truth buffers), ``workspace`` (in inference, what the layers' scratch adds to
+        the outputs' memory, which it shares) and ``weights``, the rest (parameters, their
         updates, prepared copies and the layers' own arrays, in training also batch-norm and
         pre-activation buffers: :func:`darknetpy.estimate_training_memory` splits those)."""
         with self._lock:
