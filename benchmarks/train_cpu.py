@@ -137,20 +137,22 @@ def make_dataset(root: Path, classes: int, size: tuple, count: int) -> Path:
 
 
 def bench_loop(cfg, threads, repeat):
-    """images/s of train_classifier (median interval between iterations) and, just before it in
-    the same process, of train_step alone on random data."""
+    """images/s of train_classifier (median interval between iterations) and of train_step alone
+    on random data, in the same process just before and just after it (the mean of the two, so
+    that a drift of the machine's speed during the run does not favour either)."""
     dn = import_darknetpy()
     with dn.Network(cfg, batch=None, threads=threads) as net:
         w, h, classes, batch = net.width, net.height, net.outputs, net.batch
         x = np.random.default_rng(0).random((batch,) + net.input_shape, dtype=np.float32)
         y = random_truth(net, batch, np.random.default_rng(0))
-        step = median_s(lambda: net.train_step(x, y), 2 * repeat)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = make_dataset(Path(tmp), classes, (w * 5 // 4, h * 5 // 4), 256)
-        stamps = []
-        dn.train_classifier(data, cfg, clear=True, max_batches=4 * repeat + 1, threads=threads, seed=0,
-                            progress=False, callbacks=[lambda p: stamps.append(time.perf_counter())])
-    return {"loop": batch / statistics.median(np.diff(stamps)), "step": batch / step}
+        step_before = median_s(lambda: net.train_step(x, y), 2 * repeat)
+        with tempfile.TemporaryDirectory() as tmp:
+            data = make_dataset(Path(tmp), classes, (w * 5 // 4, h * 5 // 4), 256)
+            stamps = []
+            dn.train_classifier(data, cfg, clear=True, max_batches=4 * repeat + 1, threads=threads, seed=0,
+                                progress=False, callbacks=[lambda p: stamps.append(time.perf_counter())])
+        step_after = median_s(lambda: net.train_step(x, y), 2 * repeat)
+    return {"loop": batch / statistics.median(np.diff(stamps)), "step": 2 * batch / (step_before + step_after)}
 
 
 # --------------------------------------------------------------------------- PyTorch

@@ -9,19 +9,18 @@ reproducible whatever the thread timing.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _libdarknet
-from .augment import SkippedImages, distort, rand_scale, read_bgr, unreadable
+from .augment import SkippedImages, read_bgr, unreadable
 from .cfgfile import read_cfg
 from .data import check_labelled, read_data_cfg, read_lines, read_list, truth_vector
 from .errors import CfgError, DarknetError
@@ -39,6 +38,8 @@ PathLike = Union[str, os.PathLike]
 
 @dataclass(frozen=True)
 class _Augment:
+    """The [net] keys of the augmentation, in dn_crop_augment's order."""
+
     width: int
     height: int
     min_crop: int
@@ -57,43 +58,15 @@ class _Augment:
                    info["exposure"] or 1.0)
 
 
-def augment_image(rgb: np.ndarray, aug: _Augment, rng: np.random.Generator) -> np.ndarray:
-    """darknet's classification augmentation (spec §5.5) of an RGB float32 HWC image in [0, 1]:
-    random scale/aspect/rotation/translation crop, flip, HSV jitter, then ``resize_image`` to the
-    network size. Returns float32 CHW.
-
-    The crop maps output pixel (x, y) to the source point ``R(theta) . (a (x - S/2 + dx) / sigma,
-    (y - S/2 + dy) / sigma) + (W/2, H/2)``, sampled bilinearly on pixel corners with zeros
-    outside: an affine map, done by OpenCV's warpAffine (which quantises the sub-pixel
-    position to 1/32 pixel)."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    size = max(aug.width, aug.height)
-    a = rand_scale(rng, aug.aspect)
-    lo, hi = sorted((aug.min_crop, aug.max_crop))
-    r = int(rng.integers(lo, hi + 1))
-    sigma = r / max(int(min(h, w * a)), 1)
-    theta = math.radians(rng.uniform(-aug.angle, aug.angle))
-    dx_max, dy_max = max(0.0, (w * sigma / a - size) / 2), max(0.0, (h * sigma - size) / 2)
-    dx, dy = rng.uniform(-dx_max, dx_max), rng.uniform(-dy_max, dy_max)
-    c, s = math.cos(theta), math.sin(theta)
-    sx, sy = a / sigma, 1 / sigma
-    ox, oy = dx - size / 2, dy - size / 2
-    m = np.array([[c * sx, -s * sy, c * sx * ox - s * sy * oy + w / 2],
-                  [s * sx, c * sy, s * sx * ox + c * sy * oy + h / 2]])
-    out = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    if aug.flip and rng.random() < 0.5:
-        out = out[:, ::-1]
-    dhue = rng.uniform(-aug.hue, aug.hue)
-    dsat, dexp = rand_scale(rng, aug.saturation), rand_scale(rng, aug.exposure)
-    if (dhue, dsat, dexp) != (0, 1, 1):
-        out = distort(np.ascontiguousarray(out), dhue, dsat, dexp)
-    chw = np.ascontiguousarray(out.transpose(2, 0, 1))
-    if (size, size) != (aug.height, aug.width):
-        chw = _libdarknet.resize_image(chw, aug.width, aug.height)
-    return chw
+def augment_image(bgr: np.ndarray, aug: _Augment, rng: np.random.Generator) -> np.ndarray:
+    """darknet's classification augmentation (spec §5.5) of an 8-bit BGR HWC image (as OpenCV
+    decodes it): random scale/aspect/rotation/translation crop, flip, HSV jitter, then
+    ``resize_image`` to the network size, in one pass of the engine. Returns RGB float32 CHW in
+    [0, 1]."""
+    out = np.empty((3, aug.height, aug.width), np.float32)
+    _libdarknet.augment_classifier(np.ascontiguousarray(bgr, np.uint8), astuple(aug),
+                                   rng.random(_libdarknet.AUGMENT_DRAWS), out)
+    return out
 
 
 # --------------------------------------------------------------------------- loader
@@ -108,79 +81,112 @@ def _yield_to_the_engine() -> None:
         pass
 
 
+class _DecodedImages:
+    """Decoded training images kept in memory up to a byte budget (first come, never evicted):
+    decoding a small JPEG costs more than augmenting it, and a draw with replacement comes back to
+    the same images. Thread-safe."""
+
+    def __init__(self, budget_mb: float):
+        self.room = int(budget_mb * 2 ** 20)
+        self._images: dict = {}
+        self._lock = threading.Lock()
+
+    def read(self, i: int, path: str) -> tuple:
+        """(uint8 BGR image, None) or (None, why it cannot be read), as read_bgr."""
+        bgr = self._images.get(i)
+        if bgr is not None:
+            return bgr, None
+        bgr, problem = read_bgr(path)
+        if bgr is not None:
+            with self._lock:
+                if bgr.nbytes <= self.room and i not in self._images:
+                    self._images[i] = bgr
+                    self.room -= bgr.nbytes
+        return bgr, problem
+
+
 class _Loader:
     """Draws paths uniformly with replacement (spec §5.5) and loads them on a thread pool;
     ``request`` starts the next batch, ``collect`` waits for it. Unreadable images are
-    logged once, counted and replaced by fresh draws."""
+    logged once, counted and replaced by fresh draws. Two pairs of staging arrays alternate:
+    the loader threads fill one while the engine trains on the other."""
 
     def __init__(self, paths: Sequence[str], open_paths: Sequence[Path], labels: Sequence[str], classes: int,
-                 smooth: float, aug: _Augment, threads: int, seed: Optional[int]):
-        self.paths, self.open_paths = paths, open_paths
+                 smooth: float, aug: _Augment, threads: int, seed: Optional[int], cache_mb: float):
+        self.paths, self.open_paths = paths, [os.fspath(p) for p in open_paths]
         self.labels, self.classes, self.smooth, self.aug = labels, classes, smooth, aug
+        self.settings = astuple(aug)  # as dn_crop_augment lists them
         self.rng = np.random.default_rng(seed)
         self.threads = max(1, threads)
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="darknetpy-loader",
                                        initializer=_yield_to_the_engine)
+        self.images = _DecodedImages(cache_mb)
         self.skips = SkippedImages()
+        self._truths: dict = {}  # path index -> truth vector (a path's labels never change)
         self._pending: list = []
-        self._x = self._y = None  # staging arrays the loader threads fill
+        self._staging: list = []  # [(x, y)] * 2
+        self._turn = 0
 
-    def _job(self):
-        i = int(self.rng.integers(len(self.paths)))
-        return self.pool.submit(self._load, i, np.random.default_rng(int(self.rng.integers(2 ** 63))))
+    def _truth(self, i: int) -> np.ndarray:
+        truth = self._truths.get(i)
+        if truth is None:
+            truth = self._truths[i] = truth_vector(self.paths[i], self.labels, self.classes, self.smooth)
+        return truth
 
-    def _load(self, i: int, rng: np.random.Generator):
-        bgr, problem = read_bgr(os.fspath(self.open_paths[i]))
+    def _load_into(self, x: np.ndarray, y: np.ndarray, draws: np.ndarray, u: np.ndarray, start: int) -> list:
+        """Loads image draws[k] with uniform draws u[k] and its truth into row start + k; returns
+        (index, error) per image that could not be loaded."""
+        failed = []
+        for k, i in enumerate(draws):
+            problem = self._load(int(i), u[k], x[start + k])
+            if problem is None:
+                y[start + k] = self._truth(int(i))
+            else:
+                failed.append((start + k, int(i), problem))
+        return failed
+
+    def _load(self, i: int, u: np.ndarray, out: np.ndarray) -> Optional[str]:
+        bgr, problem = self.images.read(i, self.open_paths[i])
         if bgr is None:
-            return i, problem
+            return problem
         try:
-            rgb = bgr[:, :, ::-1].astype(np.float32) * np.float32(1 / 255)
-            return i, augment_image(rgb, self.aug, rng)
+            _libdarknet.augment_classifier(bgr, self.settings, u, out)
         except Exception as exc:  # a corrupt file must not stop training
-            return i, str(exc)
-
-    def _load_into(self, draws: list, start: int) -> list:
-        """Loads draws[k] and its truth into row start + k of the staging arrays; returns
-        (index, stored, error) per draw."""
-        out = []
-        for k, (i, rng) in enumerate(draws):
-            i, image = self._load(i, rng)
-            stored = isinstance(image, np.ndarray)
-            if stored:
-                self._x[start + k] = image
-                self._y[start + k] = truth_vector(self.paths[i], self.labels, self.classes, self.smooth)
-            out.append((i, stored, None if stored else image))
-        return out
+            return str(exc)
+        return None
 
     def request(self, n: int) -> None:
         # the draws in order (reproducible), then one job per thread writing into the staging
         # arrays: a job per image costs more in hand-offs between threads than a small image
-        # costs to load, and the training thread only copies the batch
-        draws = [(int(self.rng.integers(len(self.paths))), np.random.default_rng(int(self.rng.integers(2 ** 63))))
-                 for _ in range(n)]
-        if self._x is None or len(self._x) != n:
-            self._x = np.empty((n, 3, self.aug.height, self.aug.width), np.float32)
-            self._y = np.empty((n, self.classes), np.float32)
+        # costs to load
+        draws = self.rng.integers(len(self.paths), size=n)
+        u = self.rng.random((n, _libdarknet.AUGMENT_DRAWS))
+        if not self._staging or len(self._staging[0][0]) != n:
+            shape = (n, 3, self.aug.height, self.aug.width)
+            self._staging = [(np.empty(shape, np.float32), np.empty((n, self.classes), np.float32)) for _ in "ab"]
+        x, y = self._staging[self._turn]
         jobs = min(n, self.threads)
-        self._pending = [self.pool.submit(self._load_into, draws[n * j // jobs:n * (j + 1) // jobs], n * j // jobs)
+        self._pending = [self.pool.submit(self._load_into, x, y, draws[n * j // jobs:n * (j + 1) // jobs],
+                                          u[n * j // jobs:n * (j + 1) // jobs], n * j // jobs)
                          for j in range(jobs)]
 
-    def collect(self, x: np.ndarray, y: np.ndarray) -> None:
+    def collect(self) -> tuple:
+        """The batch requested last, (x, y): valid until the next request after the one that follows."""
         jobs, self._pending = self._pending, []
-        loaded = [item for future in jobs for item in future.result()]
-        x[...], y[...] = self._x, self._y
+        failed = [item for future in jobs for item in future.result()]
+        x, y = self._staging[self._turn]
+        self._turn ^= 1
         failures = 0
-        for k, (i, stored, image) in enumerate(loaded):
-            if stored:
-                continue
-            while not isinstance(image, np.ndarray):
-                self.skips.add(self.paths[i], image)
+        for row, i, problem in failed:
+            while problem is not None:
+                self.skips.add(self.paths[i], problem)
                 failures += 1
-                if failures > max(100, 10 * len(loaded)):
+                if failures > max(100, 10 * len(x)):
                     raise unreadable(failures, self.paths[i])
-                i, image = self._job().result()
-            x[k] = image
-            y[k] = truth_vector(self.paths[i], self.labels, self.classes, self.smooth)
+                i = int(self.rng.integers(len(self.paths)))
+                problem = self._load(i, self.rng.random(_libdarknet.AUGMENT_DRAWS), x[row])
+            y[row] = self._truth(i)
+        return x, y
 
     @property
     def skipped(self) -> int:
@@ -218,7 +224,7 @@ def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] 
                      threads: Optional[int] = None, loader_threads: int = 2, allow_ambiguous: bool = False,
                      progress: Optional[bool] = None, darknet_log: bool = False, seed: Optional[int] = None,
                      callbacks: Optional[Iterable[Callable[[TrainProgress], Optional[bool]]]] = None,
-                     device: str = "cpu") -> TrainResult:
+                     device: str = "cpu", image_cache_mb: float = 256) -> TrainResult:
     """Train a classifier as ``darknet classifier train data cfg [weights]`` does (spec §4.8).
 
     Reads the ``.data`` file (``train``, ``labels``, ``classes``, ``backup``) and refuses a train
@@ -237,6 +243,8 @@ def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] 
     augmentation and dropout reproducible. Each callback receives a :class:`TrainProgress` after every
     iteration and may return True to stop early (the ``_final`` weights are still written).
     ``device``: where the network trains, ``"cpu"`` or a GPU (``"cuda"``, ``"cuda:N"``).
+    ``image_cache_mb``: decoded images are kept in memory up to this size and not read again
+    (0: decode every draw).
     """
     start_time = time.perf_counter()
     dc = read_data_cfg(data)
@@ -249,13 +257,13 @@ def train_classifier(data: PathLike, cfg: PathLike, weights: Optional[PathLike] 
     net = Network(cfg, weights, batch=None, threads=threads, device=device)
     try:
         return _train(net, dc, labels, paths, cfg, clear, max_batches, backup_dir, loader_threads, progress,
-                      darknet_log, seed, list(callbacks or ()), start_time)
+                      darknet_log, seed, list(callbacks or ()), start_time, image_cache_mb)
     finally:
         net.close()
 
 
 def _train(net, dc, labels, paths, cfg, clear, max_batches, backup_dir, loader_threads, progress, darknet_log,
-           seed, callbacks, start_time) -> TrainResult:
+           seed, callbacks, start_time, image_cache_mb) -> TrainResult:
     _check_classes(net, dc.classes)
     if clear:
         net.set_counters(0, 0)
@@ -268,12 +276,10 @@ def _train(net, dc, labels, paths, cfg, clear, max_batches, backup_dir, loader_t
     b = net.seen // per_iteration
     backups = Backups(net, backup_dir if backup_dir is not None else dc.backup, base, b, 1000, 100)
     loader = _Loader(paths, [dc.resolve(p) for p in paths], labels, dc.classes, info["label_smooth_eps"],
-                     _Augment.from_info(info), loader_threads, seed)
+                     _Augment.from_info(info), loader_threads, seed, image_cache_mb)
     reporter = Reporter(progress, darknet_log, b, limit)
     reporter.say(f"{base}\n1\nLearning Rate: {info['learning_rate']:g}, Momentum: {info['momentum']:g}, "
                  f"Decay: {info['decay']:g}\n{len(paths)}")
-    x = np.empty((per_iteration,) + net.input_shape, np.float32)
-    y = np.empty((per_iteration, net.outputs), np.float32)
     losses: list = []
     avg = None
     try:
@@ -281,7 +287,7 @@ def _train(net, dc, labels, paths, cfg, clear, max_batches, backup_dir, loader_t
             loader.request(per_iteration)
             while limit == 0 or b < limit:
                 t0 = time.perf_counter()
-                loader.collect(x, y)
+                x, y = loader.collect()
                 loader.request(per_iteration)
                 reporter.say(f"Loaded: {time.perf_counter() - t0:f} seconds")
                 wall, cpu = time.perf_counter(), time.process_time()

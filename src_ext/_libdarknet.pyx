@@ -163,6 +163,27 @@ def resize_image(const float[:, :, ::1] src, int w, int h):
     return out
 
 
+AUGMENT_DRAWS = DN_AUGMENT_DRAWS
+
+
+def augment_classifier(const unsigned char[:, :, ::1] bgr, tuple settings, const double[::1] u,
+                       float[:, :, ::1] out):
+    """dn_augment_classifier: darknet's classification augmentation of an 8-bit BGR (h, w, 3) image
+    with settings (width, height, min_crop, max_crop, angle, aspect, flip, hue, saturation,
+    exposure) and AUGMENT_DRAWS uniform draws u, into out (3, height, width) RGB."""
+    cdef dn_crop_augment aug
+    (aug.width, aug.height, aug.min_crop, aug.max_crop, aug.angle, aug.aspect, aug.flip, aug.hue, aug.saturation,
+     aug.exposure) = settings
+    if bgr.shape[2] != 3 or u.shape[0] != DN_AUGMENT_DRAWS or tuple(out.shape)[:3] != (3, aug.height, aug.width):
+        raise ValueError(f"augment_classifier takes a (h, w, 3) image, {DN_AUGMENT_DRAWS} draws and a "
+                         f"(3, {aug.height}, {aug.width}) output, got {tuple(bgr.shape)[:3]}, {u.shape[0]} and "
+                         f"{tuple(out.shape)[:3]}")
+    cdef dn_status st
+    with nogil:
+        st = dn_augment_classifier(&bgr[0, 0, 0], <int>bgr.shape[0], <int>bgr.shape[1], &aug, &u[0], &out[0, 0, 0])
+    _check(st)
+
+
 cdef object _detections_arrays(dn_detections *d):
     """Copies of (bbox (n, 4), objectness (n,), prob (n, classes))."""
     n, c = d.n, d.classes

@@ -1,6 +1,6 @@
 # Declarations from libdarknet/include/darknet.h, the engine's only API.
 # Struct layouts come from the header itself (cdef extern); only used fields are named.
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint8_t, uint64_t
 
 cdef extern from "darknet.h" nogil:
     ctypedef enum dn_status:
@@ -136,6 +136,14 @@ cdef extern from "darknet.h" nogil:
     float dn_network_current_rate(const dn_network *net)
     void dn_network_seed(dn_network *net, uint64_t seed)
     dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow)
+    ctypedef struct dn_crop_augment:
+        int width, height, min_crop, max_crop
+        float angle, aspect
+        int flip
+        float hue, saturation, exposure
+    enum: DN_AUGMENT_DRAWS
+    dn_status dn_augment_classifier(const uint8_t *bgr, int h, int w, const dn_crop_augment *aug, const double *u,
+                                    float *dst)
 
     ctypedef struct dn_detections:
         int n, classes

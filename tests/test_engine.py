@@ -172,6 +172,62 @@ def test_runs_on_an_old_cpu(small, tmp_path):
     assert float(total) == pytest.approx(float(expected), rel=1e-5)
 
 
+CLASSIFIER = """[net]
+width=12
+height=12
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[dropout]
+probability=0.3
+
+[maxpool]
+size=2
+stride=2
+
+[connected]
+output=5
+activation=linear
+
+[softmax]
+"""
+
+
+@pytest.mark.parametrize("kind", ["detector", "classifier"])
+def test_a_batch_infers_like_its_images_one_by_one(small, tmp_path, kind):
+    """Batched inference (image by image through the network, or layer by layer where a
+    [connected] layer multiplies the whole batch) equals batch-1 inference, layer by layer,
+    in-place layers included; and the batch view is restored for the next call."""
+    if kind == "detector":
+        cfg, weights = small
+        shape = (3, 64, 64)
+    else:
+        cfg, weights = tmp_path / "classifier.cfg", tmp_path / "classifier.weights"
+        cfg.write_text(CLASSIFIER)
+        with dn.Network(cfg) as net:
+            randomise(net)
+            net.save_weights(weights)
+        shape = (3, 12, 12)
+    x = np.stack([image(shape, seed) for seed in range(3)])
+    with dn.Network(cfg, weights, batch=3, keep_outputs=True) as net3, \
+            dn.Network(cfg, weights, keep_outputs=True) as net1:
+        for _ in range(2):
+            net3.predict(x)
+            for b in range(3):
+                net1.predict(x[b])
+                for i in range(len(net1.layers)):
+                    np.testing.assert_allclose(net3.layer_output(i)[b], net1.layer_output(i)[0], rtol=1e-5,
+                                               atol=1e-6, err_msg=f"layer {i}, image {b}")
+            x = x[::-1].copy()
+
+
 def test_resize_equals_a_network_built_at_that_size(small, tmp_path):
     cfg, weights = small
     net = dn.Network(cfg, weights)
@@ -214,7 +270,10 @@ def test_memory_counts_what_the_network_holds(tmp_path):
     one = dn.Network(write_cfg(tmp_path, batch=1), batch=1).memory()
     four = dn.Network(write_cfg(tmp_path, batch=1), batch=4).memory()
     assert four["weights"] == one["weights"] > 0
-    assert four["activations"] == 4 * one["activations"]
+    # image by image, outputs that are not kept take room for one image, the others for four
+    assert one["activations"] < four["activations"] < 4 * one["activations"]
+    kept = [dn.Network(write_cfg(tmp_path, batch=1), batch=b, keep_outputs=True).memory() for b in (1, 4)]
+    assert kept[1]["activations"] == 4 * kept[0]["activations"]
     # with every output kept: each layer's output in its own 64-byte aligned place, and the input
     net = dn.Network(write_cfg(tmp_path), keep_outputs=True)
     expect = 4 * (sum(-(-layer.outputs // 16) * 16 for layer in net.layers) + net.inputs)
@@ -334,7 +393,7 @@ def test_cfg_reader_is_the_engines(tmp_path):
 def test_max_memory_names_the_batch_that_fits(tmp_path):
     cfg = write_cfg(tmp_path, 128, 128)
     need = dn.Network(cfg, batch=8).memory()
-    per_image = need["activations"] // 8
+    per_image = sum(need.values()) - sum(dn.Network(cfg, batch=7).memory().values())
     limit = sum(need.values()) - 3 * per_image  # room for 5 images
     with pytest.raises(dn.OutOfMemoryError, match="a batch of 5 fits"):
         dn.Network(cfg, batch=8, max_memory=limit)

@@ -3,15 +3,17 @@ backups/resume/Ctrl-C and the augmentation."""
 import re
 import struct
 import time
+from dataclasses import astuple
 
 import cv2
 import numpy as np
 import pytest
 
 import darknetpy as dn
+from darknetpy import _libdarknet
 from darknetpy.errors import LabelError
 from darknetpy.augment import distort
-from darknetpy.train import _Augment, augment_image
+from darknetpy.train import _Augment, _DecodedImages, augment_image
 
 SHAPES = ("hbar", "vbar", "square", "plus")
 COLOURS = {"c_red": (0, 0, 1), "c_green": (0, 1, 0), "c_blue": (1, 0, 0), "c_yellow": (0, 1, 1)}  # BGR
@@ -278,20 +280,109 @@ def aug(**kw):
 
 
 def test_augment_identity_and_flip():
-    rgb = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
-    out = augment_image(rgb, aug(), np.random.default_rng(0))
+    bgr = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    rgb = bgr[:, :, ::-1].astype(np.float32) / 255
+    out = augment_image(bgr, aug(), np.random.default_rng(0))
     np.testing.assert_allclose(out, rgb.transpose(2, 0, 1), atol=1e-6)
-    flips = [augment_image(rgb, aug(flip=True), np.random.default_rng(s)) for s in range(8)]
+    flips = [augment_image(bgr, aug(flip=True), np.random.default_rng(s)) for s in range(8)]
     mirrored = [np.allclose(f, rgb[:, ::-1].transpose(2, 0, 1), atol=1e-6) for f in flips]
     assert any(mirrored) and not all(mirrored)
 
 
 def test_augment_scales_and_resizes_to_the_network():
-    rgb = np.random.default_rng(1).random((30, 50, 3), dtype=np.float32)
-    out = augment_image(rgb, aug(width=12, height=10, min_crop=12, max_crop=24, angle=10, aspect=1.2,
+    bgr = np.random.default_rng(1).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    out = augment_image(bgr, aug(width=12, height=10, min_crop=12, max_crop=24, angle=10, aspect=1.2,
                                  flip=True, hue=0.1, saturation=1.5, exposure=1.5), np.random.default_rng(2))
     assert out.shape == (3, 10, 12) and out.dtype == np.float32
     assert 0 <= out.min() and out.max() <= 1
+
+
+def augment_reference(bgr, a, u):
+    """NumPy, from spec §5.5: the crop's affine map from the draws u, bilinear samples of the RGB
+    image (zeros outside), the mirror, the OpenCV-based HSV jitter and resize_image."""
+    h, w = bgr.shape[:2]
+    size = max(a.width, a.height)
+
+    def scale(s, v, invert):
+        lo, hi = (1.0, s) if s >= 1 else (s, 1.0)
+        v = lo + (hi - lo) * v
+        return 1 / v if invert < 0.5 else v
+
+    aspect = scale(a.aspect, u[0], u[1])
+    lo, hi = sorted((a.min_crop, a.max_crop))
+    sigma = min(lo + int(u[2] * (hi - lo + 1)), hi) / max(int(min(h, w * aspect)), 1)
+    theta = np.radians(a.angle * (2 * u[3] - 1))
+    dx = max(0.0, (w * sigma / aspect - size) / 2) * (2 * u[4] - 1)
+    dy = max(0.0, (h * sigma - size) / 2) * (2 * u[5] - 1)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    if a.flip and u[6] < 0.5:
+        xs = size - 1 - xs
+    px, py = aspect * (xs - size / 2 + dx) / sigma, (ys - size / 2 + dy) / sigma
+    sx = np.cos(theta) * px - np.sin(theta) * py + w / 2
+    sy = np.sin(theta) * px + np.cos(theta) * py + h / 2
+    rgb = bgr[:, :, ::-1].astype(np.float64) / 255
+    x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
+    out = np.zeros((size, size, 3))
+    for oy in (0, 1):
+        for ox in (0, 1):
+            x, y = x0 + ox, y0 + oy
+            weight = (sx - x0 if ox else 1 - (sx - x0)) * (sy - y0 if oy else 1 - (sy - y0))
+            inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+            out += np.where(inside, weight, 0)[..., None] * rgb[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
+    out = out.astype(np.float32)
+    jitter = (a.hue * (2 * u[7] - 1), scale(a.saturation, u[8], u[9]), scale(a.exposure, u[10], u[11]))
+    if jitter != (0, 1, 1):
+        out = distort(out, *jitter)
+    chw = np.ascontiguousarray(out.transpose(2, 0, 1))
+    return chw if (a.height, a.width) == (size, size) else _libdarknet.resize_image(chw, a.width, a.height)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(width=20, height=20, min_crop=20, max_crop=20),
+    dict(width=20, height=20, min_crop=14, max_crop=40, angle=25, aspect=1.3, flip=True, hue=0.4, saturation=1.5,
+         exposure=1.6),
+    dict(width=16, height=12, min_crop=10, max_crop=30, angle=50, aspect=0.8, flip=True, hue=0.1, saturation=0.6,
+         exposure=1.2),
+])
+def test_augment_matches_numpy(settings):
+    """The engine's one-pass augmentation against NumPy bilinear sampling and OpenCV's HSV
+    conversion, for many draws: rotations and shifts that reach outside the image, flips, hue
+    wraps in both directions, a non-square network."""
+    rng = np.random.default_rng(7)
+    bgr = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    bgr[0, :4] = 128  # grey pixels: hue undefined
+    a = aug(**settings)
+    outside = 0
+    for _ in range(12):
+        u = rng.random(_libdarknet.AUGMENT_DRAWS)
+        out = np.empty((3, a.height, a.width), np.float32)
+        _libdarknet.augment_classifier(bgr, astuple(a), u, out)
+        expected = augment_reference(bgr, a, u)
+        outside += (expected == 0).all(axis=0).any()
+        np.testing.assert_allclose(out, expected, atol=2e-5)
+    assert outside or settings["min_crop"] == 20
+
+
+def test_augment_refuses_wrong_shapes():
+    with pytest.raises(ValueError, match="augment_classifier takes"):
+        _libdarknet.augment_classifier(np.zeros((4, 4, 4), np.uint8), astuple(aug()),
+                                       np.zeros(_libdarknet.AUGMENT_DRAWS), np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="augment_classifier takes"):
+        _libdarknet.augment_classifier(np.zeros((4, 4, 3), np.uint8), astuple(aug()),
+                                       np.zeros(_libdarknet.AUGMENT_DRAWS), np.zeros((3, 4, 8), np.float32))
+
+
+def test_decoded_images_stay_within_the_budget(tmp_path):
+    paths = []
+    for k in range(3):
+        paths.append(str(tmp_path / f"{k}.png"))
+        cv2.imwrite(paths[-1], np.full((32, 32, 3), 40 * k, np.uint8))  # 3 KiB decoded
+    images = _DecodedImages(5 / 1024)  # room for one
+    first, _ = images.read(0, paths[0])
+    assert images.read(0, paths[0])[0] is first  # kept
+    second, _ = images.read(1, paths[1])
+    assert images.read(1, paths[1])[0] is not second and int(second[0, 0, 0]) == 40  # no room: decoded again
+    assert images.read(2, str(tmp_path / "missing.png"))[0] is None
 
 
 def test_hsv_roundtrip_and_exposure():

@@ -310,6 +310,27 @@ dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int
 dn_status dn_resize_image_window(const float *src, int c, int h, int w, float *dst, int oh, int ow, int x0, int y0,
                                  int cw, int ch);
 
+/* darknet's classification augmentation settings (spec §5.5: the [net] keys of these names). */
+typedef struct dn_crop_augment {
+    int width, height, min_crop, max_crop;
+    float angle, aspect;
+    int flip;
+    float hue, saturation, exposure;
+} dn_crop_augment;
+
+#define DN_AUGMENT_DRAWS 12 /* uniform [0, 1) draws one image's augmentation takes */
+
+/*
+ * darknet's classification augmentation (spec §5.5) of an 8-bit BGR (h, w, 3) image, from its
+ * draws u: aspect (u0, u1), crop size (u2), angle (u3), shift (u4, u5), flip (u6), hue (u7),
+ * saturation (u8, u9), exposure (u10, u11). The S x S crop (S the larger network side) samples
+ * the source bilinearly (pixel centres on integers, zeros outside), is mirrored, HSV-jittered
+ * (hue shifted and wrapped once, saturation and value scaled, clamped to [0, 1]; skipped when
+ * it is the identity) and resized to the network (resize_image). dst: (3, height, width) RGB.
+ */
+dn_status dn_augment_classifier(const uint8_t *bgr, int h, int w, const dn_crop_augment *aug,
+                                const double u[DN_AUGMENT_DRAWS], float *dst);
+
 /*
  * darknet's key=value reader (spec §1.1), for .cfg and .data files: all
  * whitespace removed, '#' and ';' lines skipped. With sections=0, options

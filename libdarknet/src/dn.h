@@ -254,6 +254,9 @@ typedef struct dn_kernels {
        arrays, which are read for saving, param() and resizing; on the CPU, restore the host
        arrays prepare dropped because a prepared copy holds them exactly. */
     dn_status (*pull)(const dn_layer *l, const dn_ctx *ctx);
+    /* forward multiplies the whole batch at once, one pass over the weights for all images (a
+       batched inference then runs layer by layer, not image by image: see network.c) */
+    int whole_batch;
 } dn_kernels;
 
 /* Every layer kind, from layers.def. */
@@ -415,6 +418,12 @@ dn_status dn_network_apply_update(dn_network *net, int images, float momentum);
 
 /* Place the outputs of an inference network in net->arena by liveness (plan.c). */
 dn_status dn_plan_outputs(dn_network *net);
+/* Whether an inference of several images runs them one by one through the whole network
+   (plan.c): then an image's activations stay in cache from one layer to the next, where the
+   batch's would not, and only kept outputs need room for the batch. The CPU's kernels loop
+   over the images anyway, except those that multiply the whole batch at once (fully
+   connected), which would read their weights once per image. */
+int dn_plan_image_by_image(const dn_network *net);
 
 /* Fail with DN_ERR_OOM, naming the subdivisions (or else the input size) that fit, when training
    `cfg` as it is would need more than `limit` bytes, `limit_name` (estimate.c). */

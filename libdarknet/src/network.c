@@ -96,6 +96,21 @@ static size_t activation_bytes(const dn_network *net)
     return n * sizeof(float);
 }
 
+/* Bytes that grow with the batch, per image: the input (and training's truth and deltas), and
+   the outputs held for every image: all of them, or, image by image, the kept ones. */
+static size_t bytes_per_image(const dn_network *net)
+{
+    const int by_image = net->arena.data && dn_plan_image_by_image(net);
+    size_t n = net->input.n + net->input_delta.n + net->ctx.truth.n + (by_image ? 0 : net->arena.n);
+    for (int i = 0; i < net->n; i++) {
+        const dn_layer *l = &net->layers[i];
+        if (l->ops->in_place) continue;
+        if (!net->arena.data || (by_image && l->output_kept)) n += l->output.n;
+        n += l->delta.n;
+    }
+    return n / net->info.batch * sizeof(float);
+}
+
 /* The most the network may hold: max_memory, or what the machine can still give (0: no limit known). */
 static size_t memory_limit(const dn_network *net)
 {
@@ -118,7 +133,7 @@ static dn_status check_memory(const dn_network *net, size_t limit)
 {
     if (!limit || net->bytes <= limit) return DN_OK;
     char what[64];
-    const size_t act = activation_bytes(net), fixed = net->bytes - act, per = act / net->info.batch;
+    const size_t per = bytes_per_image(net), fixed = net->bytes - per * net->info.batch;
     const long fits = limit > fixed && per ? (long)((limit - fixed) / per) : 0;
     if (fits < 1)
         return dn_fail(DN_ERR_OOM, "%s: the weights alone need %zu MiB, more than %s: use a smaller model or input "
@@ -387,7 +402,7 @@ static dn_status check_cancel(const dn_network *net)
     return DN_OK;
 }
 
-static dn_status forward_all(dn_network *net)
+static dn_status forward_layers(dn_network *net)
 {
     dn_ctx *ctx = &net->ctx;
     for (int i = 0; i < net->n; i++) {
@@ -405,6 +420,41 @@ static dn_status forward_all(dn_network *net)
         DN_TRY(st);
     }
     return DN_OK;
+}
+
+/* Moves the view of every layer by `step` images; `batch` is the batch size the layers then
+   see (1: one image). Kept outputs and the input hold every image: their view moves to the
+   image's slice; the others hold one image, in a slot every image reuses (plan.c). In-place
+   layers share their input's buffer. */
+static void move_view(dn_network *net, long step, int batch)
+{
+    const int from = net->layers[0].batch;
+    net->input.data += step * net->info.inputs;
+    net->input.n = net->input.n / from * batch;
+    for (int i = 0; i < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        if (l->ops->in_place) {
+            l->output = net->layers[i - 1].output;
+        } else if (l->output_kept) {
+            l->output.data += step * l->outputs;
+            l->output.n = l->output.n / from * batch;
+        }
+        l->batch = batch;
+    }
+}
+
+static dn_status forward_all(dn_network *net)
+{
+    if (!dn_plan_image_by_image(net)) return forward_layers(net);
+    dn_status st = DN_OK;
+    int b = 0;
+    move_view(net, 0, 1);
+    for (; b < net->info.batch && st == DN_OK; b++) {
+        if (b) move_view(net, 1, 1);
+        st = forward_layers(net);
+    }
+    move_view(net, -(b - 1), net->info.batch);
+    return st;
 }
 
 dn_status dn_network_forward(dn_network *net, const float *input, int n)

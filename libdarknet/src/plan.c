@@ -2,7 +2,10 @@
    whose last reader has run gives its place to later outputs (liveness). Kept outputs
    (detection heads, the network's output, the last layer, those the user asked for) live to
    the end of the pass. Each layer's workspace lives there too, alive while the layer runs.
-   A training network keeps every output: backward reads them all. */
+   A training network keeps every output: backward reads them all.
+
+   A batch that runs image by image (dn_plan_image_by_image) needs room for one image's
+   outputs that are not kept (and workspaces), and the whole batch's kept ones. */
 #include <string.h>
 
 #include "dn.h"
@@ -44,7 +47,8 @@ static int kept(const dn_network *net, int i)
 dn_status dn_plan_outputs(dn_network *net)
 {
     const int n = net->n;
-    const size_t batch = (size_t)net->info.batch;
+    const int by_image = dn_plan_image_by_image(net);
+    const size_t batch = (size_t)net->info.batch, scale = by_image ? 1 : batch; /* arena floats per planned one */
     block *blocks = calloc(2 * (size_t)n, sizeof *blocks); /* outputs, then workspaces */
     int *root = malloc(sizeof *root * n); /* the layer whose buffer holds layer i's output */
     if (!blocks || !root) {
@@ -64,39 +68,63 @@ dn_status dn_plan_outputs(dn_network *net)
         else if (b->last < i) b->last = i; /* an in-place layer writes its root's buffer */
         for (int k = 0; k < l->n_in; k++)
             if (l->in_idx[k] >= 0 && blocks[root[l->in_idx[k]]].last < i) blocks[root[l->in_idx[k]]].last = i;
-        /* per sample, as the outputs: a batch's share of the workspace */
-        const size_t ws = (l->scratch.n + batch - 1) / batch;
+        /* per image, as the outputs: a batch's share of the workspace, unless it runs image by image */
+        const size_t ws = (l->scratch.n + scale - 1) / scale;
         blocks[n + i] = (block){(ws + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS, 0, i, i, 0};
     }
     /* greedy by size: the largest blocks take the low offsets, the small ones fill the gaps;
-       the outputs first, then the workspaces in what they leave */
+       the outputs first, then the workspaces in what they leave; image by image, kept blocks
+       are placed apart (they hold every image) */
     size_t total = 0, outputs = 0;
     for (int phase = 0; phase < 2; phase++) {
         if (phase) outputs = total;
         for (int placed = 0; placed < n; placed++) {
             block *big = NULL;
             for (int i = phase * n; i < (phase + 1) * n; i++)
-                if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size)) big = &blocks[i];
+                if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size) &&
+                    !(by_image && blocks[i].last == n))
+                    big = &blocks[i];
             if (!big) break;
             big->off = lowest_fit(blocks, 2 * n, big);
             big->placed = 1;
             if (big->off + big->size > total) total = big->off + big->size;
         }
     }
-    net->arena_scratch = batch * (total - outputs);
+    net->arena_scratch = scale * (total - outputs);
+    /* floats from a block's offset to its next image (0: one slot that every image reuses) */
+    size_t kept_floats = 0;
+    if (by_image) {
+        for (int i = 0; i < n; i++)
+            if (blocks[i].last == n && blocks[i].size) {
+                blocks[i].off = total + kept_floats;
+                kept_floats += batch * blocks[i].size;
+            }
+    } else {
+        total *= batch;
+    }
     const dn_backend *be = net->ctx.backend;
     be->release(&net->arena);
-    dn_status st = be->alloc(&net->arena, batch * total, "layer outputs");
+    dn_status st = be->alloc(&net->arena, total + kept_floats, "layer outputs");
     for (int i = 0; st == DN_OK && i < n; i++) {
         dn_layer *l = &net->layers[i];
         const block *b = &blocks[root[i]];
-        l->output = (dn_tensor){net->arena.data + batch * b->off, batch * net->layers[root[i]].outputs,
-                                net->arena.device};
         l->output_kept = b->last == n;
+        const size_t images = by_image && !l->output_kept ? 1 : batch;
+        const size_t off = by_image ? b->off : batch * b->off;
+        l->output = (dn_tensor){net->arena.data + off, images * net->layers[root[i]].outputs, net->arena.device};
         if (l->scratch.n)
-            l->scratch = (dn_tensor){net->arena.data + batch * blocks[n + i].off, l->scratch.n, net->arena.device};
+            l->scratch = (dn_tensor){net->arena.data + scale * blocks[n + i].off, l->scratch.n, net->arena.device};
     }
     free(blocks);
     free(root);
     return st;
+}
+
+int dn_plan_image_by_image(const dn_network *net)
+{
+    const dn_backend *b = net->ctx.backend;
+    if (net->info.train || net->info.batch < 2 || b->device_copies) return 0;
+    for (int i = 0; i < net->n; i++)
+        if (b->kernels[net->layers[i].kind]->whole_batch) return 0;
+    return 1;
 }

@@ -46,4 +46,5 @@ static dn_status update(dn_layer *l, const dn_update *u, dn_ctx *ctx)
     return DN_OK;
 }
 
-const dn_kernels DN_CPU(kernels_connected) = {.forward = forward, .backward = backward, .update = update};
+const dn_kernels DN_CPU(kernels_connected) = {.forward = forward, .backward = backward, .update = update,
+                                              .whole_batch = 1};
