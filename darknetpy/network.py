@@ -87,8 +87,6 @@ class Network:
                                                  keep_outputs is True)
         if threads is not None:
             self._handle.set_threads(int(threads))
-        if fuse:
-            self._handle.prepare()  # C keeps the prepared state up to date from here on
         self._last_n = 0
         self._read_shapes()
         if not isinstance(keep_outputs, bool):
@@ -96,6 +94,8 @@ class Network:
                 self.keep_output(index)
         if weights is not None:
             self.load_weights(weights, strict=strict)
+        if fuse:  # after loading: the prepared copies replace raw weights, which loading would restore
+            self._handle.prepare()  # C keeps the prepared state up to date from here on
 
     def _read_shapes(self) -> None:
         info = self._handle.info()
@@ -359,7 +359,8 @@ class Network:
 
     def memory(self) -> dict:
         """Bytes the engine holds for this network: ``activations`` (layer outputs, deltas, the
-        input and truth buffers), ``workspace`` and ``weights``, the rest (parameters, their
+        input and truth buffers), ``workspace`` (in inference, what the layers' scratch adds to
+        the outputs' memory, which it shares) and ``weights``, the rest (parameters, their
         updates, prepared copies and the layers' own arrays, in training also batch-norm and
         pre-activation buffers: :func:`darknetpy.estimate_training_memory` splits those)."""
         with self._lock:

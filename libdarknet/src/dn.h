@@ -36,6 +36,8 @@ size_t dn_available_memory(void);
 float *dn_floats(size_t n);
 /* Allocate `n` zeroed floats into *dst, failing with DN_ERR_OOM naming `what`. */
 dn_status dn_alloc_floats(float **dst, size_t n, const char *what);
+/* Free the n floats of *p from dn_alloc_floats, taking them off the count; *p becomes NULL. */
+void dn_free_floats(float **p, size_t n);
 
 /* Per-network random generator (xorshift64*): no global state. */
 typedef struct dn_rng { uint64_t s; } dn_rng;
@@ -230,7 +232,8 @@ typedef struct dn_ctx {
     dn_rng rng;                /* dropout draws */
     volatile int *cancel;      /* nonzero: stop at the next layer boundary */
     void *device;              /* the backend's per-network state (stream, handles); NULL on the CPU */
-    int device_newer;          /* the device's parameter copies changed after the host arrays (pull them) */
+    int device_newer;          /* the prepared parameter copies changed after the host arrays, or replace
+                                  them (the CPU's packed weights): pull them (dn_network_sync_host) */
 } dn_ctx;
 
 /* A backend's implementation of one layer kind. A NULL forward means the kind is
@@ -247,8 +250,9 @@ typedef struct dn_kernels {
     dn_status (*update)(dn_layer *l, const dn_update *u, dn_ctx *ctx);
     /* Optional: the option of this layer the backend cannot run (e.g. "with weights"), or NULL */
     const char *(*unsupported)(const dn_layer *l);
-    /* Device backends: copy the parameters (and update accumulators) the device holds into the
-       layer's host arrays, which are read for saving, param() and resizing. */
+    /* Copy the parameters (and update accumulators) the device holds into the layer's host
+       arrays, which are read for saving, param() and resizing; on the CPU, restore the host
+       arrays prepare dropped because a prepared copy holds them exactly. */
     dn_status (*pull)(const dn_layer *l, const dn_ctx *ctx);
     /* forward multiplies the whole batch at once, one pass over the weights for all images (a
        batched inference then runs layer by layer, not image by image: see network.c) */
@@ -303,6 +307,8 @@ struct dn_layer {
     dn_tensor **in_delta;              /* ... and deltas */
     dn_tensor output, delta;           /* batch * outputs */
     int output_kept;                   /* the output survives the pass (else its memory is reused, plan.c) */
+    dn_tensor scratch;                 /* the workspace its kernels ask for (n); in inference, placed in
+                                          the arena beside the outputs alive meanwhile (plan.c) */
     int train;                         /* trainable: has updates, is updated */
     int stopbackward, onlyforward, dontload, dontloadscales;
     float lr_mult;                     /* per-layer learning_rate multiplier */
@@ -386,6 +392,7 @@ struct dn_network {
     size_t bytes;          /* allocated by the build and prepare */
     size_t max_memory;     /* the most the network may hold (0: what the machine has available) */
     dn_tensor arena;       /* inference: every layer output, placed by dn_plan_outputs */
+    size_t arena_scratch;  /* floats of the arena the layers' workspaces add to their outputs' */
     int keep_all;          /* inference: keep every output (no reuse) */
     unsigned char *keep;   /* inference: n flags, outputs kept at the user's request (NULL: none) */
     int estimate_minibatch; /* > 0: an estimate (estimate.c), training buffers for this mini-batch */

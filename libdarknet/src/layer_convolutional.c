@@ -22,6 +22,7 @@ static dn_status parse_share(dn_layer *l, dn_parse_ctx *ctx, conv *p)
         return dn_parse_fail(ctx, "share_index=%d must name a [convolutional] layer of the same shape", ref);
     p->shared = sp->shared ? sp->shared : sp;
     p->shared_index = sp->shared ? sp->shared_index : idx;
+    ((conv *)p->shared)->lent = 1;
     return DN_OK;
 }
 

@@ -10,13 +10,16 @@ typedef struct conv {
     dn_act act;
     const struct conv *shared; /* share_index: weights live in that layer ... */
     int shared_index;          /* ... of this index (-1: its own weights) */
+    int lent;                  /* other layers share these weights (share_index) */
     float *weights, *biases;
     dn_bn bn;
     /* inference with batch norm folded in (spec §3.3), made by the backend's prepare:
        out = act(fused_scales[f] * (raw weights x input) + fused_biases[f]), the scale
        applied in the output pass rather than kept as a second, scaled weight copy */
     float *fused_scales, *fused_biases;
-    float *packed_weights; /* the raw weights in the CPU backend's packed GEMM layout (one group) */
+    float *packed_weights; /* the raw weights in the CPU backend's packed GEMM layout (one group); in
+                              inference, unless lent, the only copy: prepare frees `weights`, the
+                              backend's pull restores it */
     float *wino_weights;   /* fused weights Winograd-transformed ((m+2)^2, n, c), 3x3 layers only */
     int wino_m;            /* Winograd output tile size (2 or 4) where wino_weights is set */
     float *weight_updates, *bias_updates;

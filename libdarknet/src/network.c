@@ -372,12 +372,15 @@ dn_status dn_network_sync_host(const dn_network *net)
 {
     if (!net->ctx.device_newer) return DN_OK;
     net->ctx.backend->begin(&net->ctx);
-    for (int i = 0; i < net->n; i++) {
+    dn_alloc_tally((size_t *)&net->bytes, 0); /* host arrays a pull restores count as the network's */
+    dn_status st = DN_OK;
+    for (int i = 0; i < net->n && st == DN_OK; i++) {
         const dn_layer *l = &net->layers[i];
         const dn_kernels *k = net->ctx.backend->kernels[l->kind];
-        if (k->pull) DN_TRY(k->pull(l, &net->ctx));
+        if (k->pull) st = k->pull(l, &net->ctx);
     }
-    return DN_OK;
+    dn_alloc_tally(NULL, 0);
+    return st;
 }
 
 /* This call changes the parameters: prepared inference copies go stale; a device's copies,
@@ -406,7 +409,15 @@ static dn_status forward_layers(dn_network *net)
         dn_layer *l = &net->layers[i];
         DN_TRY(check_cancel(net));
         if (ctx->training && l->delta.data && !l->ops->in_place) DN_TRY(zero(ctx->backend, &l->delta, 0, l->delta.n));
-        DN_TRY(ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx));
+        if (!l->scratch.data) {
+            DN_TRY(ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx));
+            continue;
+        }
+        const dn_tensor own = ctx->workspace; /* inference: the layer's workspace is its place in the arena */
+        ctx->workspace = l->scratch;
+        const dn_status st = ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx);
+        ctx->workspace = own;
+        DN_TRY(st);
     }
     return DN_OK;
 }
@@ -603,11 +614,11 @@ dn_status dn_network_param(dn_network *net, int index, const char *name, float *
     dn_layer *l = &net->layers[index];
     size_t n = 0;
     *delta = NULL;
+    DN_TRY(dn_network_sync_host(net)); /* first: it may restore the array */
     *data = l->ops->param ? l->ops->param(l, name, delta, &n) : NULL;
     if (!*data)
         return dn_fail(DN_ERR_SHAPE, "layer %d (%s) has no parameter '%s'", index, l->ops->name, name);
     *count = (int)n;
-    DN_TRY(dn_network_sync_host(net));
     dn_network_unprepare(net); /* the caller may write the array */
     return DN_OK;
 }
@@ -753,8 +764,9 @@ dn_status dn_network_resize(dn_network *net, int width, int height)
 
 dn_status dn_network_memory(const dn_network *net, dn_memory *m)
 {
-    m->activations = activation_bytes(net);
-    m->workspace = net->ctx.workspace.n * sizeof(float);
+    const size_t scratch = net->arena_scratch * sizeof(float); /* inference: workspaces in the arena */
+    m->activations = activation_bytes(net) - scratch;
+    m->workspace = net->ctx.workspace.n * sizeof(float) + scratch;
     const size_t rest = m->activations + m->workspace;
     m->weights = net->bytes > rest ? net->bytes - rest : 0;
     return DN_OK;

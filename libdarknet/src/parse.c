@@ -424,7 +424,8 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_network *net, dn_layer *l, in
         if (ws > DN_MAX_TENSOR)
             return dn_parse_fail(ctx, "the layer needs %zu floats of workspace, more than the limit of %d; lower "
                                  "batch or the input size", ws, DN_MAX_TENSOR);
-        if (ws > *ctx->workspace) *ctx->workspace = ws;
+        l->scratch.n = ws;
+        if (ws > *ctx->workspace && net->info.train) *ctx->workspace = ws; /* else in the arena */
     }
     return DN_OK;
 }

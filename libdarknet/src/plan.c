@@ -1,10 +1,11 @@
 /* The memory plan of an inference network: layer outputs live in one arena, and an output
    whose last reader has run gives its place to later outputs (liveness). Kept outputs
    (detection heads, the network's output, the last layer, those the user asked for) live to
-   the end of the pass. A training network keeps every output: backward reads them all.
+   the end of the pass. Each layer's workspace lives there too, alive while the layer runs.
+   A training network keeps every output: backward reads them all.
 
    A batch that runs image by image (dn_plan_image_by_image) needs room for one image's
-   outputs that are not kept, and the whole batch's kept ones. */
+   outputs that are not kept (and workspaces), and the whole batch's kept ones. */
 #include <string.h>
 
 #include "dn.h"
@@ -46,7 +47,9 @@ static int kept(const dn_network *net, int i)
 dn_status dn_plan_outputs(dn_network *net)
 {
     const int n = net->n;
-    block *blocks = calloc(n, sizeof *blocks);
+    const int by_image = dn_plan_image_by_image(net);
+    const size_t batch = (size_t)net->info.batch, scale = by_image ? 1 : batch; /* arena floats per planned one */
+    block *blocks = calloc(2 * (size_t)n, sizeof *blocks); /* outputs, then workspaces */
     int *root = malloc(sizeof *root * n); /* the layer whose buffer holds layer i's output */
     if (!blocks || !root) {
         free(blocks);
@@ -65,23 +68,29 @@ dn_status dn_plan_outputs(dn_network *net)
         else if (b->last < i) b->last = i; /* an in-place layer writes its root's buffer */
         for (int k = 0; k < l->n_in; k++)
             if (l->in_idx[k] >= 0 && blocks[root[l->in_idx[k]]].last < i) blocks[root[l->in_idx[k]]].last = i;
+        /* per image, as the outputs: a batch's share of the workspace, unless it runs image by image */
+        const size_t ws = (l->scratch.n + scale - 1) / scale;
+        blocks[n + i] = (block){(ws + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS, 0, i, i, 0};
     }
     /* greedy by size: the largest blocks take the low offsets, the small ones fill the gaps;
-       image by image, kept blocks are placed apart (they hold every image) */
-    const int by_image = dn_plan_image_by_image(net);
-    const size_t batch = (size_t)net->info.batch;
-    size_t total = 0;
-    for (int placed = 0; placed < n; placed++) {
-        block *big = NULL;
-        for (int i = 0; i < n; i++)
-            if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size) &&
-                !(by_image && blocks[i].last == n))
-                big = &blocks[i];
-        if (!big) break;
-        big->off = lowest_fit(blocks, n, big);
-        big->placed = 1;
-        if (big->off + big->size > total) total = big->off + big->size;
+       the outputs first, then the workspaces in what they leave; image by image, kept blocks
+       are placed apart (they hold every image) */
+    size_t total = 0, outputs = 0;
+    for (int phase = 0; phase < 2; phase++) {
+        if (phase) outputs = total;
+        for (int placed = 0; placed < n; placed++) {
+            block *big = NULL;
+            for (int i = phase * n; i < (phase + 1) * n; i++)
+                if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size) &&
+                    !(by_image && blocks[i].last == n))
+                    big = &blocks[i];
+            if (!big) break;
+            big->off = lowest_fit(blocks, 2 * n, big);
+            big->placed = 1;
+            if (big->off + big->size > total) total = big->off + big->size;
+        }
     }
+    net->arena_scratch = scale * (total - outputs);
     /* floats from a block's offset to its next image (0: one slot that every image reuses) */
     size_t kept_floats = 0;
     if (by_image) {
@@ -103,6 +112,8 @@ dn_status dn_plan_outputs(dn_network *net)
         const size_t images = by_image && !l->output_kept ? 1 : batch;
         const size_t off = by_image ? b->off : batch * b->off;
         l->output = (dn_tensor){net->arena.data + off, images * net->layers[root[i]].outputs, net->arena.device};
+        if (l->scratch.n)
+            l->scratch = (dn_tensor){net->arena.data + scale * blocks[n + i].off, l->scratch.n, net->arena.device};
     }
     free(blocks);
     free(root);

@@ -86,6 +86,13 @@ dn_status dn_alloc_floats(float **dst, size_t n, const char *what)
     return DN_OK;
 }
 
+void dn_free_floats(float **p, size_t n)
+{
+    if (*p && tally) *tally -= n * sizeof(float);
+    free(*p);
+    *p = NULL;
+}
+
 float dn_rng_uniform(dn_rng *r, float lo, float hi)
 {
     r->s ^= r->s >> 12;

@@ -79,7 +79,8 @@ static size_t workspace(const dn_layer *l, int train)
     return n;
 }
 
-/* The inference-only arrays: a Winograd layer keeps only its transformed weights. */
+/* The inference-only arrays: a Winograd layer keeps only its transformed weights; a layer
+   without batch norm only its packed weights and a copy of its biases. */
 static dn_status alloc_fused(dn_layer *l)
 {
     conv *p = l->p;
@@ -88,7 +89,7 @@ static dn_status alloc_fused(dn_layer *l)
     if (p->wino_m)
         return dn_alloc_floats(&p->wino_weights, dn_wino_weights_size(p->n, p->g.c, p->wino_m),
                                "Winograd convolution weights");
-    DN_TRY(dn_alloc_floats(&p->fused_scales, p->n, "fused convolution scales"));
+    if (l->batch_normalize) DN_TRY(dn_alloc_floats(&p->fused_scales, p->n, "fused convolution scales"));
     return is_packed(p) ? dn_alloc_floats(&p->packed_weights, dn_pack_size(p->n, p->nweights / p->n),
                                           "packed convolution weights")
                         : DN_OK;
@@ -97,32 +98,54 @@ static dn_status alloc_fused(dn_layer *l)
 /* Fold batch norm into a scale and bias per filter (spec §3.3): im2col and 1x1 layers
    multiply the raw weights (one group: a packed copy of them, for dn_pgemm) and scale in
    the output pass, Winograd layers fold the scale into their transformed weights. The
-   raw arrays stay for saving and training. */
+   packed copy is a permutation of the raw weights, so it replaces them (unless other
+   layers share them): pull restores them, exactly, for saving, param() and resizing. */
 static dn_status prepare(dn_layer *l, dn_ctx *ctx)
 {
-    (void)ctx;
     conv *p = l->p;
     const conv *src = params(l);
-    if (!l->batch_normalize) return DN_OK;
+    if (!l->batch_normalize && !is_packed(p)) return DN_OK;
     if (!p->fused_biases) DN_TRY(alloc_fused(l));
+    if (!src->weights) return DN_OK; /* dropped by the last prepare: every prepared array is current */
     const int per = p->nweights / p->n, taps = (p->wino_m + 2) * (p->wino_m + 2);
     const size_t tap_size = dn_pack_size(p->n, p->g.c);
     if (p->wino_weights) dn_wino_weights(src->weights, p->n, p->g.c, p->wino_m, p->wino_weights);
     for (int f = 0; f < p->n; f++) {
-        double sd = sqrt((double)src->bn.variance[f] + 1e-5);
-        float t = (float)(src->bn.scales[f] / sd);
-        p->fused_biases[f] = (float)(src->biases[f] - src->bn.scales[f] * src->bn.mean[f] / sd);
+        float t = 1.f;
+        p->fused_biases[f] = src->biases[f];
+        if (l->batch_normalize) {
+            double sd = sqrt((double)src->bn.variance[f] + 1e-5);
+            t = (float)(src->bn.scales[f] / sd);
+            p->fused_biases[f] = (float)(src->biases[f] - src->bn.scales[f] * src->bn.mean[f] / sd);
+        }
         if (p->wino_weights) /* the transform is linear: scale each filter's transformed taps */
             for (int e = 0; e < taps; e++) {
                 float *u = p->wino_weights + e * tap_size;
                 for (int c = 0; c < p->g.c; c++) u[dn_packed_at(p->g.c, f, c)] *= t;
             }
         else {
-            p->fused_scales[f] = t;
+            if (p->fused_scales) p->fused_scales[f] = t;
             for (int i = 0; p->packed_weights && i < per; i++)
                 p->packed_weights[dn_packed_at(per, f, i)] = src->weights[(size_t)f * per + i];
         }
     }
+    if (p->packed_weights && !p->shared && !p->lent) {
+        dn_free_floats(&p->weights, p->nweights);
+        ctx->device_newer = 1;
+    }
+    return DN_OK;
+}
+
+/* Restore the raw weights prepare dropped from their packed copy. */
+static dn_status pull(const dn_layer *l, const dn_ctx *ctx)
+{
+    (void)ctx;
+    conv *p = l->p;
+    if (p->weights || !p->packed_weights) return DN_OK;
+    DN_TRY(dn_alloc_floats(&p->weights, p->nweights, "convolution weights"));
+    const int per = p->nweights / p->n;
+    for (int f = 0; f < p->n; f++)
+        for (int i = 0; i < per; i++) p->weights[(size_t)f * per + i] = p->packed_weights[dn_packed_at(per, f, i)];
     return DN_OK;
 }
 
@@ -243,4 +266,4 @@ static dn_status update(dn_layer *l, const dn_update *u, dn_ctx *ctx)
     return DN_OK;
 }
 
-const dn_kernels DN_CPU(kernels_convolutional) = {.prepare = prepare, .workspace = workspace, .forward = forward, .backward = backward, .update = update};
+const dn_kernels DN_CPU(kernels_convolutional) = {.prepare = prepare, .workspace = workspace, .forward = forward, .backward = backward, .update = update, .pull = pull};

@@ -7,9 +7,9 @@
 
 static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *out, dn_ctx *ctx)
 {
-    (void)out;
     const float *in = srcs[0]->data;
     const cost *p = l->p;
+    memset(out->data, 0, sizeof(float) * out->n); /* darknet's [cost] output: its memory may have held others */
     if (!ctx->training || !ctx->truth.data) return DN_OK;
     double total = 0;
     for (int i = 0; i < l->batch * l->inputs; i++) {

@@ -4,8 +4,8 @@
 
 static dn_status forward(dn_layer *l, const dn_tensor *const *in, dn_tensor *out, dn_ctx *ctx)
 {
-    (void)out;
     const cost *p = l->p;
+    DN_TRY(ctx->backend->zero(out, 0, out->n)); /* darknet's [cost] output: its memory may have held others */
     if (!ctx->training || !ctx->truth.data) return DN_OK;
     dn_cuda_net *s = dn_cuda_of(ctx);
     DN_CUDA_TRY(dn_cuda_cost_loss(in[0]->data, ctx->truth.data, l->delta.data, (size_t)l->batch * l->inputs,

@@ -1,0 +1,91 @@
+"""Peak resident memory of darknetpy at batch 1, as a user's process sees it: each model in its own
+process, VmHWM (the whole process: Python, numpy, the engine's libraries) after `import darknetpy`,
+after loading cfg + weights, and after 3 forwards; with net.memory()'s figures. Synthetic weights.
+
+    python benchmarks/memory_cpu.py [--build DIR ...] [--cfg-dir ../shared/darknet/cfg] [models...]
+
+A model is a cfg name, optionally @SIZE for a SIZE x SIZE input (yolov4@416). Each --build is a
+checkout holding an in-place build (default: this one); several builds are measured side by side.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODELS = ["darknet19", "darknet53", "yolov4-tiny", "yolov4@416", "yolov4"]
+
+
+def peak_mb():
+    """This process's peak resident memory (VmHWM), MB."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def worker(cfg, weights):
+    import numpy as np
+
+    import darknetpy as dn
+
+    marks = [peak_mb()]
+    net = dn.Network(cfg, weights, threads=2)
+    marks.append(peak_mb())
+    x = np.random.default_rng(0).random(net.input_shape, dtype=np.float32)
+    for _ in range(3):
+        net.predict(x)
+    marks.append(peak_mb())
+    m = net.memory()
+    print(*marks, *(m[k] / 2**20 for k in ("weights", "activations", "workspace")))
+
+
+def sized_cfg(cfg, size, tmp):
+    """A copy of cfg whose [net] takes size x size images."""
+    lines = [f"{line.split('=')[0].strip()}={size}" if line.split("=")[0].strip() in ("width", "height") else line
+             for line in cfg.read_text().splitlines()]
+    path = Path(tmp) / f"{cfg.stem}-{size}.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def measure(build, cfg, weights):
+    env = {**os.environ, "PYTHONPATH": f"{build}{os.pathsep}{HERE}"}
+    out = subprocess.run([sys.executable, __file__, "--worker", str(cfg), str(weights)], env=env, check=True,
+                         capture_output=True, text=True)
+    return [float(v) for v in out.stdout.split()[-6:]]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", type=Path, action="append")
+    parser.add_argument("--cfg-dir", type=Path, default=HERE.parents[1] / "shared" / "darknet" / "cfg")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("models", nargs="*", default=MODELS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.models)
+        return
+    from weights_gen import write_synthetic_weights
+
+    builds = [b.resolve() for b in args.build or [HERE.parent]]
+    for i, b in enumerate(builds):
+        print(f"build {i}: {b}")
+    print("peak RSS (VmHWM, MB) after import / load / 3 forwards; net.memory() MB: weights, activations, workspace")
+    print(f"{'model':<14}{'build':>6}{'import':>8}{'load':>8}{'forward':>9}{'weights':>9}{'activ':>7}{'work':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models:
+            name, _, size = model.partition("@")
+            cfg = args.cfg_dir / f"{name}.cfg"
+            if size:
+                cfg = sized_cfg(cfg, int(size), tmp)
+            weights = Path(tmp) / f"{name}.weights"
+            if not weights.exists():
+                write_synthetic_weights(cfg, weights)
+            for i, b in enumerate(builds):
+                r = measure(b, cfg, weights)
+                print(f"{model:<14}{i:>6}{r[0]:>8.0f}{r[1]:>8.0f}{r[2]:>9.0f}{r[3]:>9.1f}{r[4]:>7.1f}{r[5]:>7.1f}")
+
+
+if __name__ == "__main__":
+    main()
