@@ -156,41 +156,39 @@ static run run_at(int images, int tx, int i)
    zero outside the w columns. */
 static void gather_row(const float *row, size_t im_stride, int w, const run *r, int m, float (*d)[STRIP])
 {
-    float cat[4 * STRIP];
+    float cat[4 * STRIP + 4]; /* each image's columns c0 .. c0 + span side by side */
     const int span = m * r->nx, c0 = m * r->x0 - 1, n = r->nb * r->nx;
     const int lo = c0 < 0 ? -c0 : 0, hi = c0 + span > w ? w - c0 : span;
-    for (int b = 0; b < r->nb; b++) { /* columns c0 .. c0 + span, each tile's first m */
+    for (int b = 0; b < r->nb; b++) {
         float *dst = cat + b * span;
+        const float *src = row + b * im_stride + c0;
         for (int q = 0; q < lo; q++) dst[q] = 0.f;
-        memcpy(dst + lo, row + b * im_stride + c0 + lo, sizeof(float) * (hi - lo));
+        memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
         for (int q = hi; q < span; q++) dst[q] = 0.f;
     }
+    for (int q = 0; q < 4; q++) cat[n * m + q] = 0.f;
     int t = 0;
 #ifdef __AVX2__
     /* 8 tiles of 4 columns: four 4-float groups per load pair, transposed to d[j][t..t+8] */
-    for (; m == 4 && t + 8 <= n; t += 8) {
-        const float *b0 = cat + 4 * t;
-        const __m256 a0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(b0)), _mm_loadu_ps(b0 + 16), 1);
-        const __m256 a1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(b0 + 4)), _mm_loadu_ps(b0 + 20), 1);
-        const __m256 a2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(b0 + 8)), _mm_loadu_ps(b0 + 24), 1);
-        const __m256 a3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(b0 + 12)), _mm_loadu_ps(b0 + 28), 1);
-        const __m256 l01 = _mm256_unpacklo_ps(a0, a1), l23 = _mm256_unpacklo_ps(a2, a3);
-        const __m256 h01 = _mm256_unpackhi_ps(a0, a1), h23 = _mm256_unpackhi_ps(a2, a3);
-        _mm256_storeu_ps(&d[0][t], _mm256_shuffle_ps(l01, l23, 0x44));
-        _mm256_storeu_ps(&d[1][t], _mm256_shuffle_ps(l01, l23, 0xEE));
-        _mm256_storeu_ps(&d[2][t], _mm256_shuffle_ps(h01, h23, 0x44));
-        _mm256_storeu_ps(&d[3][t], _mm256_shuffle_ps(h01, h23, 0xEE));
-    }
+    for (; m == 4 && t + 8 <= n; t += 8)
+        for (int half = 0; half < 2; half++) {
+            const float *p = cat + 4 * t + 4 * half;
+            const __m256 a0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 16), 1);
+            const __m256 a1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 4)), _mm_loadu_ps(p + 20), 1);
+            const __m256 a2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 8)), _mm_loadu_ps(p + 24), 1);
+            const __m256 a3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 12)), _mm_loadu_ps(p + 28), 1);
+            const __m256 l01 = _mm256_unpacklo_ps(a0, a1), l23 = _mm256_unpacklo_ps(a2, a3);
+            _mm256_storeu_ps(&d[4 * half][t], _mm256_shuffle_ps(l01, l23, 0x44));
+            _mm256_storeu_ps(&d[4 * half + 1][t], _mm256_shuffle_ps(l01, l23, 0xEE));
+            if (half) break; /* columns 4 and 5 are the next tile's 0 and 1 */
+            const __m256 h01 = _mm256_unpackhi_ps(a0, a1), h23 = _mm256_unpackhi_ps(a2, a3);
+            _mm256_storeu_ps(&d[2][t], _mm256_shuffle_ps(h01, h23, 0x44));
+            _mm256_storeu_ps(&d[3][t], _mm256_shuffle_ps(h01, h23, 0xEE));
+        }
 #endif
     for (; t < n; t++)
-        for (int j = 0; j < m; j++) d[j][t] = cat[m * t + j];
-    /* the last two columns of a tile are the first two of the next one ... */
-    #pragma omp simd
-    for (t = 0; t < n - 1; t++) {
-        d[m][t] = d[0][t + 1];
-        d[m + 1][t] = d[1][t + 1];
-    }
-    /* ... except in each image's last tile of the run */
+        for (int j = 0; j < m + 2; j++) d[j][t] = cat[m * t + j];
+    /* a tile's last two columns are the next tile's first two, except in each image's last tile */
     for (int b = 0; b < r->nb; b++)
         for (int j = 0; j < 2; j++) {
             const int col = c0 + span + j;
@@ -227,12 +225,8 @@ static void scatter_row(const float (*o)[STRIP], const run *r, int m, float *row
     for (int b = 0; b < r->nb; b++) {
         float *dst = row + b * out_stride + c0;
         const float *src = cat + b * span;
-        if (acc) {
-            #pragma omp simd
-            for (int q = 0; q < cols; q++) dst[q] += src[q];
-        } else {
-            memcpy(dst, src, sizeof(float) * cols);
-        }
+        #pragma omp simd
+        for (int q = 0; q < cols; q++) dst[q] = acc ? dst[q] + src[q] : src[q];
         if (bias != 0.f || act != DN_ACT_LINEAR) dn_activate_span(dst, cols, bias, act);
     }
 }
