@@ -25,7 +25,6 @@
    multiples of 4 KiB put the transforms' dozens of streams in the same cache
    sets (up to 2x slower on some map sizes) */
 #define PLANE_PAD 16
-#define WB 16                         /* filters per vectorised weight transform */
 
 static int tiles(int n, int m) { return (n + m - 1) / m; }
 
@@ -94,29 +93,30 @@ static void weights_transform(const float *w, int k, int c, int m, int backward,
     const int a = m + 2, rows = backward ? c : k, cols = backward ? k : c;
     const size_t kc = dn_pack_size(rows, cols);
     const float(*g4)[3] = m == 2 ? G2 : G;
-    /* row `o` of each u plane, WB filters at a time, vectorised across them */
+    /* one panel of DN_PACK_MR rows of column q of each u plane (a contiguous run in the packed
+       layout), vectorised across those rows; rows past the end are zero, as packing pads them */
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
-    for (int o = 0; o < rows; o++)
-        for (int i0 = 0; i0 < cols; i0 += WB) {
-            const int nb = cols - i0 < WB ? cols - i0 : WB;
-            float g[9][WB], t[6][3][WB];
-            for (int j = 0; j < nb; j++) {
-                const int f = backward ? i0 + j : o, ci = backward ? o : i0 + j;
+    for (int r0 = 0; r0 < rows; r0 += DN_PACK_MR)
+        for (int q = 0; q < cols; q++) {
+            const int nr = rows - r0 < DN_PACK_MR ? rows - r0 : DN_PACK_MR;
+            float g[9][DN_PACK_MR], t[6][3][DN_PACK_MR];
+            for (int j = 0; j < DN_PACK_MR; j++) {
+                const int f = backward ? q : r0 + j, ci = backward ? r0 + j : q;
                 const float *w9 = w + ((size_t)f * c + ci) * 9;
-                for (int q = 0; q < 9; q++) g[q][j] = w9[backward ? 8 - q : q];
+                for (int e = 0; e < 9; e++) g[e][j] = j < nr ? w9[backward ? 8 - e : e] : 0.f;
             }
             for (int i = 0; i < a; i++)
-                for (int q = 0; q < 3; q++) {
+                for (int e = 0; e < 3; e++) {
                     #pragma omp simd
-                    for (int j = 0; j < nb; j++)
-                        t[i][q][j] = g4[i][0] * g[q][j] + g4[i][1] * g[3 + q][j] + g4[i][2] * g[6 + q][j];
+                    for (int j = 0; j < DN_PACK_MR; j++)
+                        t[i][e][j] = g4[i][0] * g[e][j] + g4[i][1] * g[3 + e][j] + g4[i][2] * g[6 + e][j];
                 }
             for (int i = 0; i < a; i++)
-                for (int q = 0; q < a; q++) {
-                    float *dst = u + (i * a + q) * kc;
-                    for (int j = 0; j < nb; j++)
-                        dst[dn_packed_at(cols, o, i0 + j)] =
-                            t[i][0][j] * g4[q][0] + t[i][1][j] * g4[q][1] + t[i][2][j] * g4[q][2];
+                for (int e = 0; e < a; e++) {
+                    float *dst = u + (i * a + e) * kc + dn_packed_at(cols, r0, q);
+                    #pragma omp simd
+                    for (int j = 0; j < DN_PACK_MR; j++)
+                        dst[j] = t[i][0][j] * g4[e][0] + t[i][1][j] * g4[e][1] + t[i][2][j] * g4[e][2];
                 }
         }
 }
