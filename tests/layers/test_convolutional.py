@@ -206,7 +206,9 @@ def test_shapes_like_upstream(shared, path):
 # 3x3 stride-1 pad-1 training passes (Winograd F(4x4,3x3) / F(2x2,3x3) where dn_wino_train_tile picks
 # it, else im2col): c, filters, h, w, batch, threads. Maps 1x1 (im2col), 2x2 and 3x3 (2x2 tiles), odd
 # and partial tiles, c and filters off the SIMD width, fewer images than threads, uneven image split,
-# and a map wide enough to run in strips of tile rows.
+# a map wide enough to run in strips of tile rows, and narrow maps whose tile rows of many images
+# run side by side (more images than one run of 64 tiles takes, the last run partial), and im2col
+# (3 input channels) on a map whose column matrix goes through the GEMMs in blocks of rows.
 TRAIN_3X3 = [
     (16, 16, 8, 8, 3, 2),
     (17, 19, 5, 7, 3, 2),
@@ -216,6 +218,9 @@ TRAIN_3X3 = [
     (24, 17, 13, 11, 2, 1),
     (33, 16, 9, 6, 5, 3),
     (16, 16, 84, 512, 2, 2),
+    (16, 20, 7, 10, 23, 1),
+    (18, 16, 2, 6, 70, 2),
+    (3, 16, 40, 300, 2, 1),
 ]
 
 

@@ -10,8 +10,7 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     const float *in = srcs[0]->data;
     batchnorm *p = l->p;
     memcpy(l->output.data, in, sizeof(float) * l->batch * l->outputs);
-    dn_bn_forward(&p->bn, l->output.data, l->batch, ctx->training);
-    dn_add_bias(l->output.data, p->biases, l->batch, l->c, l->w * l->h);
+    dn_bn_forward(&p->bn, l->output.data, l->batch, ctx->training, p->biases, DN_ACT_LINEAR);
     return DN_OK;
 }
 

@@ -6,31 +6,30 @@
 
 #define BN_EPS 1e-5f
 
-void dn_bn_forward(dn_bn *bn, float *y, int batch, int training)
+void dn_bn_forward(dn_bn *bn, float *y, int batch, int training, const float *bias, dn_act act)
 {
     const int n = bn->n, sp = bn->spatial;
     const long count = (long)batch * sp;
     #pragma omp parallel for num_threads(dn_cpu_threads())
     for (int f = 0; f < n; f++) {
         float mean = bn->mean[f], var = bn->variance[f];
-        if (training) {
+        if (training) { /* mean and variance in one pass: sums of y and y^2 in double */
             double s = 0, s2 = 0;
             for (int b = 0; b < batch; b++) {
                 const float *p = y + ((long)b * n + f) * sp;
-                #pragma omp simd reduction(+ : s)
-                for (int i = 0; i < sp; i++) s += p[i];
+                #pragma omp simd reduction(+ : s, s2)
+                for (int i = 0; i < sp; i++) {
+                    s += p[i];
+                    s2 += (double)p[i] * p[i];
+                }
             }
-            mean = (float)(s / count);
-            for (int b = 0; b < batch; b++) {
-                const float *p = y + ((long)b * n + f) * sp;
-                #pragma omp simd reduction(+ : s2)
-                for (int i = 0; i < sp; i++) s2 += (double)(p[i] - mean) * (p[i] - mean);
-            }
-            var = (float)(s2 / count);
+            const double m = s / count, sq = s2 - s * m > 0 ? s2 - s * m : 0; /* sum of (y - m)^2 */
+            mean = (float)m;
+            var = (float)(sq / count);
             bn->batch_mean[f] = mean;
             bn->batch_var[f] = var;
             /* the rolling variance is the unbiased one, as cuDNN keeps it */
-            float unbiased = count > 1 ? (float)(s2 / (count - 1)) : var;
+            float unbiased = count > 1 ? (float)(sq / (count - 1)) : var;
             bn->mean[f] = (1 - bn->rolling) * bn->mean[f] + bn->rolling * mean;
             bn->variance[f] = (1 - bn->rolling) * bn->variance[f] + bn->rolling * unbiased;
         }
@@ -48,6 +47,8 @@ void dn_bn_forward(dn_bn *bn, float *y, int batch, int training)
                 #pragma omp simd
                 for (int i = 0; i < sp; i++) p[i] = (p[i] - mean) * inv * g;
             }
+            /* while the plane is in cache */
+            if (bias || act != DN_ACT_LINEAR) dn_activate_span(p, sp, bias ? bias[f] : 0.f, act);
         }
     }
 }

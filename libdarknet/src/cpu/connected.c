@@ -12,8 +12,8 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     connected *p = l->p;
     dn_gemm(0, 1, l->batch, l->outputs, l->inputs, 1, in, l->inputs, p->weights, l->inputs, 0, l->output.data,
             l->outputs);
-    if (l->batch_normalize) dn_bn_forward(&p->bn, l->output.data, l->batch, ctx->training);
-    dn_add_bias(l->output.data, p->biases, l->batch, l->outputs, 1);
+    if (l->batch_normalize) dn_bn_forward(&p->bn, l->output.data, l->batch, ctx->training, p->biases, DN_ACT_LINEAR);
+    else dn_add_bias(l->output.data, p->biases, l->batch, l->outputs, 1);
     if (ctx->training && p->preact) memcpy(p->preact, l->output.data, sizeof(float) * l->batch * l->outputs);
     dn_activate(l->output.data, l->batch, l->outputs, 1, p->act);
     return DN_OK;

@@ -19,11 +19,13 @@ static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
 static void blas_single_threaded(void) { scipy_openblas_set_num_threads(1); }
 
-static void gemm1(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                  float beta, float *c, int ldc)
+/* A GEMM split across `threads`, or in this thread alone. */
+static void gemm(int threads, int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc)
 {
-    scipy_cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m,
-                      n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
+    if (threads > 1) dn_gemm(trans_a, trans_b, m, n, k, 1, a, lda, b, ldb, beta, c, ldc);
+    else scipy_cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                           m, n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
 }
 
 static int is_direct(const conv *p)
@@ -47,20 +49,32 @@ static void thread_images(int batch, int t, int nt, int *b0, int *b1)
     *b1 = batch * (t + 1) / nt;
 }
 
+/* Output rows per im2col block: a column matrix of about 512 KiB stays in cache between im2col
+   and its GEMM (a large map's whole one would go out to memory and back). */
+static int block_rows(const conv *p, int k)
+{
+    const int rows = (int)(((size_t)1 << 17) / ((size_t)k * p->g.out_w));
+    return rows < 1 ? 1 : rows > p->g.out_h ? p->g.out_h : rows;
+}
+
 /* One image's output (k x spatial floats of scratch in col). */
 static void image_forward(const conv *p, const float *in, const float *weights, float *out, int in_plane,
                           int spatial, float *col, int threads)
 {
-    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size;
+    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, oh = p->g.out_h, ow = p->g.out_w;
+    const int step = block_rows(p, k);
     for (int g = 0; g < p->groups; g++) {
-        const float *cols = in + (size_t)g * p->g.c * in_plane, *w = weights + (size_t)g * ng * k;
-        if (!is_direct(p)) {
-            dn_im2col(cols, &p->g, col);
-            cols = col;
-        }
+        const float *im = in + (size_t)g * p->g.c * in_plane, *w = weights + (size_t)g * ng * k;
         float *o = out + (size_t)g * ng * spatial;
-        if (threads > 1) dn_gemm(0, 0, ng, spatial, k, 1, w, k, cols, spatial, 0, o, spatial);
-        else gemm1(0, 0, ng, spatial, k, w, k, cols, spatial, 0.f, o, spatial);
+        if (is_direct(p)) {
+            gemm(threads, 0, 0, ng, spatial, k, w, k, im, spatial, 0.f, o, spatial);
+            continue;
+        }
+        for (int y0 = 0; y0 < oh; y0 += step) {
+            const int y1 = y0 + step < oh ? y0 + step : oh, len = (y1 - y0) * ow;
+            dn_im2col_rows(im, &p->g, y0, y1, col);
+            gemm(threads, 0, 0, ng, len, k, w, k, col, len, 0.f, o + (size_t)y0 * ow, spatial);
+        }
     }
 }
 
@@ -69,25 +83,24 @@ static void image_forward(const conv *p, const float *in, const float *weights, 
 static void image_backward(const conv *p, const float *in, const float *delta, const float *weights, float *dw,
                            float *in_delta, int in_plane, int spatial, float *col, int threads)
 {
-    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size;
+    const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, oh = p->g.out_h, ow = p->g.out_w;
+    const int step = block_rows(p, k);
     for (int g = 0; g < p->groups && (dw || in_delta); g++) {
         const size_t in_off = (size_t)g * p->g.c * in_plane;
         const float *dg = delta + (size_t)g * ng * spatial, *w = weights + (size_t)g * ng * k;
-        const float *cols = in + in_off;
-        if (!is_direct(p)) {
-            dn_im2col(in + in_off, &p->g, col);
-            cols = col;
-        }
-        if (dw) {
-            if (threads > 1) dn_gemm(0, 1, ng, k, spatial, 1, dg, spatial, cols, spatial, 1, dw + (size_t)g * ng * k, k);
-            else gemm1(0, 1, ng, k, spatial, dg, spatial, cols, spatial, 1, dw + (size_t)g * ng * k, k);
-        }
+        float *dwg = dw ? dw + (size_t)g * ng * k : NULL;
+        if (dw && is_direct(p)) gemm(threads, 0, 1, ng, k, spatial, dg, spatial, in + in_off, spatial, 1.f, dwg, k);
+        else if (dw)
+            for (int y0 = 0; y0 < oh; y0 += step) {
+                const int y1 = y0 + step < oh ? y0 + step : oh, len = (y1 - y0) * ow;
+                dn_im2col_rows(in + in_off, &p->g, y0, y1, col);
+                gemm(threads, 0, 1, ng, k, len, dg + (size_t)y0 * ow, spatial, col, len, 1.f, dwg, k);
+            }
         if (!in_delta) continue;
         /* a 1x1 convolution's column matrix is its input: its delta is added in place */
         float *dcol = is_direct(p) ? in_delta + in_off : col;
         const float beta = is_direct(p) ? 1.f : 0.f;
-        if (threads > 1) dn_gemm(1, 0, k, spatial, ng, 1, w, k, dg, spatial, beta, dcol, spatial);
-        else gemm1(1, 0, k, spatial, ng, w, k, dg, spatial, beta, dcol, spatial);
+        gemm(threads, 1, 0, k, spatial, ng, w, k, dg, spatial, beta, dcol, spatial);
         if (!is_direct(p)) dn_col2im_add(col, &p->g, in_delta + in_off);
     }
 }

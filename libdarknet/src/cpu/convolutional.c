@@ -227,7 +227,9 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     if (!fused && l->batch_normalize) {
         dn_bn bn = src->bn; /* share_index: the source's statistics over this layer's pixels (its size may differ) */
         bn.spatial = spatial;
-        dn_bn_forward(&bn, l->output.data, l->batch, ctx->training);
+        const int tail = !(ctx->training && p->preact) && !dn_act_mixes_channels(p->act); /* bias + act in it */
+        dn_bn_forward(&bn, l->output.data, l->batch, ctx->training, tail ? bias : NULL, tail ? p->act : DN_ACT_LINEAR);
+        if (tail) return DN_OK;
     }
     if (ctx->training && p->preact) {
         dn_add_bias(l->output.data, bias, l->batch, p->n, spatial);

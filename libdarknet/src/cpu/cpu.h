@@ -69,8 +69,9 @@ static inline void dn_softmax_inplace(float *x, int n)
 #define dn_add_bias DN_CPU(add_bias)
 #define dn_backward_bias DN_CPU(backward_bias)
 #define dn_act_bias_bn_backward DN_CPU(act_bias_bn_backward)
-/* y (batch, n, spatial) in place: normalise and scale (no bias). */
-void dn_bn_forward(dn_bn *bn, float *y, int batch, int training);
+/* y (batch, n, spatial) in place: normalise and scale, then y = act(y + bias[channel]) (bias may be
+   NULL; act a per-element kind, not dn_act_mixes_channels). */
+void dn_bn_forward(dn_bn *bn, float *y, int batch, int training, const float *bias, dn_act act);
 /* Backward through scale and normalisation; delta in place. */
 void dn_bn_backward(dn_bn *bn, float *delta, int batch);
 /* Add bias per channel. */

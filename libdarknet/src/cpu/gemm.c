@@ -49,6 +49,30 @@ void dn_gemm_serial(int m, int n, int k, const float *a, int lda, const float *b
     gemm_block(0, 0, m, n, k, 1, a, lda, b, ldb, 0, c, ldc);
 }
 
+/* im2col_row where output rows are input rows (stride 1, out_w == w): output rows oy0 .. oy1
+   of one tap read input rows oy + dy, columns x + x0 inside [lo, hi) of each row. The in-range
+   rows are one copy shifted by x0 (a memcpy per row costs more than the row on small maps), its
+   columns that wrapped into a neighbouring row then zeroed. */
+static void same_width_rows(const float *plane, const dn_conv_geom *g, int dy, int x0, int lo, int hi, int oy0,
+                            int oy1, float *dst)
+{
+    const int w = g->w;
+    int a = oy0 > -dy ? oy0 : -dy, b = oy1 < g->h - dy ? oy1 : g->h - dy; /* rows [a, b) read the input */
+    if (a > oy1) a = oy1;
+    if (b < a) b = a;
+    memset(dst, 0, sizeof(float) * (a - oy0) * w);
+    float *d = dst + (long)(a - oy0) * w;
+    const int rows = b - a;
+    if (rows) {
+        memcpy(d + lo, plane + (long)(a + dy) * w + x0 + lo, sizeof(float) * ((long)(rows - 1) * w + hi - lo));
+        for (int q = 0; q < lo; q++) /* column-wise: a per-row loop would become a memset call per row */
+            for (int r = 0; r < rows; r++) d[(long)r * w + q] = 0.f;
+        for (int q = hi; q < w; q++)
+            for (int r = 0; r < rows; r++) d[(long)r * w + q] = 0.f;
+    }
+    memset(d + (long)rows * w, 0, sizeof(float) * (oy1 - b) * w);
+}
+
 /* Row (ci, ky, kx) of the column matrix for output rows oy0 .. oy1: for each output
    pixel, the input value under that kernel tap, 0 in the padding (spec §3.2). */
 static void im2col_row(const float *im, const dn_conv_geom *g, int row, int oy0, int oy1, float *dst)
@@ -62,6 +86,10 @@ static void im2col_row(const float *im, const dn_conv_geom *g, int row, int oy0,
     int hi = g->w - x0 <= 0 ? 0 : (g->w - x0 - 1) / sx + 1;
     if (hi > g->out_w) hi = g->out_w;
     if (lo > hi) lo = hi;
+    if (sx == 1 && g->stride_y == 1 && g->out_w == g->w && lo < hi) {
+        same_width_rows(plane, g, ky * g->dilation - pad, x0, lo, hi, oy0, oy1, dst);
+        return;
+    }
     for (int oy = oy0; oy < oy1; oy++) {
         const int iy = oy * g->stride_y - pad + ky * g->dilation;
         float *d = dst + (oy - oy0) * g->out_w;

@@ -6,7 +6,8 @@
      V[a*a][C][T] = B^T d B   for every tile t and input channel
      M[a*a][K][T] = U[a*a][K][C] x V[a*a][C][T]   (a*a GEMMs, U packed: pgemm.c)
      out          = A^T m A   scattered back into the output planes
-   The transforms run over up to STRIP tiles of one tile row at a time, laid
+   The transforms run over up to STRIP tiles of one tile row at a time (the
+   same tile row of several images side by side when the map is narrow), laid
    out tile-innermost so every arithmetic loop is a contiguous SIMD loop; the
    stride-4 gather of input rows and scatter of output rows use AVX2
    transposes where available, scalar copies elsewhere. Strips of tile rows
@@ -24,7 +25,6 @@
    multiples of 4 KiB put the transforms' dozens of streams in the same cache
    sets (up to 2x slower on some map sizes) */
 #define PLANE_PAD 16
-#define WB 16                         /* filters per vectorised weight transform */
 
 static int tiles(int n, int m) { return (n + m - 1) / m; }
 
@@ -93,29 +93,30 @@ static void weights_transform(const float *w, int k, int c, int m, int backward,
     const int a = m + 2, rows = backward ? c : k, cols = backward ? k : c;
     const size_t kc = dn_pack_size(rows, cols);
     const float(*g4)[3] = m == 2 ? G2 : G;
-    /* row `o` of each u plane, WB filters at a time, vectorised across them */
+    /* one panel of DN_PACK_MR rows of column q of each u plane (a contiguous run in the packed
+       layout), vectorised across those rows; rows past the end are zero, as packing pads them */
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
-    for (int o = 0; o < rows; o++)
-        for (int i0 = 0; i0 < cols; i0 += WB) {
-            const int nb = cols - i0 < WB ? cols - i0 : WB;
-            float g[9][WB], t[6][3][WB];
-            for (int j = 0; j < nb; j++) {
-                const int f = backward ? i0 + j : o, ci = backward ? o : i0 + j;
+    for (int r0 = 0; r0 < rows; r0 += DN_PACK_MR)
+        for (int q = 0; q < cols; q++) {
+            const int nr = rows - r0 < DN_PACK_MR ? rows - r0 : DN_PACK_MR;
+            float g[9][DN_PACK_MR], t[6][3][DN_PACK_MR];
+            for (int j = 0; j < DN_PACK_MR; j++) {
+                const int f = backward ? q : r0 + j, ci = backward ? r0 + j : q;
                 const float *w9 = w + ((size_t)f * c + ci) * 9;
-                for (int q = 0; q < 9; q++) g[q][j] = w9[backward ? 8 - q : q];
+                for (int e = 0; e < 9; e++) g[e][j] = j < nr ? w9[backward ? 8 - e : e] : 0.f;
             }
             for (int i = 0; i < a; i++)
-                for (int q = 0; q < 3; q++) {
+                for (int e = 0; e < 3; e++) {
                     #pragma omp simd
-                    for (int j = 0; j < nb; j++)
-                        t[i][q][j] = g4[i][0] * g[q][j] + g4[i][1] * g[3 + q][j] + g4[i][2] * g[6 + q][j];
+                    for (int j = 0; j < DN_PACK_MR; j++)
+                        t[i][e][j] = g4[i][0] * g[e][j] + g4[i][1] * g[3 + e][j] + g4[i][2] * g[6 + e][j];
                 }
             for (int i = 0; i < a; i++)
-                for (int q = 0; q < a; q++) {
-                    float *dst = u + (i * a + q) * kc;
-                    for (int j = 0; j < nb; j++)
-                        dst[dn_packed_at(cols, o, i0 + j)] =
-                            t[i][0][j] * g4[q][0] + t[i][1][j] * g4[q][1] + t[i][2][j] * g4[q][2];
+                for (int e = 0; e < a; e++) {
+                    float *dst = u + (i * a + e) * kc + dn_packed_at(cols, r0, q);
+                    #pragma omp simd
+                    for (int j = 0; j < DN_PACK_MR; j++)
+                        dst[j] = t[i][0][j] * g4[e][0] + t[i][1][j] * g4[e][1] + t[i][2][j] * g4[e][2];
                 }
         }
 }
@@ -126,59 +127,130 @@ void dn_wino_weights(const float *w, int k, int c, int m, float *u) { weights_tr
 
 void dn_wino_weights_backward(const float *w, int k, int c, int m, float *u) { weights_transform(w, k, c, m, 1, u); }
 
-/* v[p][ci * ld + r * tx + x] for tile rows ty0 .. ty0 + nty of every channel. */
-static void input_transform4(const float *im, int c, int h, int w, int ty0, int nty, float *v, size_t pstride,
-                             size_t ld)
+/* The tiles one transform run takes: tile columns x0 .. x0 + nx of images b0 .. b0 + nb, image
+   after image (nb > 1 only when nx is the whole tile row). */
+typedef struct {
+    int b0, nb, x0, nx;
+} run;
+
+/* Runs per tile row: up to STRIP tiles of one image's row where the map is that wide, else whole
+   rows of as many images as fit side by side, so the transforms' SIMD loops run across images on
+   small maps. */
+static int run_count(int images, int tx)
 {
-    const int tx = tiles(w, 4);
-    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
+    const int xs = tx < STRIP ? tx : STRIP, per = STRIP / xs;
+    return (images + per - 1) / per * ((tx + xs - 1) / xs);
+}
+
+static run run_at(int images, int tx, int i)
+{
+    const int xs = tx < STRIP ? tx : STRIP, per = STRIP / xs, nxr = (tx + xs - 1) / xs;
+    run r = {i / nxr * per, 0, i % nxr * xs, 0};
+    r.nb = images - r.b0 < per ? images - r.b0 : per;
+    r.nx = tx - r.x0 < xs ? tx - r.x0 : xs;
+    return r;
+}
+
+/* d[j][t] = column m * x + j - 1 of one input row, j < m + 2, for the run's tiles t (image
+   b0 + t / nx, tile column x0 + t % nx); row: that row of image b0, images im_stride apart;
+   zero outside the w columns. */
+static void gather_row(const float *row, size_t im_stride, int w, const run *r, int m, float (*d)[STRIP])
+{
+    float cat[4 * STRIP + 4]; /* each image's columns c0 .. c0 + span side by side */
+    const int span = m * r->nx, c0 = m * r->x0 - 1, n = r->nb * r->nx;
+    const int lo = c0 < 0 ? -c0 : 0, hi = c0 + span > w ? w - c0 : span;
+    for (int b = 0; b < r->nb; b++) {
+        float *dst = cat + b * span;
+        const float *src = row + b * im_stride + c0;
+        for (int q = 0; q < lo; q++) dst[q] = 0.f;
+        memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
+        for (int q = hi; q < span; q++) dst[q] = 0.f;
+    }
+    for (int q = 0; q < 4; q++) cat[n * m + q] = 0.f;
+    int t = 0;
+#ifdef __AVX2__
+    /* 8 tiles of 4 columns: four 4-float groups per load pair, transposed to d[j][t..t+8] */
+    for (; m == 4 && t + 8 <= n; t += 8)
+        for (int half = 0; half < 2; half++) {
+            const float *p = cat + 4 * t + 4 * half;
+            const __m256 a0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 16), 1);
+            const __m256 a1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 4)), _mm_loadu_ps(p + 20), 1);
+            const __m256 a2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 8)), _mm_loadu_ps(p + 24), 1);
+            const __m256 a3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 12)), _mm_loadu_ps(p + 28), 1);
+            const __m256 l01 = _mm256_unpacklo_ps(a0, a1), l23 = _mm256_unpacklo_ps(a2, a3);
+            _mm256_storeu_ps(&d[4 * half][t], _mm256_shuffle_ps(l01, l23, 0x44));
+            _mm256_storeu_ps(&d[4 * half + 1][t], _mm256_shuffle_ps(l01, l23, 0xEE));
+            if (half) break; /* columns 4 and 5 are the next tile's 0 and 1 */
+            const __m256 h01 = _mm256_unpackhi_ps(a0, a1), h23 = _mm256_unpackhi_ps(a2, a3);
+            _mm256_storeu_ps(&d[2][t], _mm256_shuffle_ps(h01, h23, 0x44));
+            _mm256_storeu_ps(&d[3][t], _mm256_shuffle_ps(h01, h23, 0xEE));
+        }
+#endif
+    for (; t < n; t++)
+        for (int j = 0; j < m + 2; j++) d[j][t] = cat[m * t + j];
+    /* a tile's last two columns are the next tile's first two, except in each image's last tile */
+    for (int b = 0; b < r->nb; b++)
+        for (int j = 0; j < 2; j++) {
+            const int col = c0 + span + j;
+            d[m + j][(b + 1) * r->nx - 1] = col < w ? row[b * im_stride + col] : 0.f;
+        }
+}
+
+/* One output row of the run's tiles from o[j][t] (column m * x + j, j < m): row of image b0,
+   images out_stride apart, written (added to when acc), then bias and act applied. */
+static void scatter_row(const float (*o)[STRIP], const run *r, int m, float *row, size_t out_stride, int ow,
+                        float bias, dn_act act, int acc)
+{
+    float cat[4 * STRIP];
+    const int n = r->nb * r->nx, span = m * r->nx, c0 = m * r->x0, cols = ow - c0 < span ? ow - c0 : span;
+    int t = 0;
+#ifdef __AVX2__
+    /* 8 tiles of 4 columns: o[j][t..t+8] transposed into 32 consecutive columns */
+    for (; m == 4 && t + 8 <= n; t += 8) {
+        const __m256 q0 = _mm256_loadu_ps(&o[0][t]), q1 = _mm256_loadu_ps(&o[1][t]), q2 = _mm256_loadu_ps(&o[2][t]),
+                     q3 = _mm256_loadu_ps(&o[3][t]);
+        const __m256 l01 = _mm256_unpacklo_ps(q0, q1), l23 = _mm256_unpacklo_ps(q2, q3),
+                     h01 = _mm256_unpackhi_ps(q0, q1), h23 = _mm256_unpackhi_ps(q2, q3);
+        const __m256 t04 = _mm256_shuffle_ps(l01, l23, 0x44), t15 = _mm256_shuffle_ps(l01, l23, 0xEE),
+                     t26 = _mm256_shuffle_ps(h01, h23, 0x44), t37 = _mm256_shuffle_ps(h01, h23, 0xEE);
+        float *dst = cat + 4 * t;
+        _mm256_storeu_ps(dst, _mm256_permute2f128_ps(t04, t15, 0x20));
+        _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(t26, t37, 0x20));
+        _mm256_storeu_ps(dst + 16, _mm256_permute2f128_ps(t04, t15, 0x31));
+        _mm256_storeu_ps(dst + 24, _mm256_permute2f128_ps(t26, t37, 0x31));
+    }
+#endif
+    for (; t < n; t++)
+        for (int j = 0; j < m; j++) cat[m * t + j] = o[j][t];
+    for (int b = 0; b < r->nb; b++) {
+        float *dst = row + b * out_stride + c0;
+        const float *src = cat + b * span;
+        #pragma omp simd
+        for (int q = 0; q < cols; q++) dst[q] = acc ? dst[q] + src[q] : src[q];
+        if (bias != 0.f || act != DN_ACT_LINEAR) dn_activate_span(dst, cols, bias, act);
+    }
+}
+
+/* F(4x4, 3x3): v[p][ci * ld + (r * images + b) * tx + x] for tile rows ty0 .. ty0 + nty of every
+   channel of `images` images im_stride apart. */
+static void input_transform4(const float *im, int images, size_t im_stride, int c, int h, int w, int ty0, int nty,
+                             float *v, size_t pstride, size_t ld)
+{
+    const int tx = tiles(w, 4), runs = run_count(images, tx);
+    #pragma omp parallel for collapse(3) schedule(static) num_threads(dn_cpu_threads())
     for (int ci = 0; ci < c; ci++)
-        for (int r = 0; r < nty; r++) {
-            const float *plane = im + (size_t)ci * h * w;
-            const int ty = ty0 + r;
-            for (int x0 = 0; x0 < tx; x0 += STRIP) {
-                const int n = tx - x0 < STRIP ? tx - x0 : STRIP;
-                /* the row under these tiles, zero outside the image: buf[i] = row[4 * x0 - 1 + i] */
-                float d[6][STRIP], rt[6][6][STRIP], buf[4 * STRIP + 8];
-                const int nb = 4 * n + 2, xb = 4 * x0 - 1;
+        for (int r = 0; r < nty; r++)
+            for (int ri = 0; ri < runs; ri++) {
+                const run ru = run_at(images, tx, ri);
+                const int ty = ty0 + r, n = ru.nb * ru.nx;
+                float rt[6][6][STRIP], d[6][STRIP];
                 for (int i = 0; i < 6; i++) {
                     const int y = 4 * ty + i - 1;
                     if (y < 0 || y >= h) {
                         memset(rt[i], 0, sizeof rt[i]);
                         continue;
                     }
-                    const float *row = plane + (size_t)y * w;
-                    const int lo = xb < 0 ? -xb : 0, hi = xb + nb > w ? w - xb : nb;
-                    for (int q = 0; q < lo; q++) buf[q] = 0.f;
-                    memcpy(buf + lo, row + xb + lo, sizeof(float) * (hi - lo));
-                    for (int q = hi; q < 4 * n + 8; q++) buf[q] = 0.f;
-                    int t = 0;
-#ifdef __AVX2__
-                    /* 8 tiles: four 4-float groups per load pair, transposed to d[j][t..t+8] */
-                    for (; t + 8 <= n; t += 8) {
-                        const float *bp = buf + 4 * t;
-                        for (int half = 0; half < 2; half++) {
-                            const float *b0 = bp + 4 * half;
-                            const __m256 a0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(b0)),
-                                                                   _mm_loadu_ps(b0 + 16), 1);
-                            const __m256 a1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(b0 + 4)),
-                                                                   _mm_loadu_ps(b0 + 20), 1);
-                            const __m256 a2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(b0 + 8)),
-                                                                   _mm_loadu_ps(b0 + 24), 1);
-                            const __m256 a3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(b0 + 12)),
-                                                                   _mm_loadu_ps(b0 + 28), 1);
-                            const __m256 l01 = _mm256_unpacklo_ps(a0, a1), l23 = _mm256_unpacklo_ps(a2, a3);
-                            _mm256_storeu_ps(&d[4 * half][t], _mm256_shuffle_ps(l01, l23, 0x44));
-                            _mm256_storeu_ps(&d[4 * half + 1][t], _mm256_shuffle_ps(l01, l23, 0xEE));
-                            if (half) break;
-                            const __m256 h01 = _mm256_unpackhi_ps(a0, a1), h23 = _mm256_unpackhi_ps(a2, a3);
-                            _mm256_storeu_ps(&d[2][t], _mm256_shuffle_ps(h01, h23, 0x44));
-                            _mm256_storeu_ps(&d[3][t], _mm256_shuffle_ps(h01, h23, 0xEE));
-                        }
-                    }
-#endif
-                    for (; t < n; t++)
-                        for (int j = 0; j < 6; j++) d[j][t] = buf[4 * t + j];
+                    gather_row(im + (size_t)ru.b0 * im_stride + ((size_t)ci * h + y) * w, im_stride, w, &ru, 4, d);
                     #pragma omp simd
                     for (int t = 0; t < n; t++) {
                         const float d0 = d[0][t], d1 = d[1][t], d2 = d[2][t], d3 = d[3][t], d4 = d[4][t],
@@ -191,7 +263,7 @@ static void input_transform4(const float *im, int c, int h, int w, int ty0, int 
                         rt[i][5][t] = 4 * d1 - 5 * d3 + d5;
                     }
                 }
-                float *dst = v + (size_t)ci * ld + (size_t)r * tx + x0;
+                float *dst = v + (size_t)ci * ld + ((size_t)r * images + ru.b0) * tx + ru.x0;
                 for (int j = 0; j < 6; j++) {
                     float *o0 = dst + (size_t)j * pstride, *o1 = o0 + 6 * pstride, *o2 = o1 + 6 * pstride,
                           *o3 = o2 + 6 * pstride, *o4 = o3 + 6 * pstride, *o5 = o4 + 6 * pstride;
@@ -208,39 +280,28 @@ static void input_transform4(const float *im, int c, int h, int w, int ty0, int 
                     }
                 }
             }
-        }
 }
 
-#ifdef __AVX2__
-/* dst = v, or dst += v when acc */
-static inline void store8(float *dst, __m256 v, int acc)
+/* F(4x4, 3x3): out rows (added to when acc) of tile rows ty0 .. ty0 + nty of `images` images
+   out_stride apart from m[p][ki * ld + (r * images + b) * tx + x]. */
+static void output_transform4(const float *m, int images, int k, int oh, int ow, int ty0, int nty, float *out,
+                              size_t out_stride, size_t pstride, size_t ld, const float *bias, dn_act act, int acc)
 {
-    _mm256_storeu_ps(dst, acc ? _mm256_add_ps(_mm256_loadu_ps(dst), v) : v);
-}
-#endif
-
-/* out rows (added to when acc) of tile rows ty0 .. ty0 + nty from m[p][ki][r * tx + x], kernel ki's
-   planes ld floats apart. */
-static void output_transform4(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride,
-                              size_t ld, const float *bias, dn_act act, int acc)
-{
-    const int tx = tiles(ow, 4);
-    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
+    const int tx = tiles(ow, 4), runs = run_count(images, tx);
+    #pragma omp parallel for collapse(3) schedule(static) num_threads(dn_cpu_threads())
     for (int ki = 0; ki < k; ki++)
-        for (int r = 0; r < nty; r++) {
-            float *plane = out + (size_t)ki * oh * ow;
-            const int ty = ty0 + r;
-            for (int x0 = 0; x0 < tx; x0 += STRIP) {
-                const int n = tx - x0 < STRIP ? tx - x0 : STRIP;
+        for (int r = 0; r < nty; r++)
+            for (int ri = 0; ri < runs; ri++) {
+                const run ru = run_at(images, tx, ri);
+                const int ty = ty0 + r, n = ru.nb * ru.nx;
                 float s[4][6][STRIP], o[4][STRIP];
-                const float *src = m + (size_t)ki * ld + (size_t)r * tx + x0;
+                const float *src = m + (size_t)ki * ld + ((size_t)r * images + ru.b0) * tx + ru.x0;
                 for (int j = 0; j < 6; j++) {
                     const float *m0 = src + (size_t)j * pstride, *m1 = m0 + 6 * pstride, *m2 = m1 + 6 * pstride,
                                 *m3 = m2 + 6 * pstride, *m4 = m3 + 6 * pstride, *m5 = m4 + 6 * pstride;
                     #pragma omp simd
                     for (int t = 0; t < n; t++) {
-                        const float a = m1[t] + m2[t], b = m1[t] - m2[t], c3 = m3[t] + m4[t],
-                                    d3 = m3[t] - m4[t];
+                        const float a = m1[t] + m2[t], b = m1[t] - m2[t], c3 = m3[t] + m4[t], d3 = m3[t] - m4[t];
                         s[0][j][t] = m0[t] + a + c3;
                         s[1][j][t] = b + 2 * d3;
                         s[2][j][t] = a + 4 * c3;
@@ -259,71 +320,41 @@ static void output_transform4(const float *m, int k, int oh, int ow, int ty0, in
                         o[2][t] = a + 4 * c3;
                         o[3][t] = b + 8 * d3 + s[i][5][t];
                     }
-                    float *row = plane + (size_t)y * ow;
-                    int t = 0;
-#ifdef __AVX2__
-                    /* 8 whole tiles: transpose o[j][t..t+8] into 32 consecutive outputs */
-                    for (; t + 8 <= n && 4 * (x0 + t + 8) <= ow; t += 8) {
-                        const __m256 q0 = _mm256_loadu_ps(&o[0][t]), q1 = _mm256_loadu_ps(&o[1][t]),
-                                     q2 = _mm256_loadu_ps(&o[2][t]), q3 = _mm256_loadu_ps(&o[3][t]);
-                        const __m256 l01 = _mm256_unpacklo_ps(q0, q1), l23 = _mm256_unpacklo_ps(q2, q3),
-                                     h01 = _mm256_unpackhi_ps(q0, q1), h23 = _mm256_unpackhi_ps(q2, q3);
-                        const __m256 t04 = _mm256_shuffle_ps(l01, l23, 0x44), t15 = _mm256_shuffle_ps(l01, l23, 0xEE),
-                                     t26 = _mm256_shuffle_ps(h01, h23, 0x44), t37 = _mm256_shuffle_ps(h01, h23, 0xEE);
-                        float *dst = row + 4 * (x0 + t);
-                        store8(dst, _mm256_permute2f128_ps(t04, t15, 0x20), acc);
-                        store8(dst + 8, _mm256_permute2f128_ps(t26, t37, 0x20), acc);
-                        store8(dst + 16, _mm256_permute2f128_ps(t04, t15, 0x31), acc);
-                        store8(dst + 24, _mm256_permute2f128_ps(t26, t37, 0x31), acc);
-                    }
-#endif
-                    for (; t < n; t++) {
-                        const int x = 4 * (x0 + t);
-                        for (int j = 0; j < 4 && x + j < ow; j++) row[x + j] = acc ? row[x + j] + o[j][t] : o[j][t];
-                    }
-                    const int x_end = 4 * (x0 + n) < ow ? 4 * (x0 + n) : ow;
-                    if (bias || act != DN_ACT_LINEAR)
-                        dn_activate_span(row + 4 * x0, x_end - 4 * x0, bias ? bias[ki] : 0.f, act);
+                    scatter_row(o, &ru, 4, out + (size_t)ru.b0 * out_stride + ((size_t)ki * oh + y) * ow, out_stride,
+                                ow, bias ? bias[ki] : 0.f, act, acc);
                 }
             }
-        }
 }
 
-/* F(2x2, 3x3): v[p][ci * ld + r * tx + x], 4x4 input tiles at stride 2. */
-static void input_transform2(const float *im, int c, int h, int w, int ty0, int nty, float *v, size_t pstride,
-                             size_t ld)
+/* F(2x2, 3x3): as input_transform4, 4x4 input tiles at stride 2. */
+static void input_transform2(const float *im, int images, size_t im_stride, int c, int h, int w, int ty0, int nty,
+                             float *v, size_t pstride, size_t ld)
 {
-    const int tx = tiles(w, 2);
-    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
+    const int tx = tiles(w, 2), runs = run_count(images, tx);
+    #pragma omp parallel for collapse(3) schedule(static) num_threads(dn_cpu_threads())
     for (int ci = 0; ci < c; ci++)
-        for (int r = 0; r < nty; r++) {
-            const float *plane = im + (size_t)ci * h * w;
-            const int ty = ty0 + r;
-            for (int x0 = 0; x0 < tx; x0 += STRIP) {
-                const int n = tx - x0 < STRIP ? tx - x0 : STRIP;
-                float rt[4][4][STRIP], buf[2 * STRIP + 4];
-                const int nb = 2 * n + 2, xb = 2 * x0 - 1;
+        for (int r = 0; r < nty; r++)
+            for (int ri = 0; ri < runs; ri++) {
+                const run ru = run_at(images, tx, ri);
+                const int ty = ty0 + r, n = ru.nb * ru.nx;
+                float rt[4][4][STRIP], d[4][STRIP];
                 for (int i = 0; i < 4; i++) {
                     const int y = 2 * ty + i - 1;
                     if (y < 0 || y >= h) {
                         memset(rt[i], 0, sizeof rt[i]);
                         continue;
                     }
-                    const float *row = plane + (size_t)y * w;
-                    const int lo = xb < 0 ? -xb : 0, hi = xb + nb > w ? w - xb : nb;
-                    for (int q = 0; q < lo; q++) buf[q] = 0.f;
-                    memcpy(buf + lo, row + xb + lo, sizeof(float) * (hi - lo));
-                    for (int q = hi; q < nb; q++) buf[q] = 0.f;
+                    gather_row(im + (size_t)ru.b0 * im_stride + ((size_t)ci * h + y) * w, im_stride, w, &ru, 2, d);
                     #pragma omp simd
                     for (int t = 0; t < n; t++) {
-                        const float d0 = buf[2 * t], d1 = buf[2 * t + 1], d2 = buf[2 * t + 2], d3 = buf[2 * t + 3];
+                        const float d0 = d[0][t], d1 = d[1][t], d2 = d[2][t], d3 = d[3][t];
                         rt[i][0][t] = d0 - d2;
                         rt[i][1][t] = d1 + d2;
                         rt[i][2][t] = d2 - d1;
                         rt[i][3][t] = d1 - d3;
                     }
                 }
-                float *dst = v + (size_t)ci * ld + (size_t)r * tx + x0;
+                float *dst = v + (size_t)ci * ld + ((size_t)r * images + ru.b0) * tx + ru.x0;
                 for (int j = 0; j < 4; j++) {
                     float *o0 = dst + (size_t)j * pstride, *o1 = o0 + 4 * pstride, *o2 = o1 + 4 * pstride,
                           *o3 = o2 + 4 * pstride;
@@ -337,23 +368,21 @@ static void input_transform2(const float *im, int c, int h, int w, int ty0, int 
                     }
                 }
             }
-        }
 }
 
 /* F(2x2, 3x3): as output_transform4. */
-static void output_transform2(const float *m, int k, int oh, int ow, int ty0, int nty, float *out, size_t pstride,
-                              size_t ld, const float *bias, dn_act act, int acc)
+static void output_transform2(const float *m, int images, int k, int oh, int ow, int ty0, int nty, float *out,
+                              size_t out_stride, size_t pstride, size_t ld, const float *bias, dn_act act, int acc)
 {
-    const int tx = tiles(ow, 2);
-    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
+    const int tx = tiles(ow, 2), runs = run_count(images, tx);
+    #pragma omp parallel for collapse(3) schedule(static) num_threads(dn_cpu_threads())
     for (int ki = 0; ki < k; ki++)
-        for (int r = 0; r < nty; r++) {
-            float *plane = out + (size_t)ki * oh * ow;
-            const int ty = ty0 + r;
-            for (int x0 = 0; x0 < tx; x0 += STRIP) {
-                const int n = tx - x0 < STRIP ? tx - x0 : STRIP;
+        for (int r = 0; r < nty; r++)
+            for (int ri = 0; ri < runs; ri++) {
+                const run ru = run_at(images, tx, ri);
+                const int ty = ty0 + r, n = ru.nb * ru.nx;
                 float s[2][4][STRIP], o[2][STRIP];
-                const float *src = m + (size_t)ki * ld + (size_t)r * tx + x0;
+                const float *src = m + (size_t)ki * ld + ((size_t)r * images + ru.b0) * tx + ru.x0;
                 for (int j = 0; j < 4; j++) {
                     const float *m0 = src + (size_t)j * pstride, *m1 = m0 + 4 * pstride, *m2 = m1 + 4 * pstride,
                                 *m3 = m2 + 4 * pstride;
@@ -371,39 +400,26 @@ static void output_transform2(const float *m, int k, int oh, int ow, int ty0, in
                         o[0][t] = s[i][0][t] + s[i][1][t] + s[i][2][t];
                         o[1][t] = s[i][1][t] - s[i][2][t] - s[i][3][t];
                     }
-                    float *row = plane + (size_t)y * ow;
-                    for (int t = 0; t < n; t++) {
-                        const int x = 2 * (x0 + t);
-                        row[x] = acc ? row[x] + o[0][t] : o[0][t];
-                        if (x + 1 < ow) row[x + 1] = acc ? row[x + 1] + o[1][t] : o[1][t];
-                    }
-                    const int x_end = 2 * (x0 + n) < ow ? 2 * (x0 + n) : ow;
-                    if (bias || act != DN_ACT_LINEAR)
-                        dn_activate_span(row + 2 * x0, x_end - 2 * x0, bias ? bias[ki] : 0.f, act);
+                    scatter_row(o, &ru, 2, out + (size_t)ru.b0 * out_stride + ((size_t)ki * oh + y) * ow, out_stride,
+                                ow, bias ? bias[ki] : 0.f, act, acc);
                 }
             }
-        }
 }
 
 /* The input transform, per-tap GEMMs and output transform of tile rows ty0 .. ty0 + nty of
-   `images` images (each `nty` tile rows of one image when images > 1): their tiles side by side
-   in v and mm, image after image. */
+   `images` images: tile row by tile row, the images' tiles side by side in v and mm. */
 static void run_tiles(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
                       const float *u, int ty0, int nty, const float *bias, dn_act act, int acc, float *out,
                       size_t out_stride, float *ws)
 {
-    const int tx = tiles(w, m), a = (m + 2) * (m + 2), per = nty * tx, nt = images * per;
+    const int tx = tiles(w, m), a = (m + 2) * (m + 2), nt = images * nty * tx;
     const size_t vs = (size_t)c * nt + PLANE_PAD, ms = (size_t)k * nt + PLANE_PAD;
     float *v = ws, *mm = ws + a * vs;
-    for (int b = 0; b < images; b++) {
-        if (m == 2) input_transform2(im + b * im_stride, c, h, w, ty0, nty, v + b * per, vs, nt);
-        else input_transform4(im + b * im_stride, c, h, w, ty0, nty, v + b * per, vs, nt);
-    }
+    if (m == 2) input_transform2(im, images, im_stride, c, h, w, ty0, nty, v, vs, nt);
+    else input_transform4(im, images, im_stride, c, h, w, ty0, nty, v, vs, nt);
     dn_pgemm_batch(a, k, nt, c, u, dn_pack_size(k, c), v, vs, nt, mm, ms, nt);
-    for (int b = 0; b < images; b++) {
-        if (m == 2) output_transform2(mm + b * per, k, h, w, ty0, nty, out + b * out_stride, ms, nt, bias, act, acc);
-        else output_transform4(mm + b * per, k, h, w, ty0, nty, out + b * out_stride, ms, nt, bias, act, acc);
-    }
+    if (m == 2) output_transform2(mm, images, k, h, w, ty0, nty, out, out_stride, ms, nt, bias, act, acc);
+    else output_transform4(mm, images, k, h, w, ty0, nty, out, out_stride, ms, nt, bias, act, acc);
 }
 
 /* One image in strips of tile rows. */
