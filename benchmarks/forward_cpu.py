@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 import darknetpy as dn
+from darknetpy.cfgfile import read_cfg
 from weights_gen import write_synthetic_weights
 
 MODELS = ["darknet19", "darknet53", "yolov4-tiny", "yolov4"]
@@ -38,7 +39,11 @@ def median_ms(fn, repeat):
 
 
 def random_batch(cfg, batch):
-    return np.random.default_rng(0).random((batch,) + dn.Network(cfg, batch=1).input_shape, dtype=np.float32)
+    """Random input for the cfg's [net] size, read from the cfg (building a network for its shape
+    would add a second set of weights to the worker's peak memory)."""
+    options = {key: value for key, value, _ in read_cfg(cfg)[0].options}
+    shape = (int(options.get("channels", 3)), int(options["height"]), int(options["width"]))
+    return np.random.default_rng(0).random((batch,) + shape, dtype=np.float32)
 
 
 def time_darknetpy(cfg, weights, threads, repeat, batch):
