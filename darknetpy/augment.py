@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _libdarknet
 from .errors import DarknetError
 
 __all__ = ["rand_scale", "distort", "read_bgr", "SkippedImages", "unreadable"]
@@ -23,17 +24,12 @@ def rand_scale(rng: np.random.Generator, s: float) -> float:
     return v if rng.random() < 0.5 else 1.0 / v
 
 
-def distort(rgb: np.ndarray, dhue: float, dsat: float, dexp: float) -> np.ndarray:
-    """HSV jitter of an RGB float32 HWC image: hue shifted and wrapped once, saturation and
-    value scaled, back to RGB clamped to [0, 1] (darknet's HSV formulas are OpenCV's)."""
-    import cv2
-
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)  # H in degrees
-    h = hsv[..., 0] / 360 + dhue
-    hsv[..., 0] = np.where(h > 1, h - 1, np.where(h < 0, h + 1, h)) * 360
-    hsv[..., 1] *= dsat
-    hsv[..., 2] *= dexp
-    return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0, 1)
+def distort(chw: np.ndarray, dhue: float, dsat: float, dexp: float) -> np.ndarray:
+    """darknet's HSV jitter of an RGB float32 CHW image: hue shifted and wrapped once, saturation
+    and value scaled, back to RGB clamped to [0, 1] (in the engine; a new array)."""
+    out = np.array(chw, dtype=np.float32, order="C")
+    _libdarknet.hsv_jitter(out, dhue, dsat, dexp)
+    return out
 
 
 def read_bgr(path: str) -> tuple:

@@ -217,7 +217,7 @@ def augment_boxes_image(bgr: np.ndarray, boxes: np.ndarray, w: int, h: int, aug:
         dhue = rng.uniform(-aug.hue, aug.hue)
         dsat, dexp = rand_scale(rng, aug.saturation), rand_scale(rng, aug.exposure)
         if (dhue, dsat, dexp) != (0, 1, 1):
-            chw = distort(np.ascontiguousarray(chw.transpose(1, 2, 0)), dhue, dsat, dexp).transpose(2, 0, 1)
+            chw = distort(chw, dhue, dsat, dexp)
         boxes = _shuffle(boxes, rng)
     return np.ascontiguousarray(chw), _correct_boxes(boxes, p, ow, oh)
 

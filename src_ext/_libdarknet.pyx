@@ -163,6 +163,14 @@ def resize_image(const float[:, :, ::1] src, int w, int h):
     return out
 
 
+def hsv_jitter(float[:, :, ::1] rgb, float dhue, float dsat, float dexp):
+    """dn_hsv_jitter: darknet's HSV jitter of an RGB (3, h, w) float32 image, in place."""
+    if rgb.shape[0] != 3:
+        raise ValueError(f"hsv_jitter takes a (3, h, w) RGB image, got {tuple(rgb.shape)[:3]}")
+    with nogil:
+        dn_hsv_jitter(&rgb[0, 0, 0], <size_t>rgb.shape[1] * rgb.shape[2], dhue, dsat, dexp)
+
+
 AUGMENT_DRAWS = DN_AUGMENT_DRAWS
 
 

@@ -136,6 +136,7 @@ cdef extern from "darknet.h" nogil:
     float dn_network_current_rate(const dn_network *net)
     void dn_network_seed(dn_network *net, uint64_t seed)
     dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int oh, int ow)
+    void dn_hsv_jitter(float *rgb, size_t n, float dhue, float dsat, float dexp)
     ctypedef struct dn_crop_augment:
         int width, height, min_crop, max_crop
         float angle, aspect

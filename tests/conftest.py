@@ -60,3 +60,22 @@ def colors(oracle, tmp_path_factory) -> dict:
     data.write_text(f"classes=4\nvalid={root / 'valid.list'}\nlabels={root / 'labels.txt'}\ntop=2\n")
     return {"root": root, "images": images, "data": data, "cfg": oracle / "cli" / "small_cls.cfg",
             "weights": oracle / "cli" / "small_cls_20iter.weights"}
+
+
+def hsv_distort_reference(rgb, dhue, dsat, dexp):
+    """darknet's distort_image per spec §5.5 in float64: rgb_to_hsv, S*dsat, V*dexp, hue shifted and
+    wrapped once, hsv_to_rgb (sectors), clamp."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    with np.errstate(all="ignore"):
+        s = np.where(mx == 0, 0, (mx - mn) / mx)
+        h = np.where(r == mx, (g - b) / (mx - mn), np.where(g == mx, 2 + (b - r) / (mx - mn), 4 + (r - g) / (mx - mn)))
+    h = np.where(h < 0, h + 6, h) / 6 + dhue
+    h = np.where(h > 1, h - 1, np.where(h < 0, h + 1, h))
+    s, v = s * dsat, mx * dexp
+    i, f = np.floor(6 * h), 6 * h - np.floor(6 * h)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    sector = [i == 0, i == 1, i == 2, i == 3, i == 4]
+    out = np.stack([np.select(sector, [v, q, p, p, t], v), np.select(sector, [t, v, v, q, p], p),
+                    np.select(sector, [p, p, t, v, v], q)], -1)
+    return np.clip(np.where((s == 0)[..., None], v[..., None], out), 0, 1)

@@ -8,6 +8,7 @@ import pytest
 
 from darknetpy import resize_image
 from darknetpy.detection_data import DetectionLoader, label_path, read_labels
+from conftest import hsv_distort_reference
 
 NET = {"width": "64", "height": "48"}
 
@@ -364,29 +365,10 @@ def test_unaugmented_images_and_truths_are_upstreams(oracle, tmp_path):
         np.testing.assert_allclose(keep_boxes(boxes, 128, 128, 200), ref[:, [4, 0, 1, 2, 3]], atol=1e-6)
 
 
-def hsv_distort_reference(rgb, dhue, dsat, dexp):
-    """darknet's distort_image per spec §5.5 in float64: rgb_to_hsv, S*dsat, V*dexp, hue shifted and
-    wrapped once, hsv_to_rgb (sectors), clamp."""
-    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
-    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
-    with np.errstate(all="ignore"):
-        s = np.where(mx == 0, 0, (mx - mn) / mx)
-        h = np.where(r == mx, (g - b) / (mx - mn), np.where(g == mx, 2 + (b - r) / (mx - mn), 4 + (r - g) / (mx - mn)))
-    h = np.where(h < 0, h + 6, h) / 6 + dhue
-    h = np.where(h > 1, h - 1, np.where(h < 0, h + 1, h))
-    s, v = s * dsat, mx * dexp
-    i, f = np.floor(6 * h), 6 * h - np.floor(6 * h)
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    sector = [i == 0, i == 1, i == 2, i == 3, i == 4]
-    out = np.stack([np.select(sector, [v, q, p, p, t], v), np.select(sector, [t, v, v, q, p], p),
-                    np.select(sector, [p, p, t, v, v], q)], -1)
-    return np.clip(np.where((s == 0)[..., None], v[..., None], out), 0, 1)
-
-
 @pytest.mark.parametrize("dhue,dsat,dexp", [(0.1, 1.5, 1.5), (-0.1, 1 / 1.4, 1.3), (0.05, 1.4, 0.7)])
 def test_colour_distortion_is_darknets(dhue, dsat, dexp):
     from darknetpy.augment import distort
 
     rgb = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
-    np.testing.assert_allclose(distort(rgb.copy(), dhue, dsat, dexp), hsv_distort_reference(rgb, dhue, dsat, dexp),
-                               atol=1e-5)
+    np.testing.assert_allclose(distort(rgb.transpose(2, 0, 1), dhue, dsat, dexp).transpose(1, 2, 0),
+                               hsv_distort_reference(rgb, dhue, dsat, dexp), atol=1e-5)

@@ -14,6 +14,7 @@ from darknetpy import _libdarknet
 from darknetpy.errors import LabelError
 from darknetpy.augment import distort
 from darknetpy.train import _Augment, _DecodedImages, augment_image
+from conftest import hsv_distort_reference
 
 SHAPES = ("hbar", "vbar", "square", "plus")
 COLOURS = {"c_red": (0, 0, 1), "c_green": (0, 1, 0), "c_blue": (1, 0, 0), "c_yellow": (0, 1, 1)}  # BGR
@@ -299,7 +300,7 @@ def test_augment_scales_and_resizes_to_the_network():
 
 def augment_reference(bgr, a, u):
     """NumPy, from spec §5.5: the crop's affine map from the draws u, bilinear samples of the RGB
-    image (zeros outside), the mirror, the OpenCV-based HSV jitter and resize_image."""
+    image (zeros outside), the mirror, the HSV jitter in float64 and resize_image."""
     h, w = bgr.shape[:2]
     size = max(a.width, a.height)
 
@@ -332,7 +333,7 @@ def augment_reference(bgr, a, u):
     out = out.astype(np.float32)
     jitter = (a.hue * (2 * u[7] - 1), scale(a.saturation, u[8], u[9]), scale(a.exposure, u[10], u[11]))
     if jitter != (0, 1, 1):
-        out = distort(out, *jitter)
+        out = hsv_distort_reference(out, *jitter).astype(np.float32)
     chw = np.ascontiguousarray(out.transpose(2, 0, 1))
     return chw if (a.height, a.width) == (size, size) else _libdarknet.resize_image(chw, a.width, a.height)
 
@@ -345,7 +346,7 @@ def augment_reference(bgr, a, u):
          exposure=1.2),
 ])
 def test_augment_matches_numpy(settings):
-    """The engine's one-pass augmentation against NumPy bilinear sampling and OpenCV's HSV
+    """The engine's one-pass augmentation against NumPy bilinear sampling and the float64 HSV
     conversion, for many draws: rotations and shifts that reach outside the image, flips, hue
     wraps in both directions, a non-square network."""
     rng = np.random.default_rng(7)
@@ -388,10 +389,11 @@ def test_decoded_images_stay_within_the_budget(tmp_path):
 def test_hsv_roundtrip_and_exposure():
     rgb = np.random.default_rng(3).random((6, 6, 3), dtype=np.float32)
     rgb[0, 0] = 0.5  # grey pixel: hue undefined, saturation 0
-    np.testing.assert_allclose(distort(rgb, 0.0, 1.0, 1.0), rgb, atol=1e-6)
-    np.testing.assert_allclose(distort(rgb, 0.0, 1.0, 0.5), rgb * 0.5, atol=1e-6)
-    full_turn = distort(rgb, 0.999999, 1.0, 1.0)
-    np.testing.assert_allclose(full_turn, rgb, atol=1e-4)
+    chw = rgb.transpose(2, 0, 1)
+    np.testing.assert_allclose(distort(chw, 0.0, 1.0, 1.0), chw, atol=1e-6)
+    np.testing.assert_allclose(distort(chw, 0.0, 1.0, 0.5), chw * 0.5, atol=1e-6)
+    full_turn = distort(chw, 0.999999, 1.0, 1.0)
+    np.testing.assert_allclose(full_turn, chw, atol=1e-4)
 
 
 def test_progress_bar_on_stderr(tmp_path, capsys):

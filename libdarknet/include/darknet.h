@@ -310,6 +310,11 @@ dn_status dn_resize_image(const float *src, int c, int h, int w, float *dst, int
 dn_status dn_resize_image_window(const float *src, int c, int h, int w, float *dst, int oh, int ow, int x0, int y0,
                                  int cw, int ch);
 
+/* darknet's HSV jitter (spec §5.5, classification and detection) of an RGB image of n pixels in
+   three planes, in place: hue in [0, 1) shifted by dhue and wrapped once, saturation times dsat,
+   value times dexp, back to RGB clamped to [0, 1]. */
+void dn_hsv_jitter(float *rgb, size_t n, float dhue, float dsat, float dexp);
+
 /* darknet's classification augmentation settings (spec §5.5: the [net] keys of these names). */
 typedef struct dn_crop_augment {
     int width, height, min_crop, max_crop;
@@ -325,8 +330,8 @@ typedef struct dn_crop_augment {
  * draws u: aspect (u0, u1), crop size (u2), angle (u3), shift (u4, u5), flip (u6), hue (u7),
  * saturation (u8, u9), exposure (u10, u11). The S x S crop (S the larger network side) samples
  * the source bilinearly (pixel centres on integers, zeros outside), is mirrored, HSV-jittered
- * (hue shifted and wrapped once, saturation and value scaled, clamped to [0, 1]; skipped when
- * it is the identity) and resized to the network (resize_image). dst: (3, height, width) RGB.
+ * (dn_hsv_jitter; skipped when it is the identity) and resized to the network (resize_image).
+ * dst: (3, height, width) RGB.
  */
 dn_status dn_augment_classifier(const uint8_t *bgr, int h, int w, const dn_crop_augment *aug,
                                 const double u[DN_AUGMENT_DRAWS], float *dst);

@@ -42,11 +42,10 @@ static void sample(const uint8_t *bgr, int h, int w, double sx, double sy, float
     rgb[2] = b * (1.0f / 255);
 }
 
-/* darknet's HSV jitter of n RGB pixels in three planes (its HSV formulas: hue in [0, 1), shifted
-   by dhue and wrapped once; saturation and value scaled), back to RGB clamped to [0, 1].
-   Written with selects only, so that the compiler vectorises it. */
-static void jitter(float *red, float *green, float *blue, size_t n, float dhue, float dsat, float dexp)
+/* Written with selects only, so that the compiler vectorises it. */
+void dn_hsv_jitter(float *rgb, size_t n, float dhue, float dsat, float dexp)
 {
+    float *red = rgb, *green = rgb + n, *blue = rgb + 2 * n;
     for (size_t i = 0; i < n; i++) {
         const float r = red[i], g = green[i], b = blue[i];
         const float hi = r > g ? r : g, lo = r < g ? r : g;
@@ -98,7 +97,7 @@ static dn_status augment_crop(const uint8_t *bgr, int h, int w, const double m[6
             sample(bgr, h, w, m[0] * xs + m[1] * y + m[2], m[3] * xs + m[4] * y + m[5], rgb);
             for (int k = 0; k < 3; k++) dst[k * plane + (size_t)y * size + x] = rgb[k];
         }
-    if (dhue != 0 || dsat != 1 || dexp != 1) jitter(dst, dst + plane, dst + 2 * plane, plane, dhue, dsat, dexp);
+    if (dhue != 0 || dsat != 1 || dexp != 1) dn_hsv_jitter(dst, plane, dhue, dsat, dexp);
     return DN_OK;
 }
 
