@@ -28,10 +28,18 @@ typedef float vf __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof(
 
 size_t dn_pack_size(int m, int k) { return (size_t)(m + VL - 1) / VL * VL * k; }
 
-/* C rows [0, rows) x columns [0, cols) of one panel; cols <= PIXELS is a constant
-   where inlined, so the accumulators stay in registers. */
+/* Cache blocking: B is taken in blocks of at most B_BLOCK floats, a slice of k
+   (at most K_SLICE) by a run of columns, and every panel passes over a block while it is
+   in L2; a panel's slice of A (VL x K_SLICE) and a tile's of B stay in L1 meanwhile.
+   Without it each panel streamed the whole of B from L3 (13x13 and 52x52 maps ran at half
+   the speed of the in-cache shapes, and a second thread added almost nothing). */
+#define K_SLICE 256
+#define B_BLOCK (64 * 1024)
+
+/* C rows [0, rows) x columns [0, cols) of one panel, stored or (add) added to C; cols <=
+   PIXELS is a constant where inlined, so the accumulators stay in registers. */
 static inline __attribute__((always_inline)) void tile(int cols, int k, const float *ap, const float *b, int ldb,
-                                                       float *c, int ldc, int rows)
+                                                       float *c, int ldc, int rows, int add)
 {
     vf acc[PIXELS];
     for (int j = 0; j < cols; j++) acc[j] = (vf){0};
@@ -45,12 +53,12 @@ static inline __attribute__((always_inline)) void tile(int cols, int k, const fl
     float t[PIXELS][VL];
     for (int j = 0; j < cols; j++) memcpy(t[j], &acc[j], sizeof acc[j]);
     for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) c[(size_t)i * ldc + j] = t[j][i];
+        for (int j = 0; j < cols; j++) c[(size_t)i * ldc + j] = add ? c[(size_t)i * ldc + j] + t[j][i] : t[j][i];
 }
 
 /* C rows [0, rows) x VL columns of one panel, the pixels in the vector: rows of C
    stored as they are, for short products where the transpose of tile() would cost
-   more than the multiply-adds. */
+   more than the multiply-adds (never sliced: k < SHORT_K <= K_SLICE). */
 static inline __attribute__((always_inline)) void tile_rows(int k, const float *ap, const float *b, int ldb,
                                                             float *c, int ldc, int rows)
 {
@@ -65,26 +73,63 @@ static inline __attribute__((always_inline)) void tile_rows(int k, const float *
     for (int i = 0; i < rows; i++) memcpy(c + (size_t)i * ldc, &acc[i], sizeof acc[i]);
 }
 
-/* Columns [n0, n1) of one panel's rows: whole tiles, then the rest in halving tiles. */
-static void panel(int n0, int n1, int k, const float *ap, const float *b, int ldb, float *c, int ldc, int rows)
+/* Columns [n0, n1) of one panel's rows over k steps of A and B: whole tiles, then the
+   rest in halving tiles. */
+static void panel(int n0, int n1, int k, const float *ap, const float *b, int ldb, float *c, int ldc, int rows,
+                  int add)
 {
     int j = n0;
     if (k < SHORT_K)
         for (; j + VL <= n1; j += VL) tile_rows(k, ap, b + j, ldb, c + j, ldc, rows);
-    for (; j + PIXELS <= n1; j += PIXELS) tile(PIXELS, k, ap, b + j, ldb, c + j, ldc, rows);
-    if (n1 - j >= 8) tile(8, k, ap, b + j, ldb, c + j, ldc, rows), j += 8;
-    if (n1 - j >= 4) tile(4, k, ap, b + j, ldb, c + j, ldc, rows), j += 4;
-    if (n1 - j >= 2) tile(2, k, ap, b + j, ldb, c + j, ldc, rows), j += 2;
-    if (n1 - j >= 1) tile(1, k, ap, b + j, ldb, c + j, ldc, rows);
+    for (; j + PIXELS <= n1; j += PIXELS) tile(PIXELS, k, ap, b + j, ldb, c + j, ldc, rows, add);
+    if (n1 - j >= 8) tile(8, k, ap, b + j, ldb, c + j, ldc, rows, add), j += 8;
+    if (n1 - j >= 4) tile(4, k, ap, b + j, ldb, c + j, ldc, rows, add), j += 4;
+    if (n1 - j >= 2) tile(2, k, ap, b + j, ldb, c + j, ldc, rows, add), j += 2;
+    if (n1 - j >= 1) tile(1, k, ap, b + j, ldb, c + j, ldc, rows, add);
+}
+
+/* The blocking of one product: k in equal slices of at most K_SLICE, columns in runs of
+   whole tiles whose slice of B fits B_BLOCK. */
+typedef struct {
+    int m, n, k, panels, slice, cols;
+    const float *ap, *b;
+    float *c;
+    int ldb, ldc;
+} product;
+
+static product blocking(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc)
+{
+    const int slices = (k + K_SLICE - 1) / K_SLICE, slice = (k + slices - 1) / slices;
+    int cols = B_BLOCK / slice / PIXELS * PIXELS;
+    if (cols < PIXELS) cols = PIXELS;
+    return (product){m, n, k, (m + VL - 1) / VL, slice, cols, ap, b, c, ldb, ldc};
+}
+
+/* Panel p of the product over columns [n0, n1) and k slice [q0, q0 + slice). */
+static void panel_slice(const product *g, int p, int n0, int n1, int q0)
+{
+    const int r = p * VL, kq = g->k - q0 < g->slice ? g->k - q0 : g->slice;
+    panel(n0, n1, kq, g->ap + (size_t)r * g->k + (size_t)q0 * VL, g->b + (size_t)q0 * g->ldb, g->ldb,
+          g->c + (size_t)r * g->ldc, g->ldc, g->m - r < VL ? g->m - r : VL, q0 > 0);
+}
+
+/* Columns [n0, n1) of every panel, in the calling thread. */
+static void columns(const product *g, int n0, int n1)
+{
+    for (int j0 = n0; j0 < n1; j0 += g->cols) {
+        const int j1 = j0 + g->cols < n1 ? j0 + g->cols : n1;
+        for (int q0 = 0; q0 < g->k; q0 += g->slice)
+            for (int p = 0; p < g->panels; p++) panel_slice(g, p, j0, j1, q0);
+    }
 }
 
 void dn_pgemm_serial(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc)
 {
-    for (int r = 0; r < m; r += VL)
-        panel(0, n, k, ap + (size_t)r * k, b, ldb, c + (size_t)r * ldc, ldc, m - r < VL ? m - r : VL);
+    const product g = blocking(m, n, k, ap, b, ldb, c, ldc);
+    columns(&g, 0, n);
 }
 
-/* Work items: panels of rows times column chunks, enough for every thread. */
+/* Work items of one block of columns: panels times column chunks, enough for every thread. */
 static int column_chunks(int panels, int n, int threads)
 {
     int chunks = 1;
@@ -92,29 +137,42 @@ static int column_chunks(int panels, int n, int threads)
     return chunks;
 }
 
+/* Threads take whole blocks of columns where there are enough of them; otherwise they
+   share each block's panels (and chunks of its columns), slice after slice: the static
+   schedule gives a thread the same items in every slice, so no slice waits for another. */
 void dn_pgemm(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc)
 {
-    const int threads = dn_cpu_threads(), panels = (m + VL - 1) / VL;
-    const int chunks = threads == 1 ? 1 : column_chunks(panels, n, threads);
-    /* chunk edges on whole tiles */
-    const int width = ((n + chunks - 1) / chunks + PIXELS - 1) / PIXELS * PIXELS;
-    #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-    for (int p = 0; p < panels; p++)
-        for (int ch = 0; ch < chunks; ch++) {
-            const int n0 = ch * width, n1 = n0 + width < n ? n0 + width : n, r = p * VL;
-            if (n0 < n1) panel(n0, n1, k, ap + (size_t)r * k, b, ldb, c + (size_t)r * ldc, ldc, m - r < VL ? m - r : VL);
+    const int threads = dn_cpu_threads();
+    const product g = blocking(m, n, k, ap, b, ldb, c, ldc);
+    const int blocks = (n + g.cols - 1) / g.cols;
+    if (threads == 1) {
+        columns(&g, 0, n);
+        return;
+    }
+    if (blocks >= 2 * threads) {
+        #pragma omp parallel for schedule(dynamic) num_threads(threads)
+        for (int i = 0; i < blocks; i++) columns(&g, i * g.cols, (i + 1) * g.cols < n ? (i + 1) * g.cols : n);
+        return;
+    }
+    #pragma omp parallel num_threads(threads)
+    for (int j0 = 0; j0 < n; j0 += g.cols) {
+        const int j1 = j0 + g.cols < n ? j0 + g.cols : n, chunks = column_chunks(g.panels, j1 - j0, threads);
+        const int width = ((j1 - j0 + chunks - 1) / chunks + PIXELS - 1) / PIXELS * PIXELS; /* whole tiles */
+        for (int q0 = 0; q0 < k; q0 += g.slice) {
+            #pragma omp for collapse(2) schedule(static) nowait
+            for (int p = 0; p < g.panels; p++)
+                for (int ch = 0; ch < chunks; ch++) {
+                    const int n0 = j0 + ch * width, n1 = n0 + width < j1 ? n0 + width : j1;
+                    if (n0 < n1) panel_slice(&g, p, n0, n1, q0);
+                }
         }
+    }
 }
 
 void dn_pgemm_batch(int count, int m, int n, int k, const float *ap, size_t stride_a, const float *b,
                     size_t stride_b, int ldb, float *c, size_t stride_c, int ldc)
 {
-    const int threads = dn_cpu_threads(), panels = (m + VL - 1) / VL;
-    #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-    for (int i = 0; i < count; i++)
-        for (int p = 0; p < panels; p++) {
-            const int r = p * VL;
-            panel(0, n, k, ap + i * stride_a + (size_t)r * k, b + i * stride_b, ldb, c + i * stride_c + (size_t)r * ldc,
-                  ldc, m - r < VL ? m - r : VL);
-        }
+    const int threads = dn_cpu_threads();
+    #pragma omp parallel for schedule(dynamic) num_threads(threads)
+    for (int i = 0; i < count; i++) dn_pgemm_serial(m, n, k, ap + i * stride_a, b + i * stride_b, ldb, c + i * stride_c, ldc);
 }
