@@ -1,24 +1,16 @@
 """darknetpy: darknet-compatible neural networks from Python on a fast C engine."""
 import logging
-import os
 
 # Loads libscipy_openblas.so, which the extension links to, wherever that wheel is installed. The
 # extension's rpath ($ORIGIN/../scipy_openblas32/lib) misses it when the two packages sit in different
 # site directories, in an in-place build, or after an auditwheel that drops entries leaving the wheel.
 import scipy_openblas32  # noqa: E402,F401
 
-# libgomp reads OMP_WAIT_POLICY once, when the extension loads it. Idle OpenMP workers that
-# spin (the default) starve every other thread on a busy machine; a sleeping worker costs a
-# few microseconds per parallel region instead. The variable is set only while the extension
-# loads (a user's own setting wins), so importing darknetpy leaves the environment as it was.
-_passive = "OMP_WAIT_POLICY" not in os.environ
-if _passive:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-try:
-    from . import _libdarknet  # noqa: E402
-finally:
-    if _passive:
-        del os.environ["OMP_WAIT_POLICY"]
+# OpenMP workers keep libgomp's own wait policy: they spin a few milliseconds after each
+# parallel region (a forward runs hundreds of regions back to back, and waking a sleeping
+# worker cost 30-60 us per region here: yolov4-tiny ran 1.4x slower with OMP_WAIT_POLICY=PASSIVE),
+# then sleep; libgomp spins less by itself when its threads outnumber the CPUs.
+from . import _libdarknet  # noqa: E402
 
 from .errors import (CfgError, DarknetError, DeviceError, IncompleteError, InputError, LabelError,
                      LossNotFiniteError, OutOfMemoryError, UnsupportedError, WeightsError)
@@ -39,7 +31,7 @@ from . import cuda
 from ._version import __version__
 
 logging.getLogger("darknetpy").addHandler(logging.NullHandler())
-del logging, os, scipy_openblas32, _passive   # the namespace holds the public API and submodules only
+del logging, scipy_openblas32   # the namespace holds the public API and submodules only
 
 __all__ = ["Network", "LayerInfo", "partial", "load_image", "resize_image", "resize_min", "crop_image",
            "center_crop", "to_chw", "DarknetError", "CfgError", "WeightsError", "InputError",
