@@ -28,8 +28,14 @@ from weights_gen import write_synthetic_weights
 MODELS = ["darknet19", "darknet53", "yolov4-tiny", "yolov4"]
 
 
-def median_ms(fn, repeat):
-    fn()  # warm-up: first-call allocations and thread start
+def median_ms(fn, repeat, warmup=1.0):
+    """Median ms of repeat calls after warmup seconds of calls (first-call allocations, thread
+    pools, and the first half second of a process, which runs slower here)."""
+    start = time.perf_counter()
+    while True:
+        fn()
+        if time.perf_counter() - start >= warmup:
+            break
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -10,31 +10,17 @@ leave out everything but convolutions (pooling, route, shortcut, the per-call ov
 """
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 import darknetpy as dn
 from darknetpy.cfgfile import read_cfg
-from forward_cpu import sized_cfg
+from forward_cpu import median_ms, sized_cfg
 from weights_gen import write_synthetic_weights
-
-
-def median_ms(fn, repeat):
-    start = time.perf_counter()  # warm up: thread pools, page faults, clocks
-    while time.perf_counter() - start < 0.3:
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def time_darknetpy(cfg, threads, repeat):

@@ -73,6 +73,29 @@ static void same_width_rows(const float *plane, const dn_conv_geom *g, int dy, i
     memset(d + (long)rows * w, 0, sizeof(float) * (oy1 - b) * w);
 }
 
+typedef float v16f __attribute__((vector_size(64), aligned(4)));
+typedef int v16i __attribute__((vector_size(64)));
+
+/* d[i] = src[2 i] for i < n (stride-2 convolutions): two vectors in, their even lanes out
+   (compilers turn the strided loop into one load per element). Reads no further than
+   src[2 n - 2]. */
+static void take_even(const float *src, int n, float *d)
+{
+    int i = 0;
+    for (; i + 17 <= n; i += 16) {
+        v16f a, b, r;
+        memcpy(&a, src + 2 * i, sizeof a);
+        memcpy(&b, src + 2 * i + 16, sizeof b);
+#ifdef __clang__
+        r = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#else
+        r = __builtin_shuffle(a, b, (v16i){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+#endif
+        memcpy(d + i, &r, sizeof r);
+    }
+    for (; i < n; i++) d[i] = src[2 * i];
+}
+
 /* Row (ci, ky, kx) of the column matrix for output rows oy0 .. oy1: for each output
    pixel, the input value under that kernel tap, 0 in the padding (spec §3.2). */
 static void im2col_row(const float *im, const dn_conv_geom *g, int row, int oy0, int oy1, float *dst)
@@ -100,6 +123,7 @@ static void im2col_row(const float *im, const dn_conv_geom *g, int row, int oy0,
         const float *src = plane + (long)iy * g->w + x0;
         memset(d, 0, sizeof(float) * lo);
         if (sx == 1) memcpy(d + lo, src + lo, sizeof(float) * (hi - lo));
+        else if (sx == 2) take_even(src + 2 * lo, hi - lo, d + lo);
         else for (int ox = lo; ox < hi; ox++) d[ox] = src[ox * sx];
         memset(d + hi, 0, sizeof(float) * (g->out_w - hi));
     }

@@ -4,6 +4,8 @@
 #include "../layer_route.h"
 #include "cpu.h"
 
+#define COPY_CHUNK (1L << 15) /* floats per thread's piece of a copy: batch 1 still copies on every thread */
+
 static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *out, dn_ctx *ctx)
 {
     (void)ctx;
@@ -12,9 +14,13 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     for (int i = 0; i < l->n_in; i++) {
         const long total = (long)(srcs[i]->n / l->batch), part = total / p->groups;
         const float *src = srcs[i]->data + (long)p->group_id * part;
-        #pragma omp parallel for num_threads(dn_cpu_threads())
+        const long chunks = (part + COPY_CHUNK - 1) / COPY_CHUNK;
+        #pragma omp parallel for collapse(2) if (l->batch * chunks > 1) num_threads(dn_cpu_threads())
         for (int b = 0; b < l->batch; b++)
-            memcpy(out->data + (long)b * l->outputs + offset, src + (long)b * total, sizeof(float) * part);
+            for (long c = 0; c < chunks; c++) {
+                const long at = c * COPY_CHUNK, len = part - at < COPY_CHUNK ? part - at : COPY_CHUNK;
+                memcpy(out->data + (long)b * l->outputs + offset + at, src + (long)b * total + at, sizeof(float) * len);
+            }
         offset += part;
     }
     return DN_OK;
