@@ -7,7 +7,7 @@ same batch, each engine in its own process, in one run.
 
 Prints a table of median milliseconds per forward, each engine's peak resident memory (MB, the whole
 process: Python and the engine's libraries included) and the ratio darknetpy / the fastest other
-engine (< 1: faster). --size S runs every model at S x S input. An engine whose package is not
+engine (< 1: faster); then each engine's load time. --size S runs every model at S x S input. An engine whose package is not
 installed (onnxruntime, openvino) shows "-".
 """
 import argparse
@@ -52,15 +52,22 @@ def random_batch(cfg, batch):
     return np.random.default_rng(0).random((batch,) + shape, dtype=np.float32)
 
 
+def loaded(make):
+    """make() and the ms it took (an engine's load: reading, preparing or compiling the model)."""
+    t0 = time.perf_counter()
+    made = make()
+    return made, (time.perf_counter() - t0) * 1e3
+
+
 def time_darknetpy(cfg, weights, threads, repeat, batch):
-    net = dn.Network(cfg, weights, batch=batch, threads=threads)
+    net, load = loaded(lambda: dn.Network(cfg, weights, batch=batch, threads=threads))
     x = random_batch(cfg, batch)
-    return median_ms(lambda: net.predict(x), repeat)
+    return load, median_ms(lambda: net.predict(x), repeat)
 
 
 def time_opencv(cfg, weights, threads, repeat, batch):
     cv2.setNumThreads(threads)
-    net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
+    net, load = loaded(lambda: cv2.dnn.readNetFromDarknet(str(cfg), str(weights)))
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     blob = random_batch(cfg, batch)
@@ -69,16 +76,16 @@ def time_opencv(cfg, weights, threads, repeat, batch):
         net.setInput(blob)
         return net.forward(net.getUnconnectedOutLayersNames())
 
-    return median_ms(forward, repeat)
+    return load, median_ms(forward, repeat)
 
 
 def time_onnxruntime(cfg, weights, threads, repeat, batch):
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    sess = ort.InferenceSession(str(onnx_path(weights)), opts, providers=["CPUExecutionProvider"])
+    sess, load = loaded(lambda: ort.InferenceSession(str(onnx_path(weights)), opts, providers=["CPUExecutionProvider"]))
     x = random_batch(cfg, batch)
-    return median_ms(lambda: sess.run(None, {"input": x}), repeat)
+    return load, median_ms(lambda: sess.run(None, {"input": x}), repeat)
 
 
 def time_openvino(cfg, weights, threads, repeat, batch):
@@ -86,9 +93,9 @@ def time_openvino(cfg, weights, threads, repeat, batch):
     core = ov.Core()
     # float32 like the others: on CPUs with bf16 support OpenVINO would otherwise compute in bf16
     core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
-    request = core.compile_model(str(onnx_path(weights)), "CPU").create_infer_request()
+    request, load = loaded(lambda: core.compile_model(str(onnx_path(weights)), "CPU").create_infer_request())
     x = random_batch(cfg, batch)
-    return median_ms(lambda: request.infer({0: x}), repeat)
+    return load, median_ms(lambda: request.infer({0: x}), repeat)
 
 
 def onnx_path(weights):
@@ -102,7 +109,7 @@ HEADERS = {"darknetpy": "darknetpy ms", "opencv": "OpenCV ms", "onnxruntime": "O
 
 def run_isolated(engine, cfg, weights, threads, repeat, batch):
     """Time one engine in its own process (two thread pools in one process slow each other down):
-    (median ms, peak RSS in MB), or None when its package (or, for the ONNX engines, the exported
+    (median ms, peak RSS in MB, load ms), or None when its package (or, for the ONNX engines, the exported
     model) is missing."""
     if engine in ("onnxruntime", "openvino") and not onnx_path(weights).exists():
         return None
@@ -113,8 +120,8 @@ def run_isolated(engine, cfg, weights, threads, repeat, batch):
         return None
     if out.returncode:
         raise RuntimeError(f"{engine} on {cfg.name} failed:\n{out.stderr}")
-    ms, rss = out.stdout.split()[-2:]
-    return float(ms), float(rss)
+    load, ms, rss = out.stdout.split()[-3:]
+    return float(ms), float(rss), float(load)
 
 
 def peak_rss_mb():
@@ -147,12 +154,13 @@ def main():
     args = parser.parse_args()
     if args.worker:
         cfg, weights = args.models
-        ms = ENGINES[args.worker](Path(cfg), Path(weights), args.threads, args.repeat, args.batch)
-        print(ms, peak_rss_mb())
+        load, ms = ENGINES[args.worker](Path(cfg), Path(weights), args.threads, args.repeat, args.batch)
+        print(load, ms, peak_rss_mb())
         return
     print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}, threads={args.threads}, batch {args.batch}, "
           f"median of {args.repeat} forwards, median of {args.rounds} interleaved rounds; peak RSS in MB")
     print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}{'RSS':>6}" for h in HEADERS.values()) + f"{'ratio':>8}")
+    loads = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             cfg = args.cfg_dir / f"{name}.cfg"
@@ -169,11 +177,17 @@ def main():
             rounds = [{e: run_isolated(e, cfg, weights, args.threads, args.repeat, args.batch) for e in ENGINES}
                       for _ in range(args.rounds)]
             runs = {e: None if rounds[0][e] is None else
-                    (statistics.median(r[e][0] for r in rounds), max(r[e][1] for r in rounds)) for e in ENGINES}
+                    (statistics.median(r[e][0] for r in rounds), max(r[e][1] for r in rounds),
+                     statistics.median(r[e][2] for r in rounds)) for e in ENGINES}
             best = min(v[0] for e, v in runs.items() if e != "darknetpy" and v is not None)
             cells = "".join(f"{v[0]:>14.1f}{v[1]:>6.0f}" if v is not None else f"{'-':>14}{'-':>6}"
                             for v in runs.values())
             print(f"{name:<14}{'x'.join(map(str, shape)):>16}{cells}{runs['darknetpy'][0] / best:>8.2f}")
+            loads.append(f"{name:<30}" + "".join(f"{v[2]:>14.0f}" if v is not None else f"{'-':>14}"
+                                                  for v in runs.values()))
+    print(f"\nload ms (cfg + weights, or the ONNX model compiled, up to the first forward)\n{'model':<30}"
+          + "".join(f"{h.split()[0]:>14}" for h in HEADERS.values()))
+    print("\n".join(loads))
 
 
 if __name__ == "__main__":
