@@ -160,6 +160,8 @@ FUSED_3X3 = [
     # weight sets large enough that small maps take 2x2 tiles (F(2x2, 3x3)) ...
     (256, 13, 11, [(128, 3, 1, 1, "leaky")]),
     (192, 11, 10, [(160, 3, 1, 1, "linear")]),
+    # ... or where 4x4 tiles would beat them but their transformed weights are too large for the map
+    (128, 10, 10, [(64, 3, 1, 1, "leaky")]),
     # ... or, on a map this small next to the channels, im2col with the batch-norm scale in the output pass
     (192, 9, 8, [(160, 3, 1, 1, "linear")]),
     # Winograd (16 input channels or more) on maps of odd sizes, of one tile, of one pixel

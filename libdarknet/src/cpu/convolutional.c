@@ -38,15 +38,17 @@ static const conv *params(const dn_layer *l)
 /* Winograd keeps (m+2)^2 transformed taps per filter and channel beside the 9 raw ones:
    worth it only where the map is large next to the channels. Past this ratio (8x8 and
    13x13 maps of 512 channels) im2col cost darknet53 about 3% at 2 threads, nothing
-   measurable on yolov4-tiny, and spared 128 and 16 MiB of transformed weights. */
+   measurable on yolov4-tiny, and spared 128 and 16 MiB of transformed weights. Where
+   4x4 tiles (36 taps) pass it and 2x2 tiles (16) do, the smaller tiles are used. */
 #define WINO_TAPS_PER_PIXEL 32
 
 /* The Winograd tile size prepared inference uses for this layer, 0 for im2col. */
 static int wino_tile(const dn_layer *l)
 {
     const conv *p = l->p;
-    const int m = l->batch_normalize && is_wino(p) ? dn_wino_tile(p->g.c, p->n, l->h, l->w) : 0;
-    return m && (size_t)(m + 2) * (m + 2) * p->g.c <= (size_t)WINO_TAPS_PER_PIXEL * l->h * l->w ? m : 0;
+    if (!l->batch_normalize || !is_wino(p)) return 0;
+    const size_t taps = (size_t)WINO_TAPS_PER_PIXEL * l->h * l->w / p->g.c;
+    return dn_wino_tile(p->g.c, p->n, l->h, l->w, taps < 36 ? (int)taps : 36);
 }
 
 /* Output rows per block of forward_blocks, and the blocks of the map. */

@@ -163,8 +163,8 @@ dn_status dn_conv_backward_gemms(const struct conv *p, int batch, const float *i
 #define dn_wino_images_workspace DN_CPU(wino_images_workspace)
 #define dn_wino_conv3x3_images DN_CPU(wino_conv3x3_images)
 /* the output tile size m (4 or 2) that makes Winograd F(m x m, 3x3) faster
-   than im2col for this layer shape, else 0 */
-int dn_wino_tile(int c, int k, int h, int w);
+   than im2col for this layer shape, with at most max_taps = (m+2)^2, else 0 */
+int dn_wino_tile(int c, int k, int h, int w, int max_taps);
 /* floats of scratch dn_wino_conv3x3 needs */
 size_t dn_wino_workspace(int c, int k, int h, int w, int m);
 /* floats of u ((m+2)^2 packed (k, c) matrices) */

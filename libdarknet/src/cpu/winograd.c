@@ -48,15 +48,16 @@ static int strip_rows(int c, int k, int h, int w, int m)
    packs each forward ((m+2)^2 against 9): when they do not fit in cache
    (measured on AVX2) one streamed weight costs about as much as 27
    multiply-adds, which makes small maps (7x7 at 512 -> 1024) stay on im2col
-   and mid-sized ones (8x8 to 16x16) take 2x2 tiles. */
-int dn_wino_tile(int c, int k, int h, int w)
+   and mid-sized ones (8x8 to 16x16) take 2x2 tiles. Tiles of more than max_taps taps
+   ((m+2)^2: 36 or 16) are not considered. */
+int dn_wino_tile(int c, int k, int h, int w, int max_taps)
 {
     /* few input channels (a first layer): the transforms' traffic outweighs the GEMMs */
-    if (c < 16) return 0;
+    if (c < 16 || max_taps < 16) return 0;
     const long beta = (size_t)36 * k * c > ((size_t)1 << 20) ? 27 : 0;
     const long im2col = 9L * h * w + 9 * beta;
     const long f2 = 16L * tiles(h, 2) * tiles(w, 2) + 16 * beta;
-    const long f4 = 36L * tiles(h, 4) * tiles(w, 4) + 36 * beta;
+    const long f4 = max_taps < 36 ? f2 + 1 : 36L * tiles(h, 4) * tiles(w, 4) + 36 * beta;
     const long best = f4 <= f2 ? f4 : f2;
     if (10 * best >= 9 * im2col) return 0;
     return f4 <= f2 ? 4 : 2;
