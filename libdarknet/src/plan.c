@@ -57,12 +57,12 @@ static int unkept(const dn_network *net, const int *home, int upto, int h)
 }
 
 /* home[i]: the layer whose block holds layer i's output, at[i] floats (per image) into it.
-   Only where each image's outputs are contiguous and alone (one image at a time, no device
-   copies), for routes that are not kept and that no in-place layer follows (it would write
-   into the sources). A concatenation (groups=1) takes each input whose whole block is its own
-   (not kept, not already a slice of another block) as its slice, with
-   whatever that block holds; a route of one input views its group of the input's block.
-   (A route's inputs are layers, never the network input.) */
+   Routes share blocks only where each image's outputs are contiguous and alone (one image at
+   a time, on the host), when they are not kept and no in-place layer follows them (it would
+   write into their inputs). A concatenation (groups=1) takes in as its slice each input that
+   fills a block of its own, not kept, with all that block holds (in-place layers, views, an
+   inner concatenation); a route of one input views its group of the input. A route's inputs
+   are layers, never the network input. */
 static void alias_routes(const dn_network *net, int *home, size_t *at)
 {
     const int one_image = dn_plan_image_by_image(net) || net->info.batch == 1;
