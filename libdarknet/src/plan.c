@@ -5,10 +5,14 @@
    A training network keeps every output: backward reads them all.
 
    A batch that runs image by image (dn_plan_image_by_image) needs room for one image's
-   outputs that are not kept (and workspaces), and the whole batch's kept ones. */
+   outputs that are not kept (and workspaces), and the whole batch's kept ones.
+
+   Routes copy nothing where every layer sees one image on the CPU (alias_routes): the inputs of
+   a concatenation write straight into its slices, and a route of one input is a view of it. */
 #include <string.h>
 
 #include "dn.h"
+#include "layer_route.h"
 
 /* Offsets are in floats per sample, rounded up to a cache line, and scaled by the batch:
    the plan is the same for every batch size. */
@@ -44,30 +48,80 @@ static int kept(const dn_network *net, int i)
            (dn_layer_caps(net->layers[i].kind) & DN_CAP_DETECTION);
 }
 
+/* Whether no output held in block h by the layers before `upto` is kept. */
+static int unkept(const dn_network *net, const int *home, int upto, int h)
+{
+    for (int j = 0; j < upto; j++)
+        if (home[j] == h && kept(net, j)) return 0;
+    return 1;
+}
+
+/* home[i]: the layer whose block holds layer i's output, at[i] floats (per image) into it.
+   Routes share blocks only where each image's outputs are contiguous and alone (one image at
+   a time, on the host), when they are not kept and no in-place layer follows them (it would
+   write into their inputs). A concatenation (groups=1) takes in as its slice each input that
+   fills a block of its own, not kept, with all that block holds (in-place layers, views, an
+   inner concatenation); a route of one input views its group of the input. A route's inputs
+   are layers, never the network input. */
+static void alias_routes(const dn_network *net, int *home, size_t *at)
+{
+    const int one_image = dn_plan_image_by_image(net) || net->info.batch == 1;
+    const int allowed = one_image && !net->info.train && !net->ctx.backend->device_copies;
+    for (int i = 0; i < net->n; i++) {
+        const dn_layer *l = &net->layers[i];
+        home[i] = l->ops->in_place ? home[i - 1] : i;
+        at[i] = l->ops->in_place ? at[i - 1] : 0;
+        if (!allowed || l->kind != DN_KIND_route || kept(net, i) ||
+            (i + 1 < net->n && net->layers[i + 1].ops->in_place))
+            continue;
+        const route *p = l->p;
+        if (l->n_in == 1) {
+            const int s = l->in_idx[0];
+            if (!unkept(net, home, i, home[s])) continue;
+            home[i] = home[s];
+            at[i] = at[s] + (size_t)p->group_id * (net->layers[s].outputs / p->groups);
+            continue;
+        }
+        size_t off = 0;
+        for (int k = 0; k < l->n_in && p->groups == 1; k++) {
+            const int s = l->in_idx[k], h = home[s];
+            if (h != i && !at[s] && net->layers[h].outputs == net->layers[s].outputs && unkept(net, home, i, h))
+                for (int j = 0; j < i; j++) /* the block and all it holds move into this one */
+                    if (home[j] == h) {
+                        home[j] = i;
+                        at[j] += off;
+                    }
+            off += net->layers[s].outputs;
+        }
+    }
+}
+
 dn_status dn_plan_outputs(dn_network *net)
 {
     const int n = net->n;
     const int by_image = dn_plan_image_by_image(net);
     const size_t batch = (size_t)net->info.batch, scale = by_image ? 1 : batch; /* arena floats per planned one */
     block *blocks = calloc(2 * (size_t)n, sizeof *blocks); /* outputs, then workspaces */
-    int *root = malloc(sizeof *root * n); /* the layer whose buffer holds layer i's output */
-    if (!blocks || !root) {
+    int *home = malloc(sizeof *home * n);
+    size_t *at = malloc(sizeof *at * n);
+    if (!blocks || !home || !at) {
         free(blocks);
-        free(root);
+        free(home);
+        free(at);
         return dn_fail(DN_ERR_OOM, "out of memory planning %s", net->cfg_path);
     }
+    alias_routes(net, home, at);
     for (int i = 0; i < n; i++) {
         const dn_layer *l = &net->layers[i];
-        root[i] = l->ops->in_place ? root[i - 1] : i;
-        block *b = &blocks[root[i]];
-        if (root[i] == i) {
-            b->size = ((size_t)l->outputs + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+        block *b = &blocks[home[i]];
+        if (!b->size) { /* its first writer */
+            b->size = ((size_t)net->layers[home[i]].outputs + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
             b->first = i;
         }
         if (kept(net, i)) b->last = n;
         else if (b->last < i) b->last = i; /* an in-place layer writes its root's buffer */
         for (int k = 0; k < l->n_in; k++)
-            if (l->in_idx[k] >= 0 && blocks[root[l->in_idx[k]]].last < i) blocks[root[l->in_idx[k]]].last = i;
+            if (l->in_idx[k] >= 0 && blocks[home[l->in_idx[k]]].last < i) blocks[home[l->in_idx[k]]].last = i;
         /* per image, as the outputs: a batch's share of the workspace, unless it runs image by image */
         const size_t ws = (l->scratch.n + scale - 1) / scale;
         blocks[n + i] = (block){(ws + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS, 0, i, i, 0};
@@ -107,16 +161,17 @@ dn_status dn_plan_outputs(dn_network *net)
     dn_status st = be->alloc(&net->arena, total + kept_floats, "layer outputs");
     for (int i = 0; st == DN_OK && i < n; i++) {
         dn_layer *l = &net->layers[i];
-        const block *b = &blocks[root[i]];
+        const block *b = &blocks[home[i]];
         l->output_kept = b->last == n;
         const size_t images = by_image && !l->output_kept ? 1 : batch;
-        const size_t off = by_image ? b->off : batch * b->off;
-        l->output = (dn_tensor){net->arena.data + off, images * net->layers[root[i]].outputs, net->arena.device};
+        const size_t off = (by_image ? b->off : batch * b->off) + at[i]; /* at: only where one image is seen */
+        l->output = (dn_tensor){net->arena.data + off, images * l->outputs, net->arena.device};
         if (l->scratch.n)
             l->scratch = (dn_tensor){net->arena.data + scale * blocks[n + i].off, l->scratch.n, net->arena.device};
     }
     free(blocks);
-    free(root);
+    free(home);
+    free(at);
     return st;
 }
 

@@ -14,7 +14,8 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     for (int i = 0; i < l->n_in; i++) {
         const long total = (long)(srcs[i]->n / l->batch), part = total / p->groups;
         const float *src = srcs[i]->data + (long)p->group_id * part;
-        const long chunks = (part + COPY_CHUNK - 1) / COPY_CHUNK;
+        /* none where the input wrote its slice itself (plan.c, only where the layer sees one image) */
+        const long chunks = src == out->data + offset ? 0 : (part + COPY_CHUNK - 1) / COPY_CHUNK;
         #pragma omp parallel for collapse(2) if (l->batch * chunks > 1) num_threads(dn_cpu_threads())
         for (int b = 0; b < l->batch; b++)
             for (long c = 0; c < chunks; c++) {
