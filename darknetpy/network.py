@@ -202,6 +202,19 @@ class Network:
 
     __call__ = predict
 
+    def time_layers(self, on: bool = True) -> None:
+        """Start timing each layer of the forwards that follow, from zero (``on=False``: stop).
+        CPU networks only (UnsupportedError on a device); see :meth:`layer_times`."""
+        with self._lock:
+            self._handle.time_layers(bool(on))
+
+    def layer_times(self) -> np.ndarray:
+        """Each layer's mean wall milliseconds per forward since :meth:`time_layers` started timing
+        (a forward is one chunk of :meth:`predict`; zeros before the first)."""
+        with self._lock:
+            seconds, forwards = self._handle.layer_times(len(self.layers))
+        return seconds * 1e3 / max(forwards, 1)
+
     def keep_output(self, index: int) -> None:
         """Keep layer ``index``'s output for :meth:`layer_output` from the next forward on
         (an inference network otherwise reuses its memory; see the class notes)."""

@@ -452,6 +452,16 @@ cdef class NetworkHandle:
         dn_network_phase_times(self._get(), t)
         return t[0], t[1], t[2]
 
+    def time_layers(self, bint on):
+        _check(dn_network_time_layers(self._get(), on))
+
+    def layer_times(self, int n_layers):
+        """(each layer's wall seconds summed over the timed forwards, how many forwards)."""
+        seconds = np.zeros(n_layers, np.float64)
+        cdef double[::1] out = seconds
+        cdef long forwards = dn_network_layer_times(self._get(), &out[0])
+        return seconds, forwards
+
     def backward(self, const float[:, ::1] x, const float[:, ::1] y, bint want_input_delta):
         """(loss, input delta (batch, inputs) or None) of one mini-batch; accumulators reset first."""
         cdef dn_network *net = self._get()

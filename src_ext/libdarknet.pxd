@@ -129,6 +129,8 @@ cdef extern from "darknet.h" nogil:
     dn_status dn_network_train_step_parallel(dn_network *const *nets, int n, const float *x, const float *y,
                                              int truth_size, float *loss)
     void dn_network_phase_times(const dn_network *net, double seconds[3])
+    dn_status dn_network_time_layers(dn_network *net, int on)
+    long dn_network_layer_times(const dn_network *net, double *seconds)
     dn_status dn_network_backward(dn_network *net, const float *x, const float *y, int truth_size, double *loss,
                                   float *input_delta)
     dn_status dn_network_param(dn_network *net, int index, const char *name, float **data, float **delta,

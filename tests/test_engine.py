@@ -229,6 +229,26 @@ def test_a_batch_infers_like_its_images_one_by_one(small, tmp_path, kind):
         np.testing.assert_allclose(net3.predict(x[1:]), net1.predict(x[1:]), rtol=1e-5, atol=1e-6)  # a part batch
 
 
+def test_layer_times_count_each_forward_once(small):
+    """Per-layer timing: every layer of every forward (a chunk of predict; a batch run image by image
+    is one forward) is summed, outputs are unchanged, and stopping it clears the times."""
+    cfg, weights = small
+    x = np.stack([image((3, 64, 64), seed) for seed in range(3)])
+    with dn.Network(cfg, weights, batch=2) as net:
+        expected = net.predict(x)
+        assert not net.layer_times().any()
+        net.time_layers()
+        for _ in range(2):
+            np.testing.assert_array_equal(net.predict(x), expected)
+        seconds, forwards = net._handle.layer_times(len(net.layers))
+        assert forwards == 4  # two predicts of two chunks each
+        assert (seconds > 0).all()
+        np.testing.assert_allclose(net.layer_times(), seconds * 1e3 / 4)
+        net.time_layers(False)
+        net.predict(x)
+        assert not net.layer_times().any()
+
+
 def test_resize_equals_a_network_built_at_that_size(small, tmp_path):
     cfg, weights = small
     net = dn.Network(cfg, weights)

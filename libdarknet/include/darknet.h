@@ -272,6 +272,12 @@ dn_status dn_network_train_step_parallel(dn_network *const *nets, int n, const f
 /* Wall seconds of the phases of the last train_step (or backward, update 0): forward,
    backward (each summed over its mini-batches) and update; for benchmarks. */
 void dn_network_phase_times(const dn_network *net, double seconds[3]);
+/* Per-layer timing of the forwards that follow (on the CPU backend; off when a network is
+   built): on = 1 starts it from zero, on = 0 stops it. dn_network_layer_times writes each
+   layer's wall seconds summed over the timed forwards (a batch run image by image counts
+   once) into seconds[n_layers] and returns how many forwards that is. */
+dn_status dn_network_time_layers(dn_network *net, int on);
+long dn_network_layer_times(const dn_network *net, double *seconds);
 
 /*
  * Inspection hook for gradient checks (training does not need it): one

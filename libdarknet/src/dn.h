@@ -397,6 +397,8 @@ struct dn_network {
     unsigned char *keep;   /* inference: n flags, outputs kept at the user's request (NULL: none) */
     int estimate_minibatch; /* > 0: an estimate (estimate.c), training buffers for this mini-batch */
     double phase_s[3];     /* wall seconds of the last train_step's forward, backward, update */
+    double *layer_s;       /* NULL, or each layer's wall seconds summed over the timed forwards */
+    long timed_forwards;   /* forwards summed in layer_s */
     dn_ctx ctx;
 };
 

@@ -35,6 +35,7 @@ void dn_network_free(dn_network *net)
     free_layers(net->layers, net->n, b, net->arena.data != NULL);
     b->release(&net->arena);
     free(net->keep);
+    free(net->layer_s);
     b->release(&net->input);
     b->release(&net->input_delta);
     b->release(&net->ctx.truth);
@@ -402,6 +403,24 @@ static dn_status check_cancel(const dn_network *net)
     return DN_OK;
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+/* Layer l's forward; inference gives it its workspace, its place in the arena. */
+static dn_status forward_layer(dn_ctx *ctx, dn_layer *l)
+{
+    if (!l->scratch.data) return ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx);
+    const dn_tensor own = ctx->workspace;
+    ctx->workspace = l->scratch;
+    const dn_status st = ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx);
+    ctx->workspace = own;
+    return st;
+}
+
 static dn_status forward_layers(dn_network *net)
 {
     dn_ctx *ctx = &net->ctx;
@@ -409,15 +428,9 @@ static dn_status forward_layers(dn_network *net)
         dn_layer *l = &net->layers[i];
         DN_TRY(check_cancel(net));
         if (ctx->training && l->delta.data && !l->ops->in_place) DN_TRY(zero(ctx->backend, &l->delta, 0, l->delta.n));
-        if (!l->scratch.data) {
-            DN_TRY(ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx));
-            continue;
-        }
-        const dn_tensor own = ctx->workspace; /* inference: the layer's workspace is its place in the arena */
-        ctx->workspace = l->scratch;
-        const dn_status st = ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx);
-        ctx->workspace = own;
-        DN_TRY(st);
+        const double t0 = net->layer_s ? now_s() : 0;
+        DN_TRY(forward_layer(ctx, l));
+        if (net->layer_s) net->layer_s[i] += now_s() - t0;
     }
     return DN_OK;
 }
@@ -447,6 +460,7 @@ static void move_view(dn_network *net, long step, int batch)
    the whole batch, the rest of the input zero). */
 static dn_status forward_all(dn_network *net, int images)
 {
+    if (net->layer_s) net->timed_forwards++;
     if (!dn_plan_image_by_image(net)) return forward_layers(net);
     dn_status st = DN_OK;
     int b = 0;
@@ -574,16 +588,28 @@ static dn_status prepare_training(dn_network *net, int truth_size)
     return DN_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 void dn_network_phase_times(const dn_network *net, double seconds[3])
 {
     memcpy(seconds, net->phase_s, sizeof net->phase_s);
+}
+
+dn_status dn_network_time_layers(dn_network *net, int on)
+{
+    free(net->layer_s);
+    net->layer_s = NULL;
+    net->timed_forwards = 0;
+    if (!on) return DN_OK;
+    if (net->ctx.backend != dn_cpu_backend())
+        return dn_fail(DN_ERR_UNSUPPORTED, "%s: per-layer times are measured on the CPU backend only, not on %s",
+                       net->cfg_path, net->ctx.backend->name);
+    net->layer_s = calloc(net->n, sizeof *net->layer_s);
+    return net->layer_s ? DN_OK : dn_fail(DN_ERR_OOM, "out of memory for the layer times of %s", net->cfg_path);
+}
+
+long dn_network_layer_times(const dn_network *net, double *seconds)
+{
+    for (int i = 0; i < net->n; i++) seconds[i] = net->layer_s ? net->layer_s[i] : 0;
+    return net->timed_forwards;
 }
 
 /* Training forward and backward of one mini-batch; *cost receives its network cost. */
