@@ -145,7 +145,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1,
-                        help="run the engines one after the other this many times; report the median round")
+                        help="run the engines one after the other this many times; report each one's best round "
+                             "(a slow spell of a shared machine only ever lengthens a round)")
     parser.add_argument("--size", type=int, help="run every model at SIZE x SIZE input")
     parser.add_argument("--cfg-dir", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "darknet" / "cfg")
@@ -158,7 +159,7 @@ def main():
         print(load, ms, peak_rss_mb())
         return
     print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}, threads={args.threads}, batch {args.batch}, "
-          f"median of {args.repeat} forwards, median of {args.rounds} interleaved rounds; peak RSS in MB")
+          f"median of {args.repeat} forwards, best of {args.rounds} interleaved rounds; peak RSS in MB")
     print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}{'RSS':>6}" for h in HEADERS.values()) + f"{'ratio':>8}")
     loads = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,7 +178,7 @@ def main():
             rounds = [{e: run_isolated(e, cfg, weights, args.threads, args.repeat, args.batch) for e in ENGINES}
                       for _ in range(args.rounds)]
             runs = {e: None if rounds[0][e] is None else
-                    (statistics.median(r[e][0] for r in rounds), max(r[e][1] for r in rounds),
+                    (min(r[e][0] for r in rounds), max(r[e][1] for r in rounds),
                      statistics.median(r[e][2] for r in rounds)) for e in ENGINES}
             best = min(v[0] for e, v in runs.items() if e != "darknetpy" and v is not None)
             cells = "".join(f"{v[0]:>14.1f}{v[1]:>6.0f}" if v is not None else f"{'-':>14}{'-':>6}"
