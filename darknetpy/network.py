@@ -212,7 +212,7 @@ class Network:
         """Each layer's mean wall milliseconds per forward since :meth:`time_layers` started timing
         (a forward is one chunk of :meth:`predict`; zeros before the first)."""
         with self._lock:
-            seconds, forwards = self._handle.layer_times(len(self.layers))
+            seconds, forwards = self._handle.layer_times()
         return seconds * 1e3 / max(forwards, 1)
 
     def keep_output(self, index: int) -> None:

@@ -455,9 +455,11 @@ cdef class NetworkHandle:
     def time_layers(self, bint on):
         _check(dn_network_time_layers(self._get(), on))
 
-    def layer_times(self, int n_layers):
+    def layer_times(self):
         """(each layer's wall seconds summed over the timed forwards, how many forwards)."""
-        seconds = np.zeros(n_layers, np.float64)
+        cdef dn_net_info i
+        _check(dn_network_info(self._get(), &i))
+        seconds = np.zeros(i.n_layers, np.float64)
         cdef double[::1] out = seconds
         cdef long forwards = dn_network_layer_times(self._get(), &out[0])
         return seconds, forwards

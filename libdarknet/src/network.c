@@ -410,7 +410,8 @@ static double now_s(void)
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-/* Layer l's forward; inference gives it its workspace, its place in the arena. */
+/* Layer l's forward; inference gives it its workspace, its place in the arena. Without one
+   ctx->workspace is left alone: a training kernel may grow it during the call. */
 static dn_status forward_layer(dn_ctx *ctx, dn_layer *l)
 {
     if (!l->scratch.data) return ctx->backend->kernels[l->kind]->forward(l, l->in, &l->output, ctx);

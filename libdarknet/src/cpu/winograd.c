@@ -57,10 +57,9 @@ int dn_wino_tile(int c, int k, int h, int w, int max_taps)
     const long beta = (size_t)36 * k * c > ((size_t)1 << 20) ? 27 : 0;
     const long im2col = 9L * h * w + 9 * beta;
     const long f2 = 16L * tiles(h, 2) * tiles(w, 2) + 16 * beta;
-    const long f4 = max_taps < 36 ? f2 + 1 : 36L * tiles(h, 4) * tiles(w, 4) + 36 * beta;
-    const long best = f4 <= f2 ? f4 : f2;
-    if (10 * best >= 9 * im2col) return 0;
-    return f4 <= f2 ? 4 : 2;
+    const long f4 = 36L * tiles(h, 4) * tiles(w, 4) + 36 * beta;
+    const int four = max_taps >= 36 && f4 <= f2;
+    return 10 * (four ? f4 : f2) < 9 * im2col ? (four ? 4 : 2) : 0;
 }
 
 /* Training's tile size: as dn_wino_tile without the weights' streaming cost (the GEMMs of many
