@@ -26,6 +26,12 @@ def read_f32(path, shape=None):
     return a.reshape(shape) if shape is not None else a
 
 
+def conv(filters, size=3, stride=1, act="leaky", bn=1, extra=""):
+    """A [convolutional] section of cfg text (pad=1: same-size output at stride 1)."""
+    return (f"[convolutional]\nbatch_normalize={bn}\nfilters={filters}\nsize={size}\nstride={stride}\npad=1\n"
+            f"activation={act}\n{extra}\n")
+
+
 def package_env() -> dict:
     """Environment for a child interpreter that imports the same darknetpy as this one
     (the installed package in CI, the in-place build during development)."""

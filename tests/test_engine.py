@@ -14,7 +14,7 @@ import pytest
 
 import darknetpy as dn
 from darknetpy.cfgfile import read_cfg, read_options
-from conftest import package_env
+from conftest import conv, package_env
 
 # conv (Winograd-sized, BN), maxpool, a 1x1 conv, route, upsample, shortcut, yolo head
 SMALL = """[net]
@@ -172,20 +172,7 @@ def test_runs_on_an_old_cpu(small, tmp_path):
     assert float(total) == pytest.approx(float(expected), rel=1e-5)
 
 
-CLASSIFIER = """[net]
-width=12
-height=12
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[dropout]
+CLASSIFIER = "[net]\nwidth=12\nheight=12\nchannels=3\n\n" + conv(8) + """[dropout]
 probability=0.3
 
 [maxpool]

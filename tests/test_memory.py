@@ -11,12 +11,7 @@ import numpy as np
 import pytest
 
 import darknetpy as dn
-from conftest import package_env
-
-
-def conv(filters, size=3, stride=1, act="leaky", bn=1):
-    return (f"[convolutional]\nbatch_normalize={bn}\nfilters={filters}\nsize={size}\nstride={stride}\npad=1\n"
-            f"activation={act}\n\n")
+from conftest import conv, package_env
 
 
 def yolo(mask):

@@ -5,18 +5,14 @@ import numpy as np
 import pytest
 
 import darknetpy as dn
-
-
-def conv(filters, size=3, stride=1, bn=1, groups=1, extra=""):
-    return (f"[convolutional]\nbatch_normalize={bn}\nfilters={filters}\nsize={size}\nstride={stride}\npad=1\n"
-            f"groups={groups}\nactivation=leaky\n{extra}\n")
+from conftest import conv
 
 
 # every way a convolution keeps its weights at inference
 CFG = ("[net]\nwidth=32\nheight=32\nchannels=16\n\n"
        + conv(16)                       # 0: 32x32 map of 16 channels: Winograd, raw kept beside it
        + conv(32, stride=2)             # 1: batch norm, im2col: packed only
-       + conv(32, groups=4)             # 2: grouped: raw, unpacked
+       + conv(32, extra="groups=4\n")  # 2: grouped: raw, unpacked
        + conv(32, size=1, bn=0)         # 3: no batch norm: packed only
        + conv(32, size=1)               # 4: 1x1 with batch norm: packed only
        + conv(16, size=1, bn=0))        # 5
