@@ -6,39 +6,50 @@
 
 static float logistic(float x) { return 1.f / (1.f + expf(-x)); }
 
-/* exp(x) within ~2 ulp for the forward kernels, branch-free so loops vectorise:
-   x = n ln2 + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial (Cephes
-   coefficients), 2^n put into the exponent bits. */
-static inline float exp_fast(float x)
-{
-    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
-    const float t = x * 1.44269504f;
-#ifdef __SSE4_1__
-    const float n = floorf(t + .5f);
-#else /* SSE2 has no vector floor; GCC vectorises this form there (but not with AVX) */
-    const float n = (float)(int32_t)(t + (t < 0 ? -.5f : .5f));
+/* a * b + c, fused where the instruction set has FMA (each level computes it its own way,
+   within an ulp) */
+#ifdef __FMA__
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
 #endif
-    const float r = x - n * .693359375f + n * 2.12194440e-4f;
+
+/* exp(x) within ~2 ulp for x in [-87.3, 88.3] (the callers clamp: one clamp per kernel
+   vectorises best), branch-free so loops vectorise: x = n ln2 + r with |r| <= ln2/2,
+   exp(r) by a degree-6 polynomial (Cephes coefficients), 2^n put into the exponent bits.
+   n is rounded by adding 1.5 * 2^23 (+ the exponent bias 127): the low bits of that sum
+   are then 2^n's exponent field. */
+static inline float exp_in_range(float x)
+{
+    const float shift = 12582912.f + 127.f;
+    const float u = MADD(x, 1.44269504f, shift), n = u - shift;
+    const float r = MADD(n, 2.12194440e-4f, MADD(n, -.693359375f, x));
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.f;
-    union { int32_t i; float f; } scale = {((int32_t)n + 127) << 23};
-    return p * scale.f;
+    p = MADD(p, r, 1.3981999507e-3f);
+    p = MADD(p, r, 8.3334519073e-3f);
+    p = MADD(p, r, 4.1665795894e-2f);
+    p = MADD(p, r, 1.6666665459e-1f);
+    p = MADD(p, r, 5.0000001201e-1f);
+    p = MADD(p, r * r, r) + 1.f;
+    int32_t bits;
+    memcpy(&bits, &u, sizeof bits);
+    bits <<= 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
 }
 
 /* Element-wise kernels for the hot activations: one pass, vectorised. */
 static inline float leaky_fast(float x) { return x > 0 ? x : .1f * x; }
-static inline float logistic_fast(float x) { return 1.f / (1.f + exp_fast(-x)); }
-static inline float swish_fast(float x) { return x / (1.f + exp_fast(-x)); }
+static inline float clamp(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
+static inline float logistic_fast(float x) { return 1.f / (1.f + exp_in_range(clamp(-x, -87.3f, 88.3f))); }
+static inline float swish_fast(float x) { return x / (1.f + exp_in_range(clamp(-x, -87.3f, 88.3f))); }
 static inline float mish_fast(float x)
 {
-    /* x tanh(ln(1 + e^x)) = x n / (n + 2) with n = e^x (e^x + 2); x beyond 20 is its own mish */
-    const float e = exp_fast(x < 20.f ? x : 20.f), n = e * (e + 2.f);
-    return x > 20.f ? x : x * n / (n + 2.f);
+    /* x tanh(ln(1 + e^x)) = x n / (n + 2) with n = e^x (e^x + 2); from x = 20 on the
+       ratio rounds to 1 (mish(x) = x there, as upstream's) */
+    const float e = exp_in_range(clamp(x, -87.3f, 20.f)), n = MADD(e, e, e + e);
+    return x * (n / (n + 2.f));
 }
 
 static float softplus(float x)
