@@ -48,34 +48,43 @@ static const float *effective_weights(dn_layer *l, const dn_ctx *ctx)
     return p->norm;
 }
 
+/* Elements of a source of `n` floats per image that fall in output plane `ch` (its overlap
+   with the output is a prefix of each image). */
+static int overlap(long n, int ch, int spatial)
+{
+    const long left = n - (long)ch * spatial;
+    return left <= 0 ? 0 : left < spatial ? (int)left : spatial;
+}
+
+/* out = w0 in + sum_k w_k from_k over each source's overlapping prefix, one output plane at
+   a time: in and the first source are read in the same pass as out is written (w = 1
+   without weights: the same sums as without the multiplies). */
 static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *out, dn_ctx *ctx)
 {
     (void)out;
     const float *in = srcs[0]->data;
     shortcut *p = l->p;
     const float *w = effective_weights(l, ctx);
-    const int spatial = l->out_w * l->out_h, per = per_input(p, l->c), outputs = l->outputs;
-    const long total = (long)l->batch * outputs;
-    if (!w) {
-        memcpy(l->output.data, in, sizeof(float) * total);
-    } else {
-        #pragma omp parallel for num_threads(dn_cpu_threads())
-        for (long j = 0; j < total; j++) {
-            const int i = (int)(j % outputs);
-            l->output.data[j] = w[per == 1 ? 0 : i / spatial] * in[j];
+    const int spatial = l->out_w * l->out_h, per = per_input(p, l->c), c = l->out_c;
+    const long total = (long)l->batch * l->outputs;
+    #pragma omp parallel for num_threads(dn_cpu_threads())
+    for (long pl = 0; pl < (long)l->batch * c; pl++) {
+        const int b = (int)(pl / c), ch = (int)(pl % c), wi = per == 1 ? 0 : ch;
+        float *o = l->output.data + pl * spatial;
+        const float *x = in + pl * spatial, w0 = w ? w[wi] : 1.f;
+        int covered = 0;
+        if (p->n) {
+            const long n1 = (long)(srcs[1]->n / l->batch);
+            const float *s1 = srcs[1]->data + b * n1 + (long)ch * spatial, w1 = w ? w[per + wi] : 1.f;
+            covered = overlap(n1, ch, spatial);
+            for (int i = 0; i < covered; i++) o[i] = w0 * x[i] + w1 * s1[i];
         }
-    }
-    for (int k = 0; k < p->n; k++) {
-        const float *src = srcs[k + 1]->data;
-        const int src_outputs = (int)(srcs[k + 1]->n / l->batch);
-        const int m = src_outputs < outputs ? src_outputs : outputs; /* overlapping channel prefix */
-        const float *wk = w ? w + (long)(k + 1) * per : NULL;
-        #pragma omp parallel for collapse(2) num_threads(dn_cpu_threads())
-        for (int b = 0; b < l->batch; b++)
-            for (int i = 0; i < m; i++) {
-                const float v = src[(long)b * src_outputs + i];
-                l->output.data[(long)b * outputs + i] += wk ? wk[per == 1 ? 0 : i / spatial] * v : v;
-            }
+        for (int i = covered; i < spatial; i++) o[i] = w0 * x[i];
+        for (int k = 2; k <= p->n; k++) {
+            const long nk = (long)(srcs[k]->n / l->batch);
+            const float *sk = srcs[k]->data + b * nk + (long)ch * spatial, wk = w ? w[(long)k * per + wi] : 1.f;
+            for (int i = 0, m = overlap(nk, ch, spatial); i < m; i++) o[i] += wk * sk[i];
+        }
     }
     if (ctx->training && p->preact) memcpy(p->preact, l->output.data, sizeof(float) * total);
     dn_activate(l->output.data, l->batch, l->out_c, spatial, p->act);
