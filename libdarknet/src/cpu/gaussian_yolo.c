@@ -1,7 +1,6 @@
 /* [Gaussian_yolo] on the CPU (spec D1.4): per anchor slot the logistic on mu_x, sigma_x,
    mu_y, sigma_y, sigma_w, sigma_h, objectness and the classes (mu_w, mu_h stay raw), then
    scale_x_y on mu_x and mu_y: v <- s*v - (s-1)/2. */
-#include <math.h>
 #include <string.h>
 
 #include "../layer_gaussian_yolo.h"
@@ -19,11 +18,9 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
         const int e = (int)(pl % entries);
         const float *src = srcs[0]->data + pl * spatial;
         float *dst = out->data + pl * spatial;
-        if (e == 4 || e == 6) {
-            memcpy(dst, src, sizeof(float) * spatial);
-            continue;
-        }
-        for (int i = 0; i < spatial; i++) dst[i] = 1.f / (1.f + expf(-src[i]));
+        memcpy(dst, src, sizeof(float) * spatial);
+        if (e == 4 || e == 6) continue;
+        dn_activate_span(dst, spatial, 0.f, DN_ACT_LOGISTIC);
         if ((e == 0 || e == 2) && s != 1)
             for (int i = 0; i < spatial; i++) dst[i] = s * dst[i] - shift;
     }

@@ -1,11 +1,8 @@
 /* [yolo] on the CPU: the activations, then in training the loss (yolo_loss.c). */
-#include <math.h>
 #include <string.h>
 
 #include "../layer_yolo.h"
 #include "cpu.h"
-
-static float logistic(float x) { return 1.f / (1.f + expf(-x)); }
 
 /* Per anchor slot: entries 0,1 (x, y) and 4..4+classes get the logistic (not with
    new_coords=1), then x, y <- s*v - (s-1)/2 (spec §3.10). */
@@ -22,11 +19,8 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
         const int e = (int)(pl % entries);
         const float *src = in + pl * spatial;
         float *dst = l->output.data + pl * spatial;
-        if (!p->new_coords && e != 2 && e != 3) {
-            for (int i = 0; i < spatial; i++) dst[i] = logistic(src[i]);
-        } else {
-            memcpy(dst, src, sizeof(float) * spatial);
-        }
+        memcpy(dst, src, sizeof(float) * spatial);
+        if (!p->new_coords && e != 2 && e != 3) dn_activate_span(dst, spatial, 0.f, DN_ACT_LOGISTIC);
         if (e < 2 && s != 1)
             for (int i = 0; i < spatial; i++) dst[i] = s * dst[i] - shift;
     }
