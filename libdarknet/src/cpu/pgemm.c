@@ -1,10 +1,10 @@
 /* GEMM on a left matrix packed once (inference weights): C (m, n) = A (m, k) * B (k, n).
 
-   A is packed in panels of DN_PACK_MR rows (one SIMD vector), each panel k-major
-   (dn_packed_at), so the kernel reads it as one contiguous stream and no call
+   A is packed in panels of DN_PACK_MR rows (one or two SIMD vectors), each panel
+   k-major (dn_packed_at), so the kernel reads it as one contiguous stream and no call
    repacks it (OpenBLAS repacks both operands on every call). B and C are used
-   in place, row-major. Each step of the kernel loads a vector of DN_PACK_MR
-   weights (output channels) and multiplies it by up to 16 broadcast values of
+   in place, row-major. Each step of the kernel loads the panel's DN_PACK_MR
+   weights (output channels) and multiplies them by up to 16 broadcast values of
    one row of B (pixels), so no shape wastes lanes on a partial vector of pixels
    (7x7 maps: 49 pixels); the vectors of accumulated channels are transposed into
    the rows of C in registers.
@@ -18,22 +18,31 @@
 /* the kernel's multiply-adds fuse (the package builds with -ffp-contract=off) */
 #pragma GCC optimize("fp-contract=fast")
 
-#define VL DN_PACK_MR
-#define SHORT_K 64                         /* products shorter than this take tile_rows */
-#define PREFETCH (4096 / (VL * sizeof(float))) /* k steps ahead that tile() prefetches its weights */
-#ifdef __AVX512F__
-#define PIXELS 16 /* accumulators per tile: 32 vector registers */
+#define PANEL DN_PACK_MR /* rows of A per packed panel */
+#if defined(__AVX512F__)
+#define VL 16
+#define PIXELS 16 /* columns per tile: 16 accumulators of 32 vector registers */
+#define TILE_ROWS 16
+#elif defined(__AVX2__)
+#define VL 8
+#define PIXELS 6 /* 2 x 6 accumulators, 2 weights and a broadcast: 15 of 16 vector registers */
+#define TILE_ROWS 8
 #else
-#define PIXELS 12 /* 16 vector registers */
+#define VL 4
+#define PIXELS 6
+#define TILE_ROWS 8
 #endif
+#define HALVES (PANEL / VL)                    /* vectors per panel row of k: 1 or 2 */
+#define SHORT_K 64                             /* products shorter than this take tile_rows */
+#define PREFETCH (4096 / (PANEL * sizeof(float))) /* k steps ahead that tile() prefetches its weights */
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof(float)), may_alias));
 
-size_t dn_pack_size(int m, int k) { return (size_t)(m + VL - 1) / VL * VL * k; }
+size_t dn_pack_size(int m, int k) { return (size_t)(m + PANEL - 1) / PANEL * PANEL * k; }
 
 /* Cache blocking: B is taken in blocks of at most B_BLOCK floats, a slice of k
    (at most K_SLICE) by a run of columns, and every panel passes over a block while it is
-   in L2; a panel's slice of A (VL x K_SLICE) and a tile's of B stay in L1 meanwhile.
+   in L2; a panel's slice of A (PANEL x K_SLICE) and a tile's of B stay in L1 meanwhile.
    Without it each panel streamed the whole of B from L3 (13x13 and 52x52 maps ran at half
    the speed of the in-cache shapes, and a second thread added almost nothing). */
 #define K_SLICE 256
@@ -73,47 +82,57 @@ static inline __attribute__((always_inline)) void transpose(vf *v)
 }
 
 /* C rows [0, rows) x columns [0, cols) of one panel, stored or (add) added to C; cols <=
-   PIXELS is a constant where inlined, so the accumulators stay in registers. Each VL
-   accumulators (pixels) are transposed into VL rows of C (channels), the rest of the
-   columns stored one by one. */
+   PIXELS is a constant where inlined, so the accumulators stay in registers. Each step
+   multiplies the panel's HALVES vectors of weights by cols broadcast values of B. Each VL
+   accumulators (pixels) of a vector of rows are transposed into VL rows of C, the rest
+   of the columns stored one by one. */
 static inline __attribute__((always_inline)) void tile(int cols, int k, const float *ap, const float *b, int ldb,
                                                        float *c, int ldc, int rows, int add)
 {
-    vf acc[PIXELS];
-    for (int j = 0; j < cols; j++) acc[j] = (vf){0};
+    vf acc[HALVES][PIXELS];
+    for (int h = 0; h < HALVES; h++)
+        for (int j = 0; j < cols; j++) acc[h][j] = (vf){0};
     for (int q = 0; q < k; q++) {
-        const vf a = *(const vf *)(ap + (size_t)q * VL);
-        __builtin_prefetch(ap + (q + PREFETCH) * VL); /* a panel's first tile streams it from memory */
+        vf a[HALVES];
+        for (int h = 0; h < HALVES; h++) a[h] = *(const vf *)(ap + (size_t)q * PANEL + h * VL);
+        __builtin_prefetch(ap + (q + PREFETCH) * PANEL); /* a panel's first tile streams it from memory */
         const float *bq = b + (size_t)q * ldb;
-        for (int j = 0; j < cols; j++) acc[j] += a * bq[j];
+        for (int j = 0; j < cols; j++)
+            for (int h = 0; h < HALVES; h++) acc[h][j] += a[h] * bq[j];
     }
     const int whole = cols / VL * VL;
-    for (int j0 = 0; j0 < whole; j0 += VL) {
-        transpose(acc + j0);
-        for (int i = 0; i < rows; i++) {
-            vf *ci = (vf *)(c + (size_t)i * ldc + j0);
-            if (add) *ci += acc[j0 + i];
-            else *ci = acc[j0 + i];
+    for (int h = 0; h < HALVES && h * VL < rows; h++) {
+        const int r0 = h * VL, hr = rows - r0 < VL ? rows - r0 : VL;
+        for (int j0 = 0; j0 < whole; j0 += VL) {
+            transpose(acc[h] + j0);
+            for (int i = 0; i < hr; i++) {
+                vf *ci = (vf *)(c + (size_t)(r0 + i) * ldc + j0);
+                if (add) *ci += acc[h][j0 + i];
+                else *ci = acc[h][j0 + i];
+            }
         }
+        for (int i = 0; i < hr; i++)
+            for (int j = whole; j < cols; j++) {
+                float *ci = c + (size_t)(r0 + i) * ldc + j;
+                *ci = add ? *ci + acc[h][j][i] : acc[h][j][i];
+            }
     }
-    for (int i = 0; i < rows; i++)
-        for (int j = whole; j < cols; j++) c[(size_t)i * ldc + j] = add ? c[(size_t)i * ldc + j] + acc[j][i] : acc[j][i];
 }
 
-/* C rows [0, rows) x VL columns of one panel, the pixels in the vector: rows of C
-   stored as they are, for short products where the transpose of tile() would cost
-   more than the multiply-adds (never sliced: k < SHORT_K <= K_SLICE). */
-static inline __attribute__((always_inline)) void tile_rows(int k, const float *ap, const float *b, int ldb,
+/* C rows [r0, r0 + TILE_ROWS) (those under rows) x VL columns of one panel, the pixels in
+   the vector: rows of C stored as they are, for short products where the transpose of
+   tile() would cost more than the multiply-adds (never sliced: k < SHORT_K <= K_SLICE). */
+static inline __attribute__((always_inline)) void tile_rows(int k, const float *ap, int r0, const float *b, int ldb,
                                                             float *c, int ldc, int rows)
 {
-    vf acc[VL];
-    for (int i = 0; i < VL; i++) acc[i] = (vf){0};
+    vf acc[TILE_ROWS];
+    for (int i = 0; i < TILE_ROWS; i++) acc[i] = (vf){0};
     for (int q = 0; q < k; q++) {
         const vf bq = *(const vf *)(b + (size_t)q * ldb);
-        const float *aq = ap + (size_t)q * VL;
-        for (int i = 0; i < VL; i++) acc[i] += aq[i] * bq;
+        const float *aq = ap + (size_t)q * PANEL + r0;
+        for (int i = 0; i < TILE_ROWS; i++) acc[i] += aq[i] * bq;
     }
-    for (int i = 0; i < rows; i++) *(vf *)(c + (size_t)i * ldc) = acc[i];
+    for (int i = 0; i < TILE_ROWS && r0 + i < rows; i++) *(vf *)(c + (size_t)(r0 + i) * ldc) = acc[i];
 }
 
 /* Columns [n0, n1) of one panel's rows over k steps of A and B: whole tiles, then the
@@ -123,9 +142,12 @@ static void panel(int n0, int n1, int k, const float *ap, const float *b, int ld
 {
     int j = n0;
     if (k < SHORT_K)
-        for (; j + VL <= n1; j += VL) tile_rows(k, ap, b + j, ldb, c + j, ldc, rows);
+        for (; j + VL <= n1; j += VL)
+            for (int r0 = 0; r0 < rows; r0 += TILE_ROWS) tile_rows(k, ap, r0, b + j, ldb, c + j, ldc, rows);
     for (; j + PIXELS <= n1; j += PIXELS) tile(PIXELS, k, ap, b + j, ldb, c + j, ldc, rows, add);
+#if PIXELS > 8
     if (n1 - j >= 8) tile(8, k, ap, b + j, ldb, c + j, ldc, rows, add), j += 8;
+#endif
     if (n1 - j >= 4) tile(4, k, ap, b + j, ldb, c + j, ldc, rows, add), j += 4;
     if (n1 - j >= 2) tile(2, k, ap, b + j, ldb, c + j, ldc, rows, add), j += 2;
     if (n1 - j >= 1) tile(1, k, ap, b + j, ldb, c + j, ldc, rows, add);
@@ -145,15 +167,15 @@ static product blocking(int m, int n, int k, const float *ap, const float *b, in
     const int slices = (k + K_SLICE - 1) / K_SLICE, slice = (k + slices - 1) / slices;
     int cols = B_BLOCK / slice / PIXELS * PIXELS;
     if (cols < PIXELS) cols = PIXELS;
-    return (product){m, n, k, (m + VL - 1) / VL, slice, cols, ap, b, c, ldb, ldc};
+    return (product){m, n, k, (m + PANEL - 1) / PANEL, slice, cols, ap, b, c, ldb, ldc};
 }
 
 /* Panel p of the product over columns [n0, n1) and k slice [q0, q0 + slice). */
 static void panel_slice(const product *g, int p, int n0, int n1, int q0)
 {
-    const int r = p * VL, kq = g->k - q0 < g->slice ? g->k - q0 : g->slice;
-    panel(n0, n1, kq, g->ap + (size_t)r * g->k + (size_t)q0 * VL, g->b + (size_t)q0 * g->ldb, g->ldb,
-          g->c + (size_t)r * g->ldc, g->ldc, g->m - r < VL ? g->m - r : VL, q0 > 0);
+    const int r = p * PANEL, kq = g->k - q0 < g->slice ? g->k - q0 : g->slice;
+    panel(n0, n1, kq, g->ap + (size_t)r * g->k + (size_t)q0 * PANEL, g->b + (size_t)q0 * g->ldb, g->ldb,
+          g->c + (size_t)r * g->ldc, g->ldc, g->m - r < PANEL ? g->m - r : PANEL, q0 > 0);
 }
 
 /* Columns [n0, n1) of every panel, in the calling thread. */
