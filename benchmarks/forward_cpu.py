@@ -6,8 +6,8 @@ same batch, each engine in its own process, in one run.
                                      [--cfg-dir ../shared/darknet/cfg] [models...]
 
 Prints a table of median milliseconds per forward, each engine's peak resident memory (MB, the whole
-process: Python and the engine's libraries included) and the ratio darknetpy / the fastest other
-engine (< 1: faster); then each engine's load time. --size S runs every model at S x S input. An engine whose package is not
+process: Python, numpy and the engine's libraries included; a worker imports no other engine) and the
+ratio darknetpy / the fastest other engine (< 1: faster); then each engine's load time. --size S runs every model at S x S input. An engine whose package is not
 installed (onnxruntime, openvino) shows "-".
 """
 import argparse
@@ -18,12 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
-
-import darknetpy as dn
-from darknetpy.cfgfile import read_cfg
-from weights_gen import write_synthetic_weights
 
 MODELS = ["darknet19", "darknet53", "yolov4-tiny", "yolov4"]
 
@@ -45,9 +40,20 @@ def median_ms(fn, repeat, warmup=1.0):
 
 
 def random_batch(cfg, batch):
-    """Random input for the cfg's [net] size, read from the cfg (building a network for its shape
-    would add a second set of weights to the worker's peak memory)."""
-    options = {key: value for key, value, _ in read_cfg(cfg)[0].options}
+    """Random input for the cfg's [net] size, read from its text: a worker imports only its own
+    engine, so that its peak memory is that engine's (darknetpy's cfg reader would load
+    darknetpy into the other engines' workers; building a network for its shape would add a
+    second set of weights to darknetpy's)."""
+    options, section = {}, None
+    for line in Path(cfg).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("["):
+            if section:
+                break
+            section = line
+        elif section and "=" in line:
+            key, value = line.split("=", 1)
+            options[key.strip()] = value.strip()
     shape = (int(options.get("channels", 3)), int(options["height"]), int(options["width"]))
     return np.random.default_rng(0).random((batch,) + shape, dtype=np.float32)
 
@@ -60,12 +66,14 @@ def loaded(make):
 
 
 def time_darknetpy(cfg, weights, threads, repeat, batch):
+    import darknetpy as dn
     net, load = loaded(lambda: dn.Network(cfg, weights, batch=batch, threads=threads))
     x = random_batch(cfg, batch)
     return load, median_ms(lambda: net.predict(x), repeat)
 
 
 def time_opencv(cfg, weights, threads, repeat, batch):
+    import cv2
     cv2.setNumThreads(threads)
     net, load = loaded(lambda: cv2.dnn.readNetFromDarknet(str(cfg), str(weights)))
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
@@ -158,6 +166,10 @@ def main():
         load, ms = ENGINES[args.worker](Path(cfg), Path(weights), args.threads, args.repeat, args.batch)
         print(load, ms, peak_rss_mb())
         return
+    import cv2
+
+    import darknetpy as dn
+    from weights_gen import write_synthetic_weights
     print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}, threads={args.threads}, batch {args.batch}, "
           f"median of {args.repeat} forwards, best of {args.rounds} interleaved rounds; peak RSS in MB")
     print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}{'RSS':>6}" for h in HEADERS.values()) + f"{'ratio':>8}")
