@@ -32,6 +32,9 @@ def conv(filters, size=3, stride=1, act="leaky", bn=1, extra=""):
             f"activation={act}\n{extra}\n")
 
 
+MAXPOOL = "[maxpool]\nsize=2\nstride=2\n\n"
+
+
 def package_env() -> dict:
     """Environment for a child interpreter that imports the same darknetpy as this one
     (the installed package in CI, the in-place build during development)."""

@@ -17,7 +17,7 @@ from darknetpy import detection_data
 from darknetpy.cli import main
 from darknetpy.train_detector import _MultiScale
 
-from conftest import package_env
+from conftest import MAXPOOL, conv, package_env
 
 BATCH = 8
 CFG = """[net]
@@ -36,49 +36,7 @@ hue=0
 saturation=1
 exposure=1
 
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=14
-size=1
-stride=1
-pad=1
-activation=linear
-
+""" + conv(8) + MAXPOOL + conv(16) + MAXPOOL + conv(16) + MAXPOOL + conv(14, size=1, act="linear", bn=0) + """
 [yolo]
 mask=0,1
 anchors=10,10, 18,18

@@ -14,7 +14,7 @@ from darknetpy import _libdarknet
 from darknetpy.errors import LabelError
 from darknetpy.augment import distort
 from darknetpy.train import _Augment, _DecodedImages, augment_image
-from conftest import hsv_distort_reference
+from conftest import MAXPOOL, conv, hsv_distort_reference
 
 SHAPES = ("hbar", "vbar", "square", "plus")
 COLOURS = {"c_red": (0, 0, 1), "c_green": (0, 1, 0), "c_blue": (1, 0, 0), "c_yellow": (0, 1, 1)}  # BGR
@@ -35,33 +35,7 @@ min_crop=16
 max_crop=18
 flip=1
 
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[convolutional]
-filters=4
-size=1
-stride=1
-pad=1
-activation=linear
-
+""" + conv(8) + MAXPOOL + conv(16) + conv(4, size=1, act="linear", bn=0) + """
 [avgpool]
 
 [softmax]

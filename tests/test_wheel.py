@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import darknetpy as dn
+from conftest import MAXPOOL, conv
 
 pytestmark = pytest.mark.slow
 
@@ -28,28 +29,10 @@ height=16
 width=16
 channels=3
 
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[route]
+""" + conv(8) + MAXPOOL + """[route]
 layers=-1
 
-[convolutional]
-filters=5
-size=3
-stride=1
-pad=1
-activation=linear
-
+""" + conv(5, act="linear", bn=0) + """
 [avgpool]
 """
 # runs inside the venv: prints where darknetpy and libgomp come from, saves the prediction
