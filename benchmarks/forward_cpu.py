@@ -23,14 +23,19 @@ import numpy as np
 MODELS = ["darknet19", "darknet53", "yolov4-tiny", "yolov4"]
 
 
-def median_ms(fn, repeat, warmup=1.0):
-    """Median ms of repeat calls after warmup seconds of calls (first-call allocations, thread
-    pools, and the first half second of a process, which runs slower here)."""
+def warm_up(fn, seconds=1.0):
+    """Call fn for this many seconds (at least once): first-call allocations, thread pools, and
+    the first half second of a process, which runs slower here."""
     start = time.perf_counter()
     while True:
         fn()
-        if time.perf_counter() - start >= warmup:
-            break
+        if time.perf_counter() - start >= seconds:
+            return
+
+
+def median_ms(fn, repeat):
+    """Median ms of repeat calls after warm_up."""
+    warm_up(fn)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from forward_cpu import median_ms
+from forward_cpu import median_ms, warm_up
 from weights_gen import write_synthetic_weights
 
 LEVELS = ["baseline", "avx2", "avx512"]
@@ -54,7 +54,7 @@ def worker(threads, repeat, cfgs, tmp):
         flops = 2.0 * c * f * side * side
         with dn.Network(cfg, weights, threads=threads) as net:
             x = np.random.default_rng(0).random(net.input_shape, dtype=np.float32)
-            median_ms(lambda: net.predict(x), 1)   # warm-up
+            warm_up(lambda: net.predict(x))
             net.time_layers()   # the convolution alone: not the input and output copies of predict
             for _ in range(repeat):
                 net.predict(x)

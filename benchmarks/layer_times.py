@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import darknetpy as dn
-from forward_cpu import sized_cfg
+from forward_cpu import sized_cfg, warm_up
 from weights_gen import write_synthetic_weights
 
 
@@ -58,9 +58,7 @@ def openvino_groups(onnx_path, threads, repeat):
                               "PERF_COUNT": True})
     request = core.compile_model(str(onnx_path), "CPU").create_infer_request()
     x = np.random.default_rng(0).random(shapes[model.graph.input[0].name], dtype=np.float32)
-    start = time.perf_counter()
-    while time.perf_counter() - start < 1.0:
-        request.infer({0: x})
+    warm_up(lambda: request.infer({0: x}))
     ms = collections.defaultdict(float)
     for _ in range(repeat):
         request.infer({0: x})
@@ -100,9 +98,7 @@ def main():
             if args.openvino:
                 net.export_onnx(onnx_path, batch=args.batch, decode=False)
             x = np.random.default_rng(0).random((args.batch,) + net.input_shape, dtype=np.float32)
-            start = time.perf_counter()
-            while time.perf_counter() - start < 1.0:  # warm-up, as forward_cpu.py
-                net.predict(x)
+            warm_up(lambda: net.predict(x))
             walls, rounds, peers = [], [], []
             for _ in range(args.rounds):   # interleaved with the peer's: the machine's speed varies
                 net.time_layers()
