@@ -118,12 +118,13 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
         return DN_OK;
     }
     const dn_pool *w = &p->win;
+    const int row_kernels = !p->argmax && l->w <= 1 << 14; /* inference; their row buffers live on the stack */
     if (is_2x2_inside(l, w)) {
-        if (!p->argmax && l->w <= 1 << 14) forward_2x2_max(l, in); /* the rows live on the stack */
+        if (row_kernels) forward_2x2_max(l, in);
         else forward_2x2(l, p, in);
         return DN_OK;
     }
-    if (!p->argmax && l->w <= 1 << 14) { /* the row buffer lives on the stack */
+    if (row_kernels) {
         forward_separable(l, w, in);
         return DN_OK;
     }
