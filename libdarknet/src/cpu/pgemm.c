@@ -9,34 +9,29 @@
    (7x7 maps: 49 pixels); the vectors of accumulated channels are transposed into
    the rows of C in registers.
 
-   Vectors are read and written through the vector type (may_alias, unaligned), not
-   memcpy: with memcpy GCC kept the accumulators of the x86-64-v3 build in memory and
-   its GEMM ran at 15 GFLOPS per core instead of 65-80. */
+   Vectors are read and written through the vector type (simd.h): with memcpy the
+   x86-64-v3 build's GEMM ran at 15 GFLOPS per core instead of 65-80. */
 
 #include "cpu.h"
+#include "simd.h"
 
 /* the kernel's multiply-adds fuse (the package builds with -ffp-contract=off) */
 #pragma GCC optimize("fp-contract=fast")
 
 #define PANEL DN_PACK_MR /* rows of A per packed panel */
-#if defined(__AVX512F__)
-#define VL 16
+#if VL == 16
 #define PIXELS 16 /* columns per tile: 16 accumulators of 32 vector registers */
 #define TILE_ROWS 16
-#elif defined(__AVX2__)
-#define VL 8
+#elif VL == 8
 #define PIXELS 6 /* 2 x 6 accumulators, 2 weights and a broadcast: 15 of 16 vector registers */
 #define TILE_ROWS 8
 #else
-#define VL 4
 #define PIXELS 6
 #define TILE_ROWS 8
 #endif
 #define HALVES (PANEL / VL)                    /* vectors per panel row of k: 1 or 2 */
 #define SHORT_K 64                             /* products shorter than this take tile_rows */
 #define PREFETCH (4096 / (PANEL * sizeof(float))) /* k steps ahead that tile() prefetches its weights */
-
-typedef float vf __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof(float)), may_alias));
 
 size_t dn_pack_size(int m, int k) { return (size_t)(m + PANEL - 1) / PANEL * PANEL * k; }
 
@@ -47,39 +42,6 @@ size_t dn_pack_size(int m, int k) { return (size_t)(m + PANEL - 1) / PANEL * PAN
    the speed of the in-cache shapes, and a second thread added almost nothing). */
 #define K_SLICE 256
 #define B_BLOCK (64 * 1024)
-
-typedef int vi __attribute__((vector_size(VL * sizeof(int))));
-
-/* Lanes of two vectors a, b interleaved: the first halves (a0 b0 a1 b1 ...) and the second. */
-#if VL == 16
-#define FIRST_HALVES 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
-#define SECOND_HALVES 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
-#elif VL == 8
-#define FIRST_HALVES 0, 8, 1, 9, 2, 10, 3, 11
-#define SECOND_HALVES 4, 12, 5, 13, 6, 14, 7, 15
-#else
-#define FIRST_HALVES 0, 4, 1, 5
-#define SECOND_HALVES 2, 6, 3, 7
-#endif
-#ifdef __clang__
-#define INTERLEAVE(a, b, lanes) __builtin_shufflevector(a, b, lanes)
-#else
-#define INTERLEAVE(a, b, lanes) __builtin_shuffle(a, b, (vi){lanes})
-#endif
-
-/* VL vectors transposed in registers (lane i of v[j] -> lane j of v[i]): log2(VL) rounds,
-   each interleaving the first half of the vectors with the second. */
-static inline __attribute__((always_inline)) void transpose(vf *v)
-{
-    for (int round = 1; round < VL; round *= 2) {
-        vf t[VL];
-        for (int j = 0; j < VL / 2; j++) {
-            t[2 * j] = INTERLEAVE(v[j], v[j + VL / 2], FIRST_HALVES);
-            t[2 * j + 1] = INTERLEAVE(v[j], v[j + VL / 2], SECOND_HALVES);
-        }
-        for (int j = 0; j < VL; j++) v[j] = t[j];
-    }
-}
 
 /* C rows [0, rows) x columns [0, cols) of one panel, stored or (add) added to C; cols <=
    PIXELS is a constant where inlined, so the accumulators stay in registers. Each step
@@ -104,7 +66,7 @@ static inline __attribute__((always_inline)) void tile(int cols, int k, const fl
     for (int h = 0; h < HALVES && h * VL < rows; h++) {
         const int r0 = h * VL, hr = rows - r0 < VL ? rows - r0 : VL;
         for (int j0 = 0; j0 < whole; j0 += VL) {
-            transpose(acc[h] + j0);
+            dn_transpose(acc[h] + j0);
             for (int i = 0; i < hr; i++) {
                 vf *ci = (vf *)(c + (size_t)(r0 + i) * ldc + j0);
                 if (add) *ci += acc[h][j0 + i];
