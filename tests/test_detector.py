@@ -257,9 +257,12 @@ def test_yolov4_tiny_records_equal_upstream(oracle):
         d = det.detect(x, thresh=0.25, nms=0.45)
     assert len(d) == len(want) == 18
     for i, (box_obj, probs) in enumerate(want):
-        # 4e-5 (boxes, objectness, probabilities): upstream's own fused and unfused heads differ by 2.2e-5
+        # 4e-5 (centres, objectness, probabilities): upstream's own fused and unfused heads differ by 2.2e-5
         # (oracle yolo_30/37 and fused/); folding batch norm into the weights or scaling in the output
-        # pass rounds differently
-        np.testing.assert_allclose(np.append(d.relative[i], d.objectness[i]), box_obj, atol=4e-5)
+        # pass rounds differently. Widths and heights are anchor * exp(t): an error in t is a relative one
+        # (2.4e-5 here, on sizes up to 2.1)
+        np.testing.assert_allclose(d.relative[i, :2], box_obj[:2], atol=4e-5)
+        np.testing.assert_allclose(d.relative[i, 2:], box_obj[2:4], rtol=3e-5)
+        np.testing.assert_allclose(d.objectness[i], box_obj[4], atol=4e-5)
         assert set(np.nonzero(d.probs[i])[0]) == set(probs)
         np.testing.assert_allclose([d.probs[i, k] for k in probs], list(probs.values()), atol=4e-5)

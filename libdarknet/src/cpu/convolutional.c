@@ -81,17 +81,17 @@ static size_t workspace(const dn_layer *l, int train)
     return n;
 }
 
-/* The inference-only arrays: a Winograd layer keeps only its transformed weights; a layer
-   without batch norm only its packed weights and a copy of its biases. */
+/* The inference-only arrays: a Winograd layer keeps its transformed weights beside the raw ones;
+   a layer without batch norm only its packed weights and a copy of its biases. */
 static dn_status alloc_fused(dn_layer *l)
 {
     conv *p = l->p;
     p->wino_m = wino_tile(l);
     DN_TRY(dn_alloc_floats(&p->fused_biases, p->n, "fused convolution biases"));
+    if (l->batch_normalize) DN_TRY(dn_alloc_floats(&p->fused_scales, p->n, "fused convolution scales"));
     if (p->wino_m)
         return dn_alloc_floats(&p->wino_weights, dn_wino_weights_size(p->n, p->g.c, p->wino_m),
                                "Winograd convolution weights");
-    if (l->batch_normalize) DN_TRY(dn_alloc_floats(&p->fused_scales, p->n, "fused convolution scales"));
     return is_packed(p) ? dn_alloc_floats(&p->packed_weights, dn_pack_size(p->n, p->nweights / p->n),
                                           "packed convolution weights")
                         : DN_OK;
@@ -109,9 +109,7 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
     if (!l->batch_normalize && !is_packed(p)) return DN_OK;
     if (!p->fused_biases) DN_TRY(alloc_fused(l));
     if (!src->weights) return DN_OK; /* dropped by the last prepare: every prepared array is current */
-    const int per = p->nweights / p->n, taps = (p->wino_m + 2) * (p->wino_m + 2);
-    const size_t tap_size = dn_pack_size(p->n, p->g.c);
-    if (p->wino_weights) dn_wino_weights(src->weights, p->n, p->g.c, p->wino_m, p->wino_weights);
+    const int per = p->nweights / p->n;
     for (int f = 0; f < p->n; f++) {
         float t = 1.f;
         p->fused_biases[f] = src->biases[f];
@@ -120,17 +118,12 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
             t = (float)(src->bn.scales[f] / sd);
             p->fused_biases[f] = (float)(src->biases[f] - src->bn.scales[f] * src->bn.mean[f] / sd);
         }
-        if (p->wino_weights) /* the transform is linear: scale each filter's transformed taps */
-            for (int e = 0; e < taps; e++) {
-                float *u = p->wino_weights + e * tap_size;
-                for (int c = 0; c < p->g.c; c++) u[dn_packed_at(p->g.c, f, c)] *= t;
-            }
-        else {
-            if (p->fused_scales) p->fused_scales[f] = t;
-            for (int i = 0; p->packed_weights && i < per; i++)
-                p->packed_weights[dn_packed_at(per, f, i)] = src->weights[(size_t)f * per + i];
-        }
+        if (p->fused_scales) p->fused_scales[f] = t;
+        for (int i = 0; p->packed_weights && i < per; i++)
+            p->packed_weights[dn_packed_at(per, f, i)] = src->weights[(size_t)f * per + i];
     }
+    /* the transform is linear: each filter's scale folded into its transformed taps */
+    if (p->wino_weights) dn_wino_weights(src->weights, p->fused_scales, p->n, p->g.c, p->wino_m, p->wino_weights);
     if (p->packed_weights && !p->shared && !p->lent) {
         dn_free_floats(&p->weights, p->nweights);
         ctx->device_newer = 1;
@@ -196,7 +189,7 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     const int packed = fused && p->packed_weights; /* the raw weights, packed for dn_pgemm */
     const float *weights = packed ? p->packed_weights : src->weights;
     const float *bias = fused ? p->fused_biases : src->biases;
-    const float *scale = fused ? p->fused_scales : NULL; /* NULL for Winograd: folded into its weights */
+    const float *scale = fused && !p->wino_weights ? p->fused_scales : NULL; /* Winograd: folded into its weights */
     /* inference with nothing between the convolution and its bias: both applied per image and group */
     const int epilogue = !ctx->training && (fused || !l->batch_normalize) && !dn_act_mixes_channels(p->act);
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;

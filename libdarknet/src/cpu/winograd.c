@@ -18,6 +18,7 @@
 #endif
 
 #include "cpu.h"
+#include "simd.h"
 
 #define STRIP 64                      /* tiles per transform run */
 #define WS_LIMIT ((size_t)1 << 20)    /* floats of V + M per strip of tile rows: 3 << 20 was no faster */
@@ -79,53 +80,96 @@ size_t dn_wino_workspace(int c, int k, int h, int w, int m)
     return (size_t)(m + 2) * (m + 2) * ((size_t)(c + k) * strip_rows(c, k, h, w, m) * tiles(w, m) + 2 * PLANE_PAD);
 }
 
-/* u[a*a][packed (k, c)] = G g G^T for each filter g (k, c, 3, 3), a = m + 2; with `backward`, the filters
-   of the input delta's convolution instead: u[a*a][packed (c, k)] from g rotated by 180 degrees. */
-static void weights_transform(const float *w, int k, int c, int m, int backward, float *u)
+/* The a rows of G x (x0, x1, x2) (a = m + 2): one column of 3 taps transformed, each row a sum
+   of products (the rounding that training's tolerances were set on). */
+static inline __attribute__((always_inline)) void g_rows(int m, vf x0, vf x1, vf x2, vf *out)
 {
-    static const float G2[4][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
-    static const float G[6][3] = {{1 / 4.f, 0, 0},
-                                  {-1 / 6.f, -1 / 6.f, -1 / 6.f},
-                                  {-1 / 6.f, 1 / 6.f, -1 / 6.f},
-                                  {1 / 24.f, 1 / 12.f, 1 / 6.f},
-                                  {1 / 24.f, -1 / 12.f, 1 / 6.f},
-                                  {0, 0, 1}};
-    const int a = m + 2, rows = backward ? c : k, cols = backward ? k : c;
-    const size_t kc = dn_pack_size(rows, cols);
-    const float(*g4)[3] = m == 2 ? G2 : G;
-    /* one panel of DN_PACK_MR rows of column q of each u plane (a contiguous run in the packed
-       layout), vectorised across those rows; rows past the end are zero, as packing pads them */
-    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
-    for (int r0 = 0; r0 < rows; r0 += DN_PACK_MR)
-        for (int q = 0; q < cols; q++) {
-            const int nr = rows - r0 < DN_PACK_MR ? rows - r0 : DN_PACK_MR;
-            float g[9][DN_PACK_MR], t[6][3][DN_PACK_MR];
-            for (int j = 0; j < DN_PACK_MR; j++) {
-                const int f = backward ? q : r0 + j, ci = backward ? r0 + j : q;
-                const float *w9 = w + ((size_t)f * c + ci) * 9;
-                for (int e = 0; e < 9; e++) g[e][j] = j < nr ? w9[backward ? 8 - e : e] : 0.f;
-            }
-            for (int i = 0; i < a; i++)
-                for (int e = 0; e < 3; e++) {
-                    #pragma omp simd
-                    for (int j = 0; j < DN_PACK_MR; j++)
-                        t[i][e][j] = g4[i][0] * g[e][j] + g4[i][1] * g[3 + e][j] + g4[i][2] * g[6 + e][j];
-                }
-            for (int i = 0; i < a; i++)
-                for (int e = 0; e < a; e++) {
-                    float *dst = u + (i * a + e) * kc + dn_packed_at(cols, r0, q);
-                    #pragma omp simd
-                    for (int j = 0; j < DN_PACK_MR; j++)
-                        dst[j] = t[i][0][j] * g4[e][0] + t[i][1][j] * g4[e][1] + t[i][2][j] * g4[e][2];
-                }
-        }
+    if (m == 2) {
+        out[0] = x0;
+        out[1] = .5f * (x0 + x1 + x2);
+        out[2] = .5f * (x0 - x1 + x2);
+        out[3] = x2;
+        return;
+    }
+    out[0] = x0 * (1 / 4.f);
+    out[1] = x0 * (-1 / 6.f) + x1 * (-1 / 6.f) + x2 * (-1 / 6.f);
+    out[2] = x0 * (-1 / 6.f) + x1 * (1 / 6.f) + x2 * (-1 / 6.f);
+    out[3] = x0 * (1 / 24.f) + x1 * (1 / 12.f) + x2 * (1 / 6.f);
+    out[4] = x0 * (1 / 24.f) - x1 * (1 / 12.f) + x2 * (1 / 6.f);
+    out[5] = x2;
 }
 
-size_t dn_wino_weights_size(int k, int c, int m) { return (size_t)(m + 2) * (m + 2) * dn_pack_size(k, c); }
+/* G g G^T of VL filters at once (a lane each): g their nine taps (row-major 3x3) times scale,
+   transformed tap e (< a*a) stored at u + e * stride. */
+static inline __attribute__((always_inline)) void filter_transform(const vf *g, int m, vf scale, float *u,
+                                                                   size_t stride)
+{
+    const int a = m + 2;
+    vf t[3][6]; /* t[j] = G x column j of g */
+    for (int j = 0; j < 3; j++) g_rows(m, g[j] * scale, g[3 + j] * scale, g[6 + j] * scale, t[j]);
+    for (int i = 0; i < a; i++) {
+        vf r[6];
+        g_rows(m, t[0][i], t[1][i], t[2][i], r);
+        for (int e = 0; e < a; e++) *(vf *)(u + (size_t)(i * a + e) * stride) = r[e];
+    }
+}
 
-void dn_wino_weights(const float *w, int k, int c, int m, float *u) { weights_transform(w, k, c, m, 0, u); }
+/* Rows of a packed matrix taken VL at a time, up to its last (zero-padded) panel. */
+static int padded_rows(int rows) { return (rows + DN_PACK_MR - 1) / DN_PACK_MR * DN_PACK_MR; }
 
-void dn_wino_weights_backward(const float *w, int k, int c, int m, float *u) { weights_transform(w, k, c, m, 1, u); }
+/* Floats between the (m+2)^2 planes of u: a packed matrix and PLANE_PAD, as the transform
+   stores to every plane at once. */
+static size_t wino_plane(int k, int c) { return dn_pack_size(k, c) + PLANE_PAD; }
+
+size_t dn_wino_weights_size(int k, int c, int m) { return (size_t)(m + 2) * (m + 2) * wino_plane(k, c); }
+
+/* Filters r .. r + VL (those under k; a lane each), channels q0 .. q0 + VL (those under c)
+   transformed: channel q0 + i's taps at u + i * DN_PACK_MR + e * stride. Each filter's taps of
+   VL channels are 9 vectors in a row, so 9 register transposes give the nine taps of each
+   channel across the filters; short blocks (the last filters or channels) are gathered one by
+   one. */
+static void filter_block(const float *w, const float *scale, int k, int c, int m, int r, int q0, float *u,
+                         size_t stride)
+{
+    const int nq = c - q0 < VL ? c - q0 : VL, nr = k - r < 0 ? 0 : k - r < VL ? k - r : VL;
+    vf s, g[9 * VL]; /* g[9 * i + e]: tap e of channel q0 + i */
+    for (int j = 0; j < VL; j++) s[j] = j < nr && scale ? scale[r + j] : 1.f;
+    if (nq == VL && nr == VL)
+        for (int b = 0; b < 9; b++) {
+            vf v[VL];
+            for (int j = 0; j < VL; j++) v[j] = *(const vf *)(w + ((size_t)(r + j) * c + q0) * 9 + b * VL);
+            dn_transpose(v);
+            for (int i = 0; i < VL; i++) g[b * VL + i] = v[i];
+        }
+    else
+        for (int i = 0; i < 9 * nq; i++)
+            for (int j = 0; j < VL; j++) g[i][j] = j < nr ? w[((size_t)(r + j) * c + q0) * 9 + i] : 0.f;
+    for (int i = 0; i < nq; i++) filter_transform(g + 9 * i, m, s, u + i * DN_PACK_MR, stride);
+}
+
+void dn_wino_weights(const float *w, const float *scale, int k, int c, int m, float *u)
+{
+    const int blocks = (c + VL - 1) / VL;
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
+    for (int r = 0; r < padded_rows(k); r += VL)
+        for (int qb = 0; qb < blocks; qb++)
+            filter_block(w, scale, k, c, m, r, qb * VL, u + dn_packed_at(c, r, qb * VL), wino_plane(k, c));
+}
+
+/* The filters of the input delta's convolution: row ci of u is channel ci of every filter,
+   rotated by 180 degrees (training, once per batch: gathered one by one). */
+void dn_wino_weights_backward(const float *w, int k, int c, int m, float *u)
+{
+    const size_t kc = wino_plane(c, k);
+    #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
+    for (int r0 = 0; r0 < padded_rows(c); r0 += VL)
+        for (int q = 0; q < k; q++) {
+            vf g[9];
+            for (int e = 0; e < 9; e++)
+                for (int j = 0; j < VL; j++) g[e][j] = r0 + j < c ? w[((size_t)q * c + r0 + j) * 9 + 8 - e] : 0.f;
+            filter_transform(g, m, (vf){0} + 1.f, u + dn_packed_at(k, r0, q), kc);
+        }
+}
 
 /* The tiles one transform run takes: tile columns x0 .. x0 + nx of images b0 .. b0 + nb, image
    after image (nb > 1 only when nx is the whole tile row). */
@@ -417,7 +461,7 @@ static void run_tiles(const float *im, int images, size_t im_stride, int c, int 
     float *v = ws, *mm = ws + a * vs;
     if (m == 2) input_transform2(im, images, im_stride, c, h, w, ty0, nty, v, vs, nt);
     else input_transform4(im, images, im_stride, c, h, w, ty0, nty, v, vs, nt);
-    dn_pgemm_batch(a, k, nt, c, u, dn_pack_size(k, c), v, vs, nt, mm, ms, nt);
+    dn_pgemm_batch(a, k, nt, c, u, wino_plane(k, c), v, vs, nt, mm, ms, nt);
     if (m == 2) output_transform2(mm, images, k, h, w, ty0, nty, out, out_stride, ms, nt, bias, act, acc);
     else output_transform4(mm, images, k, h, w, ty0, nty, out, out_stride, ms, nt, bias, act, acc);
 }
