@@ -158,16 +158,19 @@ dn_status dn_plan_outputs(dn_network *net)
     }
     const dn_backend *be = net->ctx.backend;
     be->release(&net->arena);
-    dn_status st = be->alloc(&net->arena, total + kept_floats, "layer outputs");
+    dn_status st = be->alloc(&net->arena, total + kept_floats + ALIGN_FLOATS, "layer outputs");
+    /* the blocks' offsets are multiples of ALIGN_FLOATS from a cache-line boundary (calloc gives
+       large arrays 16 bytes past a page boundary) */
+    const size_t base = st == DN_OK ? (64 - (uintptr_t)net->arena.data % 64) % 64 / sizeof(float) : 0;
     for (int i = 0; st == DN_OK && i < n; i++) {
         dn_layer *l = &net->layers[i];
         const block *b = &blocks[home[i]];
         l->output_kept = b->last == n;
         const size_t images = by_image && !l->output_kept ? 1 : batch;
         const size_t off = (by_image ? b->off : batch * b->off) + at[i]; /* at: only where one image is seen */
-        l->output = (dn_tensor){net->arena.data + off, images * l->outputs, net->arena.device};
+        l->output = (dn_tensor){net->arena.data + base + off, images * l->outputs, net->arena.device};
         if (l->scratch.n)
-            l->scratch = (dn_tensor){net->arena.data + scale * blocks[n + i].off, l->scratch.n, net->arena.device};
+            l->scratch = (dn_tensor){net->arena.data + base + scale * blocks[n + i].off, l->scratch.n, net->arena.device};
     }
     free(blocks);
     free(home);
