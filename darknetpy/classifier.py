@@ -173,16 +173,18 @@ class Classifier(NetworkOwner):
     *names* (a list or a file with one name per line) overrides those.
     Raises ``CfgError`` for a detector cfg (spec §8.3) and when the classes of
     *data* differ from the outputs of a softmax/cost head (spec §6.5).
-    *device* is ``"cpu"`` or a GPU (``"cuda"``, ``"cuda:N"``; see :class:`Network`).
+    *device* is ``"cpu"`` or a GPU (``"cuda"``, ``"cuda:N"``; see :class:`Network`), *low_memory*
+    as :class:`Network`'s.
     """
 
     def __init__(self, cfg: PathLike, weights: Optional[PathLike], *,
                  data: Union[None, PathLike, DataConfig] = None,
                  names: Union[None, PathLike, Sequence[str]] = None, threads: Optional[int] = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", low_memory: bool = False):
         check_classifier_cfg(cfg)
         self.data = read_data_cfg(data) if isinstance(data, (str, os.PathLike)) else data
-        self.network = Network(cfg, weights, batch=1, fuse=True, threads=threads, device=device)
+        self.network = Network(cfg, weights, batch=1, fuse=True, threads=threads, device=device,
+                               low_memory=low_memory)
         try:
             check_network(self.network, None if self.data is None else self.data.classes)
             self.classes: int = self.network.outputs if self.data is None else self.data.classes

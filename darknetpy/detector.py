@@ -222,14 +222,15 @@ class Detector(NetworkOwner):
     ``letterbox_image`` instead of ``resize_image``. NMS follows the last detection head's
     ``nms_kind``/``beta_nms``. Raises ``CfgError`` for a cfg without a detection head and
     when the classes of the head, the ``.data`` file and the names disagree. *device* is ``"cpu"``
-    or a GPU (``"cuda"``, ``"cuda:N"``; see :class:`Network`).
+    or a GPU (``"cuda"``, ``"cuda:N"``; see :class:`Network`), *low_memory* as :class:`Network`'s.
     """
 
     def __init__(self, cfg: PathLike, weights: Optional[PathLike], names: Union[None, PathLike, Sequence[str]] = None,
                  *, data: Union[None, PathLike, DataConfig] = None, batch: int = 1, letterbox: bool = False,
-                 threads: Optional[int] = None, device: str = "cpu"):
+                 threads: Optional[int] = None, device: str = "cpu", low_memory: bool = False):
         self.data = read_data_cfg(data) if isinstance(data, (str, os.PathLike)) else data
-        self.network = Network(cfg, weights, batch=batch, fuse=True, threads=threads, device=device)
+        self.network = Network(cfg, weights, batch=batch, fuse=True, threads=threads, device=device,
+                               low_memory=low_memory)
         try:
             head = self.network._handle.detector_info()
             if head["layer"] < 0:

@@ -182,6 +182,31 @@ def test_prepared_copies(tmp_path):
     np.testing.assert_allclose(fused.predict(x), ref, rtol=1e-4, atol=1e-6 * np.abs(ref).max())
 
 
+def test_low_memory_keeps_one_copy_of_the_weights(tmp_path):
+    """low_memory=True: a Winograd layer keeps only its packed weights, as the other layers, and
+    transforms them at every forward: the same outputs, bit for bit; the same weights saved; a
+    resized network stays so."""
+    cfg = write(tmp_path, "[net]\nwidth=32\nheight=32\nchannels=16\n\n"
+                + conv(16) + conv(32)             # 32x32 maps of 16 channels: Winograd
+                + conv(8, size=1))
+    default, lean, unfused = dn.Network(cfg), dn.Network(cfg, low_memory=True), dn.Network(cfg, fuse=False)
+    x = np.random.default_rng(3).random((1, 16, 32, 32), dtype=np.float32)
+    np.testing.assert_array_equal(lean.predict(x), default.predict(x))
+    scales_biases = 2 * 16 + 2 * 32 + 2 * 8
+    padding = (0, 8 * 32)  # the 8 filters of the 1x1 layer: whole panels, or half of one of 16
+    assert lean.memory()["weights"] - unfused.memory()["weights"] in [4 * (scales_biases + pad) for pad in padding]
+    assert default.memory()["weights"] - lean.memory()["weights"] >= 4 * 36 * (16 * 16 + 16 * 32)
+    before = lean.memory()["weights"]
+    lean.save_weights(tmp_path / "lean.weights")  # the raw weights restored from the packed ones
+    unfused.save_weights(tmp_path / "raw.weights")
+    assert (tmp_path / "lean.weights").read_bytes() == (tmp_path / "raw.weights").read_bytes()
+    lean.resize(48, 48)
+    default.resize(48, 48)
+    x = np.random.default_rng(4).random((1, 16, 48, 48), dtype=np.float32)
+    np.testing.assert_array_equal(lean.predict(x), default.predict(x))
+    assert lean.memory()["weights"] == before
+
+
 def test_training_network_keeps_every_output(tmp_path):
     """A training network's inference pass changes nothing a train_step computes."""
     cfg = write(tmp_path, ROUTES.format(w=32))

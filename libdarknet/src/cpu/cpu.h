@@ -168,9 +168,9 @@ int dn_wino_tile(int c, int k, int h, int w, int max_taps);
 size_t dn_wino_workspace(int c, int k, int h, int w, int m);
 /* floats of u ((m+2)^2 packed (k, c) matrices) */
 size_t dn_wino_weights_size(int k, int c, int m);
-/* u ((m+2)^2 planes, each a packed (k, c) matrix: dn_packed_at) from w (k, c, 3, 3), filter f
-   scaled by scale[f] (NULL: 1) */
-void dn_wino_weights(const float *w, const float *scale, int k, int c, int m, float *u);
+/* u ((m+2)^2 planes, each a packed (k, c) matrix: dn_packed_at) from w (k, c, 3, 3), packed
+   (dn_packed_at of a (k, 9c) matrix) or not; filter f scaled by scale[f] (NULL: 1) */
+void dn_wino_weights(const float *w, int packed, const float *scale, int k, int c, int m, float *u);
 /* out (k, h, w) = act(3x3 stride-1 pad-1 convolution of im (c, h, w) + bias); bias may be NULL,
    act a per-element kind (not dn_act_mixes_channels) */
 void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, const float *bias,

@@ -124,17 +124,20 @@ static size_t wino_plane(int k, int c) { return dn_pack_size(k, c) + PLANE_PAD; 
 size_t dn_wino_weights_size(int k, int c, int m) { return (size_t)(m + 2) * (m + 2) * wino_plane(k, c); }
 
 /* Filters r .. r + VL (those under k; a lane each), channels q0 .. q0 + VL (those under c)
-   transformed: channel q0 + i's taps at u + i * DN_PACK_MR + e * stride. Each filter's taps of
-   VL channels are 9 vectors in a row, so 9 register transposes give the nine taps of each
-   channel across the filters; short blocks (the last filters or channels) are gathered one by
-   one. */
-static void filter_block(const float *w, const float *scale, int k, int c, int m, int r, int q0, float *u,
-                         size_t stride)
+   transformed: channel q0 + i's taps at u + i * DN_PACK_MR + e * stride. Packed weights (the
+   layout of dn_packed_at for (k, 9c)) hold each tap as a vector across the filters. In raw ones
+   (k, c, 3, 3) each filter's taps of VL channels are 9 vectors in a row, so 9 register
+   transposes give the nine taps of each channel across the filters; short blocks (the last
+   filters or channels) are gathered one by one. */
+static void filter_block(const float *w, int packed, const float *scale, int k, int c, int m, int r, int q0,
+                         float *u, size_t stride)
 {
     const int nq = c - q0 < VL ? c - q0 : VL, nr = k - r < 0 ? 0 : k - r < VL ? k - r : VL;
     vf s, g[9 * VL]; /* g[9 * i + e]: tap e of channel q0 + i */
     for (int j = 0; j < VL; j++) s[j] = j < nr && scale ? scale[r + j] : 1.f;
-    if (nq == VL && nr == VL)
+    if (packed)
+        for (int i = 0; i < 9 * nq; i++) g[i] = *(const vf *)(w + dn_packed_at(9 * c, r, 9 * q0 + i));
+    else if (nq == VL && nr == VL)
         for (int b = 0; b < 9; b++) {
             vf v[VL];
             for (int j = 0; j < VL; j++) v[j] = *(const vf *)(w + ((size_t)(r + j) * c + q0) * 9 + b * VL);
@@ -147,13 +150,13 @@ static void filter_block(const float *w, const float *scale, int k, int c, int m
     for (int i = 0; i < nq; i++) filter_transform(g + 9 * i, m, s, u + i * DN_PACK_MR, stride);
 }
 
-void dn_wino_weights(const float *w, const float *scale, int k, int c, int m, float *u)
+void dn_wino_weights(const float *w, int packed, const float *scale, int k, int c, int m, float *u)
 {
     const int blocks = (c + VL - 1) / VL;
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int r = 0; r < padded_rows(k); r += VL)
         for (int qb = 0; qb < blocks; qb++)
-            filter_block(w, scale, k, c, m, r, qb * VL, u + dn_packed_at(c, r, qb * VL), wino_plane(k, c));
+            filter_block(w, packed, scale, k, c, m, r, qb * VL, u + dn_packed_at(c, r, qb * VL), wino_plane(k, c));
 }
 
 /* The filters of the input delta's convolution: row ci of u is channel ci of every filter,
