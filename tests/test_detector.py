@@ -266,3 +266,17 @@ def test_yolov4_tiny_records_equal_upstream(oracle):
         np.testing.assert_allclose(d.objectness[i], box_obj[4], atol=4e-5)
         assert set(np.nonzero(d.probs[i])[0]) == set(probs)
         np.testing.assert_allclose([d.probs[i, k] for k in probs], list(probs.values()), atol=4e-5)
+
+
+def test_low_memory_detector_finds_the_same_boxes(oracle):
+    """low_memory=True reaches the network: the same records, bit for bit, from one copy of the weights."""
+    folder = oracle / "yolov4-tiny"
+    x = np.fromfile(folder / "input.f32", dtype="<f4").reshape(3, 416, 416)
+    found = []
+    for low_memory in (False, True):
+        with dn.Detector(folder / "yolov4-tiny.cfg", folder / "yolov4-tiny.weights", low_memory=low_memory) as det:
+            found.append((det.detect(x, thresh=0.25, nms=0.45), det.network.memory()["weights"]))
+    (d, kept), (lean, one_copy) = found
+    assert len(d) == len(lean) == 18 and one_copy < kept
+    np.testing.assert_array_equal(lean.relative, d.relative)
+    np.testing.assert_array_equal(lean.probs, d.probs)
