@@ -161,7 +161,8 @@ dn_status dn_plan_outputs(dn_network *net)
     dn_status st = be->alloc(&net->arena, total + kept_floats + ALIGN_FLOATS, "layer outputs");
     /* the blocks' offsets are multiples of ALIGN_FLOATS from a cache-line boundary (calloc gives
        large arrays 16 bytes past a page boundary) */
-    const size_t base = st == DN_OK ? (64 - (uintptr_t)net->arena.data % 64) % 64 / sizeof(float) : 0;
+    const size_t base =
+        st == DN_OK ? (ALIGN_FLOATS - (uintptr_t)net->arena.data / sizeof(float) % ALIGN_FLOATS) % ALIGN_FLOATS : 0;
     for (int i = 0; st == DN_OK && i < n; i++) {
         dn_layer *l = &net->layers[i];
         const block *b = &blocks[home[i]];
