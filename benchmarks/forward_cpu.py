@@ -178,7 +178,9 @@ def main():
     import cv2
 
     import darknetpy as dn
+    from machine import describe
     from weights_gen import write_synthetic_weights
+    print(describe())
     print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}{' (low_memory)' * args.low_memory}, "
           f"threads={args.threads}, batch {args.batch}, "
           f"median of {args.repeat} forwards, best of {args.rounds} interleaved rounds; peak RSS in MB")

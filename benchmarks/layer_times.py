@@ -21,6 +21,7 @@ import numpy as np
 
 import darknetpy as dn
 from forward_cpu import sized_cfg, warm_up
+from machine import describe
 from weights_gen import write_synthetic_weights
 
 
@@ -118,6 +119,7 @@ def main():
     for name, t in zip(names, ms):
         groups[name] += t
         counts[name] += 1
+    print(describe())
     print(f"{args.model}: {wall:.2f} ms per forward (batch {args.batch}, {args.threads} threads, mean of "
           f"{args.repeat}, best of {args.rounds} rounds); layers {ms.sum():.2f} ms")
     print(f"{'group':<40}{'n':>4}{'ms':>9}{'share':>7}" + (f"{'OpenVINO':>10}{'ratio':>7}" if peer else ""))

@@ -69,11 +69,13 @@ def main():
     if args.worker:
         worker(*args.models, args.low_memory)
         return
+    from machine import describe
     from weights_gen import write_synthetic_weights
 
     builds = [b.resolve() for b in args.build or [HERE.parent]]
     for i, b in enumerate(builds):
         print(f"build {i}: {b}")
+    print(describe())
     print("peak RSS (VmHWM, MB) after import / load / 3 forwards; net.memory() MB: weights, activations, workspace")
     print(f"{'model':<14}{'build':>6}{'import':>8}{'load':>8}{'forward':>9}{'weights':>9}{'activ':>7}{'work':>7}")
     with tempfile.TemporaryDirectory() as tmp:

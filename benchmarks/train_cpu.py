@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import describe
+
 HERE = Path(__file__).resolve().parent
 NETWORKS = {  # name: (cfg, batch, is a classifier)
     "small": ("small 32x32", str(HERE / "small32.cfg"), 64, True),
@@ -351,6 +353,7 @@ def main():
             loop = run_child("loop", cfg, args) if classifier and not args.no_loop else None
             rows.append((name, batch, ours, before, theirs, loop))
     version = next((r[4]["version"] for r in rows if r[4]), "not installed")
+    print(describe())
     print(f"train step, CPU, {args.threads} threads, median of {args.repeat} iterations, median of {args.rounds} "
           f"alternating runs (PyTorch {version}); "
           "phases in ms per iteration; ratio: img/s / PyTorch's")
