@@ -146,10 +146,11 @@ def peak_rss_mb():
 
 
 def sized_cfg(cfg, size, tmp):
-    """A copy of cfg whose [net] takes size x size images."""
+    """A copy of cfg whose [net] takes size x size images (NAME-SIZE.cfg in tmp: copies of one cfg at
+    several sizes can share it)."""
     lines = [f"{line.split('=')[0].strip()}={size}" if line.split("=")[0].strip() in ("width", "height") else line
              for line in cfg.read_text().splitlines()]
-    path = Path(tmp) / cfg.name
+    path = Path(tmp) / f"{cfg.stem}-{size}.cfg"
     path.write_text("\n".join(lines) + "\n")
     return path
 

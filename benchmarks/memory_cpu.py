@@ -41,15 +41,6 @@ def worker(cfg, weights, low_memory):
     print(*marks, *(m[k] / 2**20 for k in ("weights", "activations", "workspace")))
 
 
-def sized_cfg(cfg, size, tmp):
-    """A copy of cfg whose [net] takes size x size images."""
-    lines = [f"{line.split('=')[0].strip()}={size}" if line.split("=")[0].strip() in ("width", "height") else line
-             for line in cfg.read_text().splitlines()]
-    path = Path(tmp) / f"{cfg.stem}-{size}.cfg"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def measure(build, cfg, weights, low_memory):
     env = {**os.environ, "PYTHONPATH": f"{build}{os.pathsep}{HERE}"}
     lean = ["--low-memory"] if low_memory else []
@@ -69,6 +60,7 @@ def main():
     if args.worker:
         worker(*args.models, args.low_memory)
         return
+    from forward_cpu import sized_cfg
     from machine import describe
     from weights_gen import write_synthetic_weights
 
