@@ -70,6 +70,17 @@ CASES = {
                                       dict(filters=4, size=3, groups=2, stride_xy=(2, 2), padding=1, bn=True,
                                            act="mish")),
     "blocks-3x3-swish": (conv(5, act="swish"), (3, 70, 64), dict(filters=5, size=3, padding=1, act="swish")),
+    # stride 2, one group: fused inference reads padded input rows in place (dn_pgemm_conv); widths off the
+    # kernel's tiles, taps in two slices (40 x 9), padding read past the right edge or not read at all
+    "blocks-stride2-bn-leaky": (conv(20, stride=2, act="leaky", extra="batch_normalize=1"), (40, 250, 69),
+                                dict(filters=20, size=3, stride_xy=(2, 2), padding=1, bn=True, act="leaky")),
+    "blocks-stride2-pad0": (conv(17, stride=2, pad=0), (6, 400, 70), dict(filters=17, size=3, stride_xy=(2, 2))),
+    "blocks-5x5-stride2-padding3": (conv(9, size=5, stride=2, pad=0, extra="padding=3"), (5, 360, 47),
+                                    dict(filters=9, size=5, stride_xy=(2, 2), padding=3)),
+    "blocks-stride_x2-stride_y1": (conv(6, extra="stride_x=2\nstride_y=1"), (8, 260, 40),
+                                   dict(filters=6, size=3, stride_xy=(2, 1), padding=1)),
+    "blocks-stride2-dilation2": (conv(5, stride=2, extra="dilation=2"), (3, 360, 50),
+                                 dict(filters=5, size=3, stride_xy=(2, 2), padding=1, dilation=2)),
     "blocks-5x5-logistic": (conv(3, size=5, act="logistic"), (2, 64, 64),
                             dict(filters=3, size=5, padding=2, act="logistic")),
 }

@@ -45,11 +45,13 @@ size_t dn_pack_size(int m, int k) { return (size_t)(m + PANEL - 1) / PANEL * PAN
 
 /* C rows [0, rows) x columns [0, cols) of one panel, stored or (add) added to C; cols <=
    PIXELS is a constant where inlined, so the accumulators stay in registers. Each step
-   multiplies the panel's HALVES vectors of weights by cols broadcast values of B. Each VL
-   accumulators (pixels) of a vector of rows are transposed into VL rows of C, the rest
-   of the columns stored one by one. */
+   multiplies the panel's HALVES vectors of weights by cols broadcast values of B: row q of B
+   at b + q * ldb, or, reading a convolution's input in place (dn_pgemm_conv), at b + taps[q]
+   with the pixels `stride` apart (0: the rows of B). Each VL accumulators (pixels) of a
+   vector of rows are transposed into VL rows of C, the rest of the columns stored one by one. */
 static inline __attribute__((always_inline)) void tile(int cols, int k, const float *ap, const float *b, int ldb,
-                                                       float *c, int ldc, int rows, int add)
+                                                       const int *taps, int stride, float *c, int ldc, int rows,
+                                                       int add)
 {
     vf acc[HALVES][PIXELS];
     for (int h = 0; h < HALVES; h++)
@@ -58,9 +60,9 @@ static inline __attribute__((always_inline)) void tile(int cols, int k, const fl
         vf a[HALVES];
         for (int h = 0; h < HALVES; h++) a[h] = *(const vf *)(ap + (size_t)q * PANEL + h * VL);
         __builtin_prefetch(ap + (q + PREFETCH) * PANEL); /* a panel's first tile streams it from memory */
-        const float *bq = b + (size_t)q * ldb;
+        const float *bq = stride ? b + taps[q] : b + (size_t)q * ldb;
         for (int j = 0; j < cols; j++)
-            for (int h = 0; h < HALVES; h++) acc[h][j] += a[h] * bq[j];
+            for (int h = 0; h < HALVES; h++) acc[h][j] += a[h] * bq[stride ? j * stride : j];
     }
     const int whole = cols / VL * VL;
     for (int h = 0; h < HALVES && h * VL < rows; h++) {
@@ -97,22 +99,25 @@ static inline __attribute__((always_inline)) void tile_rows(int k, const float *
     for (int i = 0; i < TILE_ROWS && r0 + i < rows; i++) *(vf *)(c + (size_t)(r0 + i) * ldc) = acc[i];
 }
 
-/* Columns [n0, n1) of one panel's rows over k steps of A and B: whole tiles, then the
-   rest in halving tiles. */
-static void panel(int n0, int n1, int k, const float *ap, const float *b, int ldb, float *c, int ldc, int rows,
-                  int add)
+/* Columns [n0, n1) of one panel's rows over k steps of A and B (B as tile() reads it; a
+   constant stride where inlined): whole tiles, then the rest in halving tiles. */
+static inline __attribute__((always_inline)) void panel(int n0, int n1, int k, const float *ap, const float *b,
+                                                        int ldb, const int *taps, int stride, float *c, int ldc,
+                                                        int rows, int add)
 {
     int j = n0;
-    if (k < SHORT_K)
+#define TILE(cols) tile(cols, k, ap, b + (stride ? j * stride : j), ldb, taps, stride, c + j, ldc, rows, add)
+    if (k < SHORT_K && !stride)
         for (; j + VL <= n1; j += VL)
             for (int r0 = 0; r0 < rows; r0 += TILE_ROWS) tile_rows(k, ap, r0, b + j, ldb, c + j, ldc, rows);
-    for (; j + PIXELS <= n1; j += PIXELS) tile(PIXELS, k, ap, b + j, ldb, c + j, ldc, rows, add);
+    for (; j + PIXELS <= n1; j += PIXELS) TILE(PIXELS);
 #if PIXELS > 8
-    if (n1 - j >= 8) tile(8, k, ap, b + j, ldb, c + j, ldc, rows, add), j += 8;
+    if (n1 - j >= 8) TILE(8), j += 8;
 #endif
-    if (n1 - j >= 4) tile(4, k, ap, b + j, ldb, c + j, ldc, rows, add), j += 4;
-    if (n1 - j >= 2) tile(2, k, ap, b + j, ldb, c + j, ldc, rows, add), j += 2;
-    if (n1 - j >= 1) tile(1, k, ap, b + j, ldb, c + j, ldc, rows, add);
+    if (n1 - j >= 4) TILE(4), j += 4;
+    if (n1 - j >= 2) TILE(2), j += 2;
+    if (n1 - j >= 1) TILE(1);
+#undef TILE
 }
 
 /* The blocking of one product: k in equal slices of at most K_SLICE, columns in runs of
@@ -136,7 +141,7 @@ static product blocking(int m, int n, int k, const float *ap, const float *b, in
 static void panel_slice(const product *g, int p, int n0, int n1, int q0)
 {
     const int r = p * PANEL, kq = g->k - q0 < g->slice ? g->k - q0 : g->slice;
-    panel(n0, n1, kq, g->ap + (size_t)r * g->k + (size_t)q0 * PANEL, g->b + (size_t)q0 * g->ldb, g->ldb,
+    panel(n0, n1, kq, g->ap + (size_t)r * g->k + (size_t)q0 * PANEL, g->b + (size_t)q0 * g->ldb, g->ldb, NULL, 0,
           g->c + (size_t)r * g->ldc, g->ldc, g->m - r < PANEL ? g->m - r : PANEL, q0 > 0);
 }
 
@@ -192,6 +197,47 @@ void dn_pgemm(int m, int n, int k, const float *ap, const float *b, int ldb, flo
                     const int n0 = j0 + ch * width, n1 = n0 + width < j1 ? n0 + width : j1;
                     if (n0 < n1) panel_slice(&g, p, n0, n1, q0);
                 }
+        }
+    }
+}
+
+/* Where taps q0 .. q0 + count of a convolution lie in its padded input rows. */
+static void tap_offsets(const dn_padded_rows *in, int q0, int count, int *taps)
+{
+    const int per_channel = in->size * in->size;
+    for (int i = 0; i < count; i++) {
+        const int q = q0 + i, t = q % per_channel;
+        taps[i] = q / per_channel * in->plane + (t / in->size * in->width + t % in->size) * in->dilation;
+    }
+}
+
+/* One panel's slice of taps over output rows [y0, y1), the pixels `stride` apart. */
+static inline __attribute__((always_inline)) void conv_panel(const dn_padded_rows *in, int y0, int y1, int kq,
+                                                             const float *ap, const int *taps, int stride,
+                                                             float *c, int ldc, int rows, int add)
+{
+    for (int y = y0; y < y1; y++)
+        panel(0, in->out_w, kq, ap, in->data + (size_t)y * in->row_step, 0, taps, stride, c + (size_t)y * in->out_w,
+              ldc, rows, add);
+}
+
+/* The blocking of dn_pgemm_serial, the columns of a block whole output rows. */
+void dn_pgemm_conv(int m, int k, const float *ap, const dn_padded_rows *in, float *c, int ldc)
+{
+    const product g = blocking(m, in->rows * in->out_w, k, ap, NULL, 0, c, ldc);
+    const int run = g.cols / in->out_w > 0 ? g.cols / in->out_w : 1; /* output rows per block of columns */
+    int taps[K_SLICE];
+    for (int y0 = 0; y0 < in->rows; y0 += run) {
+        const int y1 = y0 + run < in->rows ? y0 + run : in->rows;
+        for (int q0 = 0; q0 < k; q0 += g.slice) {
+            const int kq = k - q0 < g.slice ? k - q0 : g.slice;
+            tap_offsets(in, q0, kq, taps);
+            for (int p = 0; p < g.panels; p++) {
+                const int r = p * PANEL, rows = m - r < PANEL ? m - r : PANEL;
+                const float *a = ap + (size_t)r * k + (size_t)q0 * PANEL;
+                if (in->stride_x == 2) conv_panel(in, y0, y1, kq, a, taps, 2, c + (size_t)r * ldc, ldc, rows, q0 > 0);
+                else conv_panel(in, y0, y1, kq, a, taps, 1, c + (size_t)r * ldc, ldc, rows, q0 > 0);
+            }
         }
     }
 }
