@@ -36,6 +36,8 @@ size_t dn_available_memory(void);
 float *dn_floats(size_t n);
 /* Allocate `n` zeroed floats into *dst, failing with DN_ERR_OOM naming `what`. */
 dn_status dn_alloc_floats(float **dst, size_t n, const char *what);
+/* dn_alloc_floats on 64-byte boundaries, every page touched (for arrays written right away). */
+dn_status dn_alloc_floats_aligned(float **dst, size_t n, const char *what);
 /* Free the n floats of *p from dn_alloc_floats, taking them off the count; *p becomes NULL. */
 void dn_free_floats(float **p, size_t n);
 

@@ -76,6 +76,31 @@ size_t dn_available_memory(void)
     return (size_t)kib * 1024;
 }
 
+/* Zeroed floats on whole cache lines (SIMD loads that never straddle two), written at once:
+   for arrays filled right away, where calloc's untouched pages would not be spared. */
+static float *dn_floats_aligned(size_t n)
+{
+    if (tally && budget && n > (budget - *tally) / sizeof(float)) {
+        over_budget = 1;
+        return NULL;
+    }
+    void *p = NULL;
+    if (!n || posix_memalign(&p, 64, n * sizeof(float))) return NULL;
+    memset(p, 0, n * sizeof(float));
+    if (tally) *tally += n * sizeof(float);
+    return p;
+}
+
+dn_status dn_alloc_floats_aligned(float **dst, size_t n, const char *what)
+{
+    *dst = dn_floats_aligned(n);
+    if (n && !*dst)
+        return dn_fail(DN_ERR_OOM, "out of memory allocating %zu floats (%.1f MiB) for %s; "
+                       "lower batch (or raise subdivisions) or the input size",
+                       n, n * 4.0 / 1048576.0, what);
+    return DN_OK;
+}
+
 dn_status dn_alloc_floats(float **dst, size_t n, const char *what)
 {
     *dst = dn_floats(n);

@@ -100,9 +100,9 @@ static dn_status alloc_fused(dn_layer *l)
     DN_TRY(dn_alloc_floats(&p->fused_biases, p->n, "fused convolution biases"));
     if (l->batch_normalize) DN_TRY(dn_alloc_floats(&p->fused_scales, p->n, "fused convolution scales"));
     if (p->wino_m && !p->low_memory)
-        return dn_alloc_floats(&p->wino_weights, dn_wino_weights_size(p->n, p->g.c, p->wino_m),
+        return dn_alloc_floats_aligned(&p->wino_weights, dn_wino_weights_size(p->n, p->g.c, p->wino_m),
                                "Winograd convolution weights");
-    return is_packed(p) ? dn_alloc_floats(&p->packed_weights, dn_pack_size(p->n, p->nweights / p->n),
+    return is_packed(p) ? dn_alloc_floats_aligned(&p->packed_weights, dn_pack_size(p->n, p->nweights / p->n),
                                           "packed convolution weights")
                         : DN_OK;
 }
