@@ -53,14 +53,32 @@ void dn_alloc_count(size_t bytes)
     if (tally) *tally += bytes;
 }
 
+/* Whether n more floats stay within the limit of the count (refused before anything is touched). */
+static int within_budget(size_t n)
+{
+    if (tally && budget && n > (budget - *tally) / sizeof(float)) {
+        over_budget = 1;
+        return 0;
+    }
+    return 1;
+}
+
 float *dn_floats(size_t n)
 {
-    if (tally && budget && n > (budget - *tally) / sizeof(float)) { /* refused before anything is touched */
-        over_budget = 1;
-        return NULL;
-    }
-    float *p = n ? calloc(n, sizeof(float)) : NULL;
+    float *p = n && within_budget(n) ? calloc(n, sizeof(float)) : NULL;
     if (p && tally) *tally += n * sizeof(float);
+    return p;
+}
+
+/* Zeroed floats on whole cache lines (SIMD loads that never straddle two), written at once:
+   for arrays filled right away, where calloc's untouched pages would not be spared. */
+static float *floats_aligned(size_t n)
+{
+    void *p = NULL;
+    if (!n || n > SIZE_MAX / sizeof(float) || !within_budget(n) || posix_memalign(&p, 64, n * sizeof(float)))
+        return NULL;
+    memset(p, 0, n * sizeof(float));
+    if (tally) *tally += n * sizeof(float);
     return p;
 }
 
@@ -76,39 +94,22 @@ size_t dn_available_memory(void)
     return (size_t)kib * 1024;
 }
 
-/* Zeroed floats on whole cache lines (SIMD loads that never straddle two), written at once:
-   for arrays filled right away, where calloc's untouched pages would not be spared. */
-static float *dn_floats_aligned(size_t n)
+/* *dst = p, the n floats asked for `what`, or DN_ERR_OOM naming them where p is NULL. */
+static dn_status allocated(float **dst, float *p, size_t n, const char *what)
 {
-    if (tally && budget && n > (budget - *tally) / sizeof(float)) {
-        over_budget = 1;
-        return NULL;
-    }
-    void *p = NULL;
-    if (!n || posix_memalign(&p, 64, n * sizeof(float))) return NULL;
-    memset(p, 0, n * sizeof(float));
-    if (tally) *tally += n * sizeof(float);
-    return p;
+    *dst = p;
+    if (n && !p)
+        return dn_fail(DN_ERR_OOM, "out of memory allocating %zu floats (%.1f MiB) for %s; "
+                       "lower batch (or raise subdivisions) or the input size",
+                       n, n * 4.0 / 1048576.0, what);
+    return DN_OK;
 }
+
+dn_status dn_alloc_floats(float **dst, size_t n, const char *what) { return allocated(dst, dn_floats(n), n, what); }
 
 dn_status dn_alloc_floats_aligned(float **dst, size_t n, const char *what)
 {
-    *dst = dn_floats_aligned(n);
-    if (n && !*dst)
-        return dn_fail(DN_ERR_OOM, "out of memory allocating %zu floats (%.1f MiB) for %s; "
-                       "lower batch (or raise subdivisions) or the input size",
-                       n, n * 4.0 / 1048576.0, what);
-    return DN_OK;
-}
-
-dn_status dn_alloc_floats(float **dst, size_t n, const char *what)
-{
-    *dst = dn_floats(n);
-    if (n && !*dst)
-        return dn_fail(DN_ERR_OOM, "out of memory allocating %zu floats (%.1f MiB) for %s; "
-                       "lower batch (or raise subdivisions) or the input size",
-                       n, n * 4.0 / 1048576.0, what);
-    return DN_OK;
+    return allocated(dst, floats_aligned(n), n, what);
 }
 
 void dn_free_floats(float **p, size_t n)

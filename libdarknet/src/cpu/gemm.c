@@ -143,7 +143,10 @@ void dn_im2col_rows(const float *im, const dn_conv_geom *g, int oy0, int oy1, fl
 }
 
 /* The padded copy's row width and its rows for `rows` output rows: every column and row a tap reads. */
-static int padded_width(const dn_conv_geom *g) { return (g->out_w - 1) * g->stride_x + (g->size - 1) * g->dilation + 1; }
+static int padded_width(const dn_conv_geom *g)
+{
+    return (g->out_w - 1) * g->stride_x + (g->size - 1) * g->dilation + 1;
+}
 static int padded_height(const dn_conv_geom *g, int rows)
 {
     return (rows - 1) * g->stride_y + (g->size - 1) * g->dilation + 1;
@@ -171,7 +174,8 @@ dn_padded_rows dn_pad_rows(const float *im, const dn_conv_geom *g, int oy0, int 
             memcpy(d + pad, im + ((size_t)ci * g->h + iy) * g->w, sizeof(float) * x1);
             memset(d + pad + x1, 0, sizeof(float) * (width - pad - x1));
         }
-    return (dn_padded_rows){dst, plane, width, g->size, g->dilation, g->stride_x, g->stride_y * width, g->out_w, oy1 - oy0};
+    const int row_step = g->stride_y * width;
+    return (dn_padded_rows){dst, plane, width, g->size, g->dilation, g->stride_x, row_step, g->out_w, oy1 - oy0};
 }
 
 void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im)
