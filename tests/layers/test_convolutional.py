@@ -81,6 +81,8 @@ CASES = {
                                    dict(filters=6, size=3, stride_xy=(2, 1), padding=1)),
     "blocks-stride2-dilation2": (conv(5, stride=2, extra="dilation=2"), (3, 360, 50),
                                  dict(filters=5, size=3, stride_xy=(2, 2), padding=1, dilation=2)),
+    "blocks-stride2-padding-past-the-map": (conv(5, stride=2, pad=0, extra="padding=30"), (3, 400, 20),
+                                            dict(filters=5, size=3, stride_xy=(2, 2), padding=30)),
     "blocks-5x5-logistic": (conv(3, size=5, act="logistic"), (2, 64, 64),
                             dict(filters=3, size=5, padding=2, act="logistic")),
 }
