@@ -7,7 +7,8 @@ same batch, each engine in its own process, in one run.
 
 Prints a table of median milliseconds per forward, each engine's peak resident memory (MB, the whole
 process: Python, numpy and the engine's libraries included; a worker imports no other engine) and the
-ratio darknetpy / the fastest other engine (< 1: faster); then each engine's load time. --size S runs every
+ratio darknetpy / the fastest other engine (< 1: faster; with --rounds, also the median over rounds of each
+round's ratio, which a slow spell of a shared machine moves less); then each engine's load time. --size S runs every
 model at S x S input; --low-memory builds darknetpy's networks with low_memory=True. An engine whose package
 is not installed (onnxruntime, openvino) shows "-".
 """
@@ -155,6 +156,17 @@ def sized_cfg(cfg, size, tmp):
     return path
 
 
+def rotated(engines, i):
+    """The engines in round i's order: each round starts with the next one, so none always follows another."""
+    i %= len(engines)
+    return engines[i:] + engines[:i]
+
+
+def round_ratio(times):
+    """darknetpy's time in one round over the fastest other engine's in the same round."""
+    return times["darknetpy"][0] / min(v[0] for e, v in times.items() if e != "darknetpy" and v is not None)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -185,7 +197,8 @@ def main():
     print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}{' (low_memory)' * args.low_memory}, "
           f"threads={args.threads}, batch {args.batch}, "
           f"median of {args.repeat} forwards, best of {args.rounds} interleaved rounds; peak RSS in MB")
-    print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}{'RSS':>6}" for h in HEADERS.values()) + f"{'ratio':>8}")
+    print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}{'RSS':>6}" for h in HEADERS.values()) + f"{'ratio':>8}"
+          + (f"{'per round':>10}" if args.rounds > 1 else ""))
     loads = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
@@ -201,15 +214,16 @@ def main():
                 except dn.UnsupportedError:   # no onnx package: the ONNX engines show "-"
                     pass
             rounds = [{e: run_isolated(e, cfg, weights, args.threads, args.repeat, args.batch, args.low_memory)
-                       for e in ENGINES}
-                      for _ in range(args.rounds)]
+                       for e in rotated(list(ENGINES), i)}
+                      for i in range(args.rounds)]
             runs = {e: None if rounds[0][e] is None else
                     (min(r[e][0] for r in rounds), max(r[e][1] for r in rounds),
                      statistics.median(r[e][2] for r in rounds)) for e in ENGINES}
             best = min(v[0] for e, v in runs.items() if e != "darknetpy" and v is not None)
             cells = "".join(f"{v[0]:>14.1f}{v[1]:>6.0f}" if v is not None else f"{'-':>14}{'-':>6}"
                             for v in runs.values())
-            print(f"{name:<14}{'x'.join(map(str, shape)):>16}{cells}{runs['darknetpy'][0] / best:>8.2f}")
+            per_round = f"{statistics.median(map(round_ratio, rounds)):>10.2f}" if args.rounds > 1 else ""
+            print(f"{name:<14}{'x'.join(map(str, shape)):>16}{cells}{runs['darknetpy'][0] / best:>8.2f}{per_round}")
             loads.append(f"{name:<30}" + "".join(f"{v[2]:>14.0f}" if v is not None else f"{'-':>14}"
                                                   for v in runs.values()))
     print(f"\nload ms (cfg + weights, or the ONNX model compiled, up to the first forward)\n{'model':<30}"
