@@ -144,13 +144,24 @@ static product blocking(int m, int n, int k, const float *ap, const float *b, in
     return (product){m, n, k, (m + PANEL - 1) / PANEL, slice, cols, ap, b, c, ldb, ldc};
 }
 
+/* The steps of the k slice from q0, panel p's rows of C, its slice of A from q0, and the
+   same slice of the next panel (NULL after the last). */
+static int slice_steps(const product *g, int q0) { return g->k - q0 < g->slice ? g->k - q0 : g->slice; }
+static int panel_rows(const product *g, int p) { return g->m - p * PANEL < PANEL ? g->m - p * PANEL : PANEL; }
+static const float *a_slice(const product *g, int p, int q0)
+{
+    return g->ap + (size_t)p * PANEL * g->k + (size_t)q0 * PANEL;
+}
+static const float *next_a_slice(const product *g, int p, int q0)
+{
+    return p + 1 < g->panels ? a_slice(g, p + 1, q0) : NULL;
+}
+
 /* Panel p of the product over columns [n0, n1) and k slice [q0, q0 + slice). */
 static void panel_slice(const product *g, int p, int n0, int n1, int q0)
 {
-    const int r = p * PANEL, kq = g->k - q0 < g->slice ? g->k - q0 : g->slice;
-    panel(n0, n1, kq, g->ap + (size_t)r * g->k + (size_t)q0 * PANEL, g->b + (size_t)q0 * g->ldb, g->ldb, NULL, 0,
-          g->c + (size_t)r * g->ldc, g->ldc, g->m - r < PANEL ? g->m - r : PANEL, q0 > 0,
-          p + 1 < g->panels ? g->ap + (size_t)(r + PANEL) * g->k + (size_t)q0 * PANEL : NULL);
+    panel(n0, n1, slice_steps(g, q0), a_slice(g, p, q0), g->b + (size_t)q0 * g->ldb, g->ldb, NULL, 0,
+          g->c + (size_t)p * PANEL * g->ldc, g->ldc, panel_rows(g, p), q0 > 0, next_a_slice(g, p, q0));
 }
 
 /* Columns [n0, n1) of every panel, in the calling thread. */
@@ -239,13 +250,12 @@ void dn_pgemm_conv(int m, int k, const float *ap, const dn_padded_rows *in, floa
     for (int y0 = 0; y0 < in->rows; y0 += run) {
         const int y1 = y0 + run < in->rows ? y0 + run : in->rows;
         for (int q0 = 0; q0 < k; q0 += g.slice) {
-            const int kq = k - q0 < g.slice ? k - q0 : g.slice;
+            const int kq = slice_steps(&g, q0);
             tap_offsets(in, q0, kq, taps);
             for (int p = 0; p < g.panels; p++) {
-                const int r = p * PANEL, rows = m - r < PANEL ? m - r : PANEL;
-                const float *a = ap + (size_t)r * k + (size_t)q0 * PANEL;
-                const float *next = p + 1 < g.panels ? a + (size_t)PANEL * k : NULL;
-                float *cp = c + (size_t)r * ldc;
+                const float *a = a_slice(&g, p, q0), *next = next_a_slice(&g, p, q0);
+                float *cp = c + (size_t)p * PANEL * ldc;
+                const int rows = panel_rows(&g, p);
                 if (in->stride_x == 2) conv_panel(in, y0, y1, kq, a, taps, 2, cp, ldc, rows, q0 > 0, next);
                 else conv_panel(in, y0, y1, kq, a, taps, 1, cp, ldc, rows, q0 > 0, next);
             }
