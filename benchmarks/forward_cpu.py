@@ -163,7 +163,7 @@ def rotated(engines, i):
 
 
 def round_ratio(times):
-    """darknetpy's time in one round over the fastest other engine's in the same round."""
+    """darknetpy's time over the fastest other engine's: {engine: (ms, ...) or None}, of one round or the best."""
     return times["darknetpy"][0] / min(v[0] for e, v in times.items() if e != "darknetpy" and v is not None)
 
 
@@ -219,11 +219,10 @@ def main():
             runs = {e: None if rounds[0][e] is None else
                     (min(r[e][0] for r in rounds), max(r[e][1] for r in rounds),
                      statistics.median(r[e][2] for r in rounds)) for e in ENGINES}
-            best = min(v[0] for e, v in runs.items() if e != "darknetpy" and v is not None)
             cells = "".join(f"{v[0]:>14.1f}{v[1]:>6.0f}" if v is not None else f"{'-':>14}{'-':>6}"
                             for v in runs.values())
             per_round = f"{statistics.median(map(round_ratio, rounds)):>10.2f}" if args.rounds > 1 else ""
-            print(f"{name:<14}{'x'.join(map(str, shape)):>16}{cells}{runs['darknetpy'][0] / best:>8.2f}{per_round}")
+            print(f"{name:<14}{'x'.join(map(str, shape)):>16}{cells}{round_ratio(runs):>8.2f}{per_round}")
             loads.append(f"{name:<30}" + "".join(f"{v[2]:>14.0f}" if v is not None else f"{'-':>14}"
                                                   for v in runs.values()))
     print(f"\nload ms (cfg + weights, or the ONNX model compiled, up to the first forward)\n{'model':<30}"
