@@ -85,6 +85,12 @@ CASES = {
                                             dict(filters=5, size=3, stride_xy=(2, 2), padding=30)),
     "blocks-5x5-logistic": (conv(3, size=5, act="logistic"), (2, 64, 64),
                             dict(filters=3, size=5, padding=2, act="logistic")),
+    # maps whose last columns ride on a wider tile of the packed GEMM (AVX-512: 49 = 16 + 16 + 17,
+    # 35 = 16 + 19, 27 = 16 + 11, 13 = 8 + 5); 64 input channels or more: the broadcasting kernel
+    "tile-widths-7x7": (conv(20, size=1, pad=0), (64, 7, 7), dict(filters=20, size=1)),
+    "tile-widths-5x7": (conv(18, size=1, pad=0), (70, 5, 7), dict(filters=18, size=1)),
+    "tile-widths-3x9": (conv(17, act="leaky"), (8, 3, 9), dict(filters=17, size=3, padding=1, act="leaky")),
+    "tile-widths-1x13": (conv(16, size=1, pad=0, act="leaky"), (64, 1, 13), dict(filters=16, size=1, act="leaky")),
 }
 
 
