@@ -72,7 +72,7 @@ static void image_forward(const conv *p, const float *in, const float *weights, 
         }
         for (int y0 = 0; y0 < oh; y0 += step) {
             const int y1 = y0 + step < oh ? y0 + step : oh, len = (y1 - y0) * ow;
-            dn_im2col_rows(im, &p->g, y0, y1, col);
+            dn_im2col_rows(im, &p->g, y0, y1, col, len);
             gemm(threads, 0, 0, ng, len, k, w, k, col, len, 0.f, o + (size_t)y0 * ow, spatial);
         }
     }
@@ -93,7 +93,7 @@ static void image_backward(const conv *p, const float *in, const float *delta, c
         else if (dw)
             for (int y0 = 0; y0 < oh; y0 += step) {
                 const int y1 = y0 + step < oh ? y0 + step : oh, len = (y1 - y0) * ow;
-                dn_im2col_rows(in + in_off, &p->g, y0, y1, col);
+                dn_im2col_rows(in + in_off, &p->g, y0, y1, col, len);
                 gemm(threads, 0, 1, ng, k, len, dg + (size_t)y0 * ow, spatial, col, len, 1.f, dwg, k);
             }
         if (!in_delta) continue;

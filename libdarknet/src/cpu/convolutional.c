@@ -68,9 +68,10 @@ static int is_implicit(const conv *p) { return is_packed(p) && !is_direct(p) && 
 static size_t block_floats(const dn_layer *l)
 {
     const conv *p = l->p;
-    const size_t unrolled = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * block_rows(l) * l->out_w;
+    const int k = p->g.c * p->g.size * p->g.size;
+    const size_t unrolled = is_direct(p) ? 0 : (size_t)k * dn_col_stride(block_rows(l) * l->out_w);
     const size_t padded = is_implicit(p) ? dn_pad_rows_size(&p->g, block_rows(l)) : 0;
-    return unrolled > padded ? unrolled : padded;
+    return ((unrolled > padded ? unrolled : padded) + 15) / 16 * 16; /* slots on cache lines */
 }
 
 /* Inference unrolls one block per thread at a time where the map has blocks for every
@@ -78,7 +79,7 @@ static size_t block_floats(const dn_layer *l)
 static size_t workspace(const dn_layer *l, int train)
 {
     const conv *p = l->p;
-    size_t n = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * l->out_w * l->out_h;
+    size_t n = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * dn_col_stride(l->out_w * l->out_h);
     const size_t per_thread = (size_t)dn_cpu_threads() * block_floats(l);
     if (!train && blocks(l) >= 2 * dn_cpu_threads() && per_thread < n) n = per_thread;
     const int m = train ? 0 : wino_tile(l);
@@ -166,7 +167,7 @@ static int forward_blocks(const dn_layer *l, const float *im, const float *weigh
     const conv *p = l->p;
     const int ng = p->n / p->groups, k = p->g.c * p->g.size * p->g.size, spatial = l->out_w * l->out_h;
     const int rows = block_rows(l), n_blocks = blocks(l);
-    const size_t slot = block_floats(l), full = (size_t)k * spatial;
+    const size_t slot = block_floats(l), full = (size_t)k * dn_col_stride(spatial);
     int threads = dn_cpu_threads();
     if (slot && ws->n < full && (size_t)threads * slot > ws->n) threads = (int)(ws->n / slot);
     if (n_blocks < 2 * threads && (!slot || ws->n >= full)) return 0;
@@ -181,9 +182,9 @@ static int forward_blocks(const dn_layer *l, const float *im, const float *weigh
             const float *col = im + (size_t)oy0 * l->out_w;
             int ldb = spatial;
             if (!is_direct(p)) {
-                dn_im2col_rows(im, &p->g, oy0, oy1, mine);
+                ldb = dn_col_stride(len);
+                dn_im2col_rows(im, &p->g, oy0, oy1, mine, ldb);
                 col = mine;
-                ldb = len;
             }
             if (packed) dn_pgemm_serial(ng, len, k, weights, col, ldb, o, spatial);
             else dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
@@ -235,12 +236,14 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
             const float *sg = scale ? scale + g * ng : NULL;
             if (forward_blocks(l, im, w, packed, sg, epilogue ? bias + g * ng : NULL, out, &ctx->workspace)) continue;
             const float *col = im;
+            int ldb = spatial;
             if (!is_direct(p)) {
-                dn_im2col(im, &p->g, ctx->workspace.data);
+                ldb = dn_col_stride(spatial);
+                dn_im2col(im, &p->g, ctx->workspace.data, ldb);
                 col = ctx->workspace.data;
             }
-            if (packed) dn_pgemm(ng, spatial, k, w, col, spatial, out, spatial);
-            else dn_gemm(0, 0, ng, spatial, k, 1, w, k, col, spatial, 0, out, spatial);
+            if (packed) dn_pgemm(ng, spatial, k, w, col, ldb, out, spatial);
+            else dn_gemm(0, 0, ng, spatial, k, 1, w, k, col, ldb, 0, out, spatial);
             if (epilogue) dn_activate_affine(out, sg, bias + g * ng, 1, ng, spatial, p->act);
         }
     if (epilogue) return DN_OK;

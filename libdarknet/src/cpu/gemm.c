@@ -129,18 +129,18 @@ static void im2col_row(const float *im, const dn_conv_geom *g, int row, int oy0,
     }
 }
 
-void dn_im2col(const float *im, const dn_conv_geom *g, float *col)
+void dn_im2col(const float *im, const dn_conv_geom *g, float *col, int ld)
 {
-    const long spatial = (long)g->out_h * g->out_w;
     #pragma omp parallel for num_threads(dn_cpu_threads())
-    for (int row = 0; row < g->c * g->size * g->size; row++) im2col_row(im, g, row, 0, g->out_h, col + row * spatial);
+    for (int row = 0; row < g->c * g->size * g->size; row++) im2col_row(im, g, row, 0, g->out_h, col + (long)row * ld);
 }
 
-void dn_im2col_rows(const float *im, const dn_conv_geom *g, int oy0, int oy1, float *col)
+void dn_im2col_rows(const float *im, const dn_conv_geom *g, int oy0, int oy1, float *col, int ld)
 {
-    const long len = (long)(oy1 - oy0) * g->out_w;
-    for (int row = 0; row < g->c * g->size * g->size; row++) im2col_row(im, g, row, oy0, oy1, col + row * len);
+    for (int row = 0; row < g->c * g->size * g->size; row++) im2col_row(im, g, row, oy0, oy1, col + (long)row * ld);
 }
+
+int dn_col_stride(int len) { return ((len + 15) / 16 | 1) * 16; }
 
 /* The padded copy's row width and its rows for `rows` output rows: every column and row a tap reads. */
 static int padded_width(const dn_conv_geom *g)
