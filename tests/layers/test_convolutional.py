@@ -70,8 +70,8 @@ CASES = {
                                       dict(filters=4, size=3, groups=2, stride_xy=(2, 2), padding=1, bn=True,
                                            act="mish")),
     "blocks-3x3-swish": (conv(5, act="swish"), (3, 70, 64), dict(filters=5, size=3, padding=1, act="swish")),
-    # stride 2, one group: fused inference reads padded input rows in place (dn_pgemm_conv); widths off the
-    # kernel's tiles, taps in two slices (40 x 9), padding read past the right edge or not read at all
+    # stride 2 in blocks of output rows, im2col'd rows padded to whole cache lines: widths off the kernel's
+    # tiles, taps in two slices (40 x 9), padding read past the right edge or not read at all
     "blocks-stride2-bn-leaky": (conv(20, stride=2, act="leaky", extra="batch_normalize=1"), (40, 250, 69),
                                 dict(filters=20, size=3, stride_xy=(2, 2), padding=1, bn=True, act="leaky")),
     "blocks-stride2-pad0": (conv(17, stride=2, pad=0), (6, 400, 70), dict(filters=17, size=3, stride_xy=(2, 2))),

@@ -58,20 +58,13 @@ static int blocks(const dn_layer *l) { return (l->out_h + block_rows(l) - 1) / b
 /* Whether the fused weights are packed for dn_pgemm (one group: one GEMM per image). */
 static int is_packed(const conv *p) { return p->groups == 1; }
 
-/* Whether inference reads the input of a block in place, from a padded copy of its rows
-   (dn_pgemm_conv), rather than unrolled by im2col: stride-2 layers, whose unrolled block
-   (2.25 times the input rows it reads) cost more than the product gained. */
-static int is_implicit(const conv *p) { return is_packed(p) && !is_direct(p) && p->g.stride_x == 2; }
-
-/* Floats of one block's unrolled input (0 for 1x1: read in place), or of an implicit
-   layer's padded input rows where more (an unfused network unrolls those layers too). */
+/* Floats of one block's unrolled input (0 for 1x1: read in place), a whole number of cache lines
+   so that every thread's slot starts on one. */
 static size_t block_floats(const dn_layer *l)
 {
     const conv *p = l->p;
-    const int k = p->g.c * p->g.size * p->g.size;
-    const size_t unrolled = is_direct(p) ? 0 : (size_t)k * dn_col_stride(block_rows(l) * l->out_w);
-    const size_t padded = is_implicit(p) ? dn_pad_rows_size(&p->g, block_rows(l)) : 0;
-    return ((unrolled > padded ? unrolled : padded) + 15) / 16 * 16; /* slots on cache lines */
+    if (is_direct(p)) return 0;
+    return (size_t)p->g.c * p->g.size * p->g.size * dn_col_stride(block_rows(l) * l->out_w);
 }
 
 /* Inference unrolls one block per thread at a time where the map has blocks for every
@@ -156,7 +149,7 @@ static dn_status pull(const dn_layer *l, const dn_ctx *ctx)
 }
 
 /* Inference on maps with a block per thread: blocks of whole output rows, each
-   unrolled (unless 1x1; implicit layers: their input rows padded) into its thread's slot
+   unrolled (unless 1x1) into its thread's slot
    of the workspace, multiplied and (given a bias: the epilogue) scaled, biased and
    activated by one thread while in cache. 0 where the map is too small for that (one GEMM
    split across threads instead). A workspace sized for fewer threads than run now (see
@@ -175,20 +168,15 @@ static int forward_blocks(const dn_layer *l, const float *im, const float *weigh
     for (int i = 0; i < n_blocks; i++) {
         const int oy0 = i * rows, oy1 = oy0 + rows < l->out_h ? oy0 + rows : l->out_h, len = (oy1 - oy0) * l->out_w;
         float *o = out + (size_t)oy0 * l->out_w, *mine = ws->data + slot * omp_get_thread_num();
-        if (packed && is_implicit(p)) {
-            const dn_padded_rows in_rows = dn_pad_rows(im, &p->g, oy0, oy1, rows, mine);
-            dn_pgemm_conv(ng, k, weights, &in_rows, o, spatial);
-        } else {
-            const float *col = im + (size_t)oy0 * l->out_w;
-            int ldb = spatial;
-            if (!is_direct(p)) {
-                ldb = dn_col_stride(len);
-                dn_im2col_rows(im, &p->g, oy0, oy1, mine, ldb);
-                col = mine;
-            }
-            if (packed) dn_pgemm_serial(ng, len, k, weights, col, ldb, o, spatial);
-            else dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
+        const float *col = im + (size_t)oy0 * l->out_w;
+        int ldb = spatial;
+        if (!is_direct(p)) {
+            ldb = dn_col_stride(len);
+            dn_im2col_rows(im, &p->g, oy0, oy1, mine, ldb);
+            col = mine;
         }
+        if (packed) dn_pgemm_serial(ng, len, k, weights, col, ldb, o, spatial);
+        else dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
         for (int f = 0; bias && f < ng; f++)
             dn_activate_affine_span(o + (size_t)f * spatial, len, scale ? scale[f] : 1.f, bias[f], p->act);
     }

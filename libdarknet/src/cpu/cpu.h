@@ -91,9 +91,7 @@ void dn_act_bias_bn_backward(dn_bn *bn, const float *x, const float *y, dn_act a
 #define dn_im2col DN_CPU(im2col)
 #define dn_im2col_rows DN_CPU(im2col_rows)
 #define dn_col2im_add DN_CPU(col2im_add)
-#define dn_pad_rows DN_CPU(pad_rows)
 #define dn_col_stride DN_CPU(col_stride)
-#define dn_pad_rows_size DN_CPU(pad_rows_size)
 #define dn_sgd DN_CPU(sgd)
 /* Row-major C = alpha*op(A)*op(B) + beta*C. */
 void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
@@ -109,19 +107,6 @@ void dn_im2col_rows(const float *im, const dn_conv_geom *g, int oy0, int oy1, fl
    a power of two of lines apart fall in a few cache sets; 1024 floats apart, a 3x3 layer's GEMM ran 6%
    slower). */
 int dn_col_stride(int len);
-/* Output rows oy0 .. oy1 of a convolution without im2col: the input rows they read, copied
-   into dst with the padding written out, for dn_pgemm_conv to read in place. Output pixel
-   (y, x) of the block has its tap (ci, ky, kx) at data[ci * plane + ky * dilation * width +
-   kx * dilation + y * row_step + x * stride_x]. */
-typedef struct dn_padded_rows {
-    const float *data;
-    int plane, width, size, dilation, stride_x, row_step;
-    int out_w, rows; /* output pixels: rows of out_w */
-} dn_padded_rows;
-/* floats of the copy of at most `rows` output rows */
-size_t dn_pad_rows_size(const dn_conv_geom *g, int rows);
-/* the copy of output rows oy0 .. oy1 (at most cap of them) in dst */
-dn_padded_rows dn_pad_rows(const float *im, const dn_conv_geom *g, int oy0, int oy1, int cap, float *dst);
 /* im += col2im(col). */
 void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im);
 /* Momentum SGD on one tensor: U -= decay*B*W; W += lr/B*U; U *= m. */
@@ -140,7 +125,6 @@ void dn_sgd(float *w, float *u, size_t n, const dn_update *up, float lr, int dec
 #define dn_pgemm DN_CPU(pgemm)
 #define dn_pgemm_serial DN_CPU(pgemm_serial)
 #define dn_pgemm_batch DN_CPU(pgemm_batch)
-#define dn_pgemm_conv DN_CPU(pgemm_conv)
 /* Where element (r, q) of an (m, k) matrix lies in its packed copy: panels of
    DN_PACK_MR rows (the last padded with zero rows), each stored k-major. */
 static inline size_t dn_packed_at(int k, int r, int q)
@@ -155,7 +139,6 @@ void dn_pgemm(int m, int n, int k, const float *ap, const float *b, int ldb, flo
 void dn_pgemm_serial(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc);
 /* Row-major C (m, in->rows * in->out_w) = A * B, A packed (a convolution's c * size * size
    taps per row), B the columns im2col would make of in, read in place; stride_x 1 or 2. */
-void dn_pgemm_conv(int m, int k, const float *ap, const dn_padded_rows *in, float *c, int ldc);
 void dn_pgemm_batch(int count, int m, int n, int k, const float *ap, size_t stride_a, const float *b,
                     size_t stride_b, int ldb, float *c, size_t stride_c, int ldc);
 

@@ -142,42 +142,6 @@ void dn_im2col_rows(const float *im, const dn_conv_geom *g, int oy0, int oy1, fl
 
 int dn_col_stride(int len) { return ((len + 15) / 16 | 1) * 16; }
 
-/* The padded copy's row width and its rows for `rows` output rows: every column and row a tap reads. */
-static int padded_width(const dn_conv_geom *g)
-{
-    return (g->out_w - 1) * g->stride_x + (g->size - 1) * g->dilation + 1;
-}
-static int padded_height(const dn_conv_geom *g, int rows)
-{
-    return (rows - 1) * g->stride_y + (g->size - 1) * g->dilation + 1;
-}
-
-size_t dn_pad_rows_size(const dn_conv_geom *g, int rows)
-{
-    return (size_t)g->c * padded_height(g, rows) * padded_width(g);
-}
-
-dn_padded_rows dn_pad_rows(const float *im, const dn_conv_geom *g, int oy0, int oy1, int cap, float *dst)
-{
-    const int pad = g->pad * g->dilation, width = padded_width(g), plane = padded_height(g, cap) * width;
-    const int y0 = oy0 * g->stride_y - pad, height = padded_height(g, oy1 - oy0); /* input rows [y0, y0 + height) */
-    const int x1 = g->w < width - pad ? g->w : width - pad;                        /* input columns [0, x1) */
-    for (int ci = 0; ci < g->c; ci++)
-        for (int r = 0; r < height; r++) {
-            float *d = dst + (size_t)ci * plane + (size_t)r * width;
-            const int iy = y0 + r;
-            if (iy < 0 || iy >= g->h || x1 <= 0) {
-                memset(d, 0, sizeof(float) * width);
-                continue;
-            }
-            memset(d, 0, sizeof(float) * pad);
-            memcpy(d + pad, im + ((size_t)ci * g->h + iy) * g->w, sizeof(float) * x1);
-            memset(d + pad + x1, 0, sizeof(float) * (width - pad - x1));
-        }
-    const int row_step = g->stride_y * width;
-    return (dn_padded_rows){dst, plane, width, g->size, g->dilation, g->stride_x, row_step, g->out_w, oy1 - oy0};
-}
-
 void dn_col2im_add(const float *col, const dn_conv_geom *g, float *im)
 {
     const int k2 = g->size * g->size, spatial = g->out_h * g->out_w;

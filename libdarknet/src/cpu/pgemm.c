@@ -53,18 +53,16 @@ size_t dn_pack_size(int m, int k) { return (size_t)(m + PANEL - 1) / PANEL * PAN
 #define K_SLICE 256
 #define B_BLOCK (64 * 1024)
 
-/* C rows [0, rows) x columns [0, cols) of one panel, stored or (add) added to C; cols <=
-   PIXELS is a constant where inlined, so the accumulators stay in registers. Each step
-   multiplies the panel's HALVES vectors of weights by cols broadcast values of B: row q of B
-   at b + q * ldb, or, reading a convolution's input in place (dn_pgemm_conv), at b + taps[q]
-   with the pixels `stride` apart (0: the rows of B). Each VL accumulators (pixels) of a
-   vector of rows are transposed into VL rows of C, the rest of the columns stored one by one.
+/* C rows [0, rows) x columns [0, cols) of one panel, stored or (add) added to C; cols is a
+   constant where inlined, so the accumulators stay in registers. Each step multiplies the
+   panel's HALVES vectors of weights by cols broadcast values of row q of B. Each VL
+   accumulators (pixels) of a vector of rows are transposed into VL rows of C, the rest of the
+   columns stored one by one.
    `ahead` (or NULL): the slice of A the thread takes next, prefetched step by step (on 8x8 to
    32x32 maps, where a panel's weights serve a few tiles, its first tile waited on memory; 5-15%
    of those layers). */
 static inline __attribute__((always_inline)) void tile(int cols, int k, const float *ap, const float *b, int ldb,
-                                                       const int *taps, int stride, float *c, int ldc, int rows,
-                                                       int add, const float *ahead)
+                                                       float *c, int ldc, int rows, int add, const float *ahead)
 {
     vf acc[HALVES][PIXELS + MERGED];
     for (int h = 0; h < HALVES; h++)
@@ -74,9 +72,9 @@ static inline __attribute__((always_inline)) void tile(int cols, int k, const fl
         for (int h = 0; h < HALVES; h++) a[h] = *(const vf *)(ap + (size_t)q * PANEL + h * VL);
         __builtin_prefetch(ap + (q + PREFETCH) * PANEL); /* a panel's first tile streams it from memory */
         if (ahead) __builtin_prefetch(ahead + (size_t)q * PANEL); /* the next panel's, meanwhile */
-        const float *bq = stride ? b + taps[q] : b + (size_t)q * ldb;
+        const float *bq = b + (size_t)q * ldb;
         for (int j = 0; j < cols; j++)
-            for (int h = 0; h < HALVES; h++) acc[h][j] += a[h] * bq[stride ? j * stride : j];
+            for (int h = 0; h < HALVES; h++) acc[h][j] += a[h] * bq[j];
     }
     const int whole = cols / VL * VL;
     for (int h = 0; h < HALVES && h * VL < rows; h++) {
@@ -122,28 +120,25 @@ static inline int tile_width(int w)
     return w - t <= MERGED ? w : t;
 }
 
-/* Columns [n0, n1) of one panel's rows over k steps of A and B (B as tile() reads it; a
-   constant stride where inlined): whole tiles, then the rest in narrower ones; the first
-   prefetches `ahead`. */
+/* Columns [n0, n1) of one panel's rows over k steps of A and B: whole tiles, then the rest in
+   narrower ones; the first prefetches `ahead`. */
 static inline __attribute__((always_inline)) void panel(int n0, int n1, int k, const float *ap, const float *b,
-                                                        int ldb, const int *taps, int stride, float *c, int ldc,
-                                                        int rows, int add, const float *ahead)
+                                                        int ldb, float *c, int ldc, int rows, int add,
+                                                        const float *ahead)
 {
     int j = n0;
-    if (k < SHORT_K && !stride)
+    if (k < SHORT_K)
         for (; j + VL <= n1; j += VL)
             for (int r0 = 0; r0 < rows; r0 += TILE_ROWS) tile_rows(k, ap, r0, b + j, ldb, c + j, ldc, rows);
     const int rest = (n1 - j) % PIXELS, merged = rest && rest <= MERGED && n1 - j > PIXELS;
     for (const int whole = n1 - rest - (merged ? PIXELS : 0); j < whole; j += PIXELS)
-        tile(PIXELS, k, ap, b + (stride ? j * stride : j), ldb, taps, stride, c + j, ldc, rows, add,
-             j == n0 ? ahead : NULL);
+        tile(PIXELS, k, ap, b + j, ldb, c + j, ldc, rows, add, j == n0 ? ahead : NULL);
     while (j < n1) {
         const int w = tile_width(n1 - j);
         switch (w) {
-#define TILE(cols)                                                                                                 \
-    case cols:                                                                                                     \
-        tile(cols, k, ap, b + (stride ? j * stride : j), ldb, taps, stride, c + j, ldc, rows, add,                \
-             j == n0 ? ahead : NULL);                                                                              \
+#define TILE(cols)                                                                \
+    case cols:                                                                    \
+        tile(cols, k, ap, b + j, ldb, c + j, ldc, rows, add, j == n0 ? ahead : NULL); \
         break;
             TILE_WIDTHS(TILE)
 #undef TILE
@@ -185,7 +180,7 @@ static const float *next_a_slice(const product *g, int p, int q0)
 /* Panel p of the product over columns [n0, n1) and k slice [q0, q0 + slice). */
 static void panel_slice(const product *g, int p, int n0, int n1, int q0)
 {
-    panel(n0, n1, slice_steps(g, q0), a_slice(g, p, q0), g->b + (size_t)q0 * g->ldb, g->ldb, NULL, 0,
+    panel(n0, n1, slice_steps(g, q0), a_slice(g, p, q0), g->b + (size_t)q0 * g->ldb, g->ldb,
           g->c + (size_t)p * PANEL * g->ldc, g->ldc, panel_rows(g, p), q0 > 0, next_a_slice(g, p, q0));
 }
 
@@ -241,49 +236,6 @@ void dn_pgemm(int m, int n, int k, const float *ap, const float *b, int ldb, flo
                     const int n0 = j0 + ch * width, n1 = n0 + width < j1 ? n0 + width : j1;
                     if (n0 < n1) panel_slice(&g, p, n0, n1, q0);
                 }
-        }
-    }
-}
-
-/* Where taps q0 .. q0 + count of a convolution lie in its padded input rows. */
-static void tap_offsets(const dn_padded_rows *in, int q0, int count, int *taps)
-{
-    const int per_channel = in->size * in->size;
-    for (int i = 0; i < count; i++) {
-        const int q = q0 + i, t = q % per_channel;
-        taps[i] = q / per_channel * in->plane + (t / in->size * in->width + t % in->size) * in->dilation;
-    }
-}
-
-/* One panel's slice of taps over output rows [y0, y1), the pixels `stride` apart. */
-static inline __attribute__((always_inline)) void conv_panel(const dn_padded_rows *in, int y0, int y1, int kq,
-                                                             const float *ap, const int *taps, int stride,
-                                                             float *c, int ldc, int rows, int add,
-                                                             const float *ahead)
-{
-    for (int y = y0; y < y1; y++)
-        panel(0, in->out_w, kq, ap, in->data + (size_t)y * in->row_step, 0, taps, stride, c + (size_t)y * in->out_w,
-              ldc, rows, add, y == y0 ? ahead : NULL);
-}
-
-/* The blocking of dn_pgemm_serial, the columns of a block whole output rows. */
-void dn_pgemm_conv(int m, int k, const float *ap, const dn_padded_rows *in, float *c, int ldc)
-{
-    const product g = blocking(m, in->rows * in->out_w, k, ap, NULL, 0, c, ldc);
-    const int run = g.cols / in->out_w > 0 ? g.cols / in->out_w : 1; /* output rows per block of columns */
-    int taps[K_SLICE];
-    for (int y0 = 0; y0 < in->rows; y0 += run) {
-        const int y1 = y0 + run < in->rows ? y0 + run : in->rows;
-        for (int q0 = 0; q0 < k; q0 += g.slice) {
-            const int kq = slice_steps(&g, q0);
-            tap_offsets(in, q0, kq, taps);
-            for (int p = 0; p < g.panels; p++) {
-                const float *a = a_slice(&g, p, q0), *next = next_a_slice(&g, p, q0);
-                float *cp = c + (size_t)p * PANEL * ldc;
-                const int rows = panel_rows(&g, p);
-                if (in->stride_x == 2) conv_panel(in, y0, y1, kq, a, taps, 2, cp, ldc, rows, q0 > 0, next);
-                else conv_panel(in, y0, y1, kq, a, taps, 1, cp, ldc, rows, q0 > 0, next);
-            }
         }
     }
 }
