@@ -29,9 +29,10 @@
 #define PIXELS 6
 #define TILE_ROWS 8
 #endif
-/* Tile widths (constants, so the accumulators stay in registers). With 32 vector registers a
-   tile takes on up to 3 columns left after it rather than leave them a narrow tile of their own:
-   7x7 maps (49 = 16 + 16 + 17 pixels) ran 6% faster (harness, one core, 512 -> 1024 3x3). */
+/* The widths of the tiles after a panel's whole ones (constants, so the accumulators stay in
+   registers). With 32 vector registers a tile takes on up to 3 columns left after it rather than
+   leave them a narrow tile of their own: 7x7 maps (49 = 16 + 16 + 17 pixels) ran 6% faster
+   (harness, one core, 512 -> 1024 3x3). */
 #if VL == 16
 #define MERGED 3
 #define TILE_WIDTHS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(17) X(18) X(19)
