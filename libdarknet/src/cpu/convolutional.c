@@ -149,11 +149,10 @@ static dn_status pull(const dn_layer *l, const dn_ctx *ctx)
 }
 
 /* Inference on maps with a block per thread: blocks of whole output rows, each
-   unrolled (unless 1x1) into its thread's slot
-   of the workspace, multiplied and (given a bias: the epilogue) scaled, biased and
-   activated by one thread while in cache. 0 where the map is too small for that (one GEMM
-   split across threads instead). A workspace sized for fewer threads than run now (see
-   workspace) runs fewer threads. */
+   unrolled (unless 1x1) into its thread's slot of the workspace, multiplied and (given
+   a bias: the epilogue) scaled, biased and activated by one thread while in cache. 0
+   where the map is too small for that (one GEMM split across threads instead). A
+   workspace sized for fewer threads than run now (see workspace) runs fewer threads. */
 static int forward_blocks(const dn_layer *l, const float *im, const float *weights, int packed,
                           const float *scale, const float *bias, float *out, const dn_tensor *ws)
 {
@@ -167,14 +166,15 @@ static int forward_blocks(const dn_layer *l, const float *im, const float *weigh
     #pragma omp parallel for schedule(dynamic) num_threads(threads)
     for (int i = 0; i < n_blocks; i++) {
         const int oy0 = i * rows, oy1 = oy0 + rows < l->out_h ? oy0 + rows : l->out_h, len = (oy1 - oy0) * l->out_w;
-        float *o = out + (size_t)oy0 * l->out_w, *mine = ws->data + slot * omp_get_thread_num();
         const float *col = im + (size_t)oy0 * l->out_w;
         int ldb = spatial;
         if (!is_direct(p)) {
+            float *dst = ws->data + slot * omp_get_thread_num();
             ldb = dn_col_stride(len);
-            dn_im2col_rows(im, &p->g, oy0, oy1, mine, ldb);
-            col = mine;
+            dn_im2col_rows(im, &p->g, oy0, oy1, dst, ldb);
+            col = dst;
         }
+        float *o = out + (size_t)oy0 * l->out_w;
         if (packed) dn_pgemm_serial(ng, len, k, weights, col, ldb, o, spatial);
         else dn_gemm_serial(ng, len, k, weights, k, col, ldb, o, spatial);
         for (int f = 0; bias && f < ng; f++)

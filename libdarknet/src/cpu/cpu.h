@@ -137,8 +137,6 @@ size_t dn_pack_size(int m, int k);
    calling thread / count independent products. */
 void dn_pgemm(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc);
 void dn_pgemm_serial(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc);
-/* Row-major C (m, in->rows * in->out_w) = A * B, A packed (a convolution's c * size * size
-   taps per row), B the columns im2col would make of in, read in place; stride_x 1 or 2. */
 void dn_pgemm_batch(int count, int m, int n, int k, const float *ap, size_t stride_a, const float *b,
                     size_t stride_b, int ldb, float *c, size_t stride_c, int ldc);
 
