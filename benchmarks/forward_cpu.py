@@ -3,14 +3,13 @@ and OpenVINO on darknetpy's ONNX export of the same network; same cfg, same weig
 same batch, each engine in its own process, in one run.
 
     python benchmarks/forward_cpu.py [--threads 2] [--repeat 10] [--rounds 1] [--batch 1] [--size 416]
-                                     [--low-memory] [--cfg-dir ../shared/darknet/cfg] [models...]
+                                     [--cfg-dir ../shared/darknet/cfg] [models...]
 
 Prints a table of median milliseconds per forward, each engine's peak resident memory (MB, the whole
 process: Python, numpy and the engine's libraries included; a worker imports no other engine) and the
 ratio darknetpy / the fastest other engine (< 1: faster; with --rounds, also the median over rounds of each
 round's ratio, which a slow spell of a shared machine moves less); then each engine's load time. --size S runs every
-model at S x S input; --low-memory builds darknetpy's networks with low_memory=True. An engine whose package
-is not installed (onnxruntime, openvino) shows "-".
+model at S x S input. An engine whose package is not installed (onnxruntime, openvino) shows "-".
 """
 import argparse
 import statistics
@@ -72,9 +71,9 @@ def loaded(make):
     return made, (time.perf_counter() - t0) * 1e3
 
 
-def time_darknetpy(cfg, weights, threads, repeat, batch, low_memory=False):
+def time_darknetpy(cfg, weights, threads, repeat, batch):
     import darknetpy as dn
-    net, load = loaded(lambda: dn.Network(cfg, weights, batch=batch, threads=threads, low_memory=low_memory))
+    net, load = loaded(lambda: dn.Network(cfg, weights, batch=batch, threads=threads))
     x = random_batch(cfg, batch)
     return load, median_ms(lambda: net.predict(x), repeat)
 
@@ -122,15 +121,14 @@ ENGINES = {"darknetpy": time_darknetpy, "opencv": time_opencv, "onnxruntime": ti
 HEADERS = {"darknetpy": "darknetpy ms", "opencv": "OpenCV ms", "onnxruntime": "ORT ms", "openvino": "OpenVINO ms"}
 
 
-def run_isolated(engine, cfg, weights, threads, repeat, batch, low_memory=False):
+def run_isolated(engine, cfg, weights, threads, repeat, batch):
     """Time one engine in its own process (two thread pools in one process slow each other down):
     (median ms, peak RSS in MB, load ms), or None when its package (or, for the ONNX engines, the exported
     model) is missing."""
     if engine in ("onnxruntime", "openvino") and not onnx_path(weights).exists():
         return None
-    lean = ["--low-memory"] if low_memory and engine == "darknetpy" else []
     out = subprocess.run([sys.executable, __file__, "--worker", engine, "--threads", str(threads), "--repeat",
-                          str(repeat), "--batch", str(batch), *lean, str(cfg), str(weights)], capture_output=True,
+                          str(repeat), "--batch", str(batch), str(cfg), str(weights)], capture_output=True,
                          text=True)
     if out.returncode and "ModuleNotFoundError" in out.stderr:
         return None
@@ -176,7 +174,6 @@ def main():
                         help="run the engines one after the other this many times; report each one's best round "
                              "(a slow spell of a shared machine only ever lengthens a round)")
     parser.add_argument("--size", type=int, help="run every model at SIZE x SIZE input")
-    parser.add_argument("--low-memory", action="store_true", help="darknetpy's networks with low_memory=True")
     parser.add_argument("--cfg-dir", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "darknet" / "cfg")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
@@ -184,8 +181,7 @@ def main():
     args = parser.parse_args()
     if args.worker:
         cfg, weights = args.models
-        extra = {"low_memory": True} if args.low_memory else {}
-        load, ms = ENGINES[args.worker](Path(cfg), Path(weights), args.threads, args.repeat, args.batch, **extra)
+        load, ms = ENGINES[args.worker](Path(cfg), Path(weights), args.threads, args.repeat, args.batch)
         print(load, ms, peak_rss_mb())
         return
     import cv2
@@ -194,7 +190,7 @@ def main():
     from machine import describe
     from weights_gen import write_synthetic_weights
     print(describe())
-    print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}{' (low_memory)' * args.low_memory}, "
+    print(f"OpenCV {cv2.__version__}, darknetpy {dn.__version__}, "
           f"threads={args.threads}, batch {args.batch}, "
           f"median of {args.repeat} forwards, best of {args.rounds} interleaved rounds; peak RSS in MB")
     print(f"{'model':<14}{'input':>16}" + "".join(f"{h:>14}{'RSS':>6}" for h in HEADERS.values()) + f"{'ratio':>8}"
@@ -213,7 +209,7 @@ def main():
                     net.export_onnx(onnx_path(weights), batch=args.batch, decode=False)   # the same work as predict
                 except dn.UnsupportedError:   # no onnx package: the ONNX engines show "-"
                     pass
-            rounds = [{e: run_isolated(e, cfg, weights, args.threads, args.repeat, args.batch, args.low_memory)
+            rounds = [{e: run_isolated(e, cfg, weights, args.threads, args.repeat, args.batch)
                        for e in rotated(list(ENGINES), i)}
                       for i in range(args.rounds)]
             runs = {e: None if rounds[0][e] is None else

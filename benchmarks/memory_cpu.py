@@ -2,11 +2,10 @@
 process, VmHWM (the whole process: Python, numpy, the engine's libraries) after `import darknetpy`,
 after loading cfg + weights, and after 3 forwards; with net.memory()'s figures. Synthetic weights.
 
-    python benchmarks/memory_cpu.py [--build DIR ...] [--low-memory] [--cfg-dir ../shared/darknet/cfg] [models...]
+    python benchmarks/memory_cpu.py [--build DIR ...] [--cfg-dir ../shared/darknet/cfg] [models...]
 
 A model is a cfg name, optionally @SIZE for a SIZE x SIZE input (yolov4@416). Each --build is a
 checkout holding an in-place build (default: this one); several builds are measured side by side.
---low-memory builds the networks with low_memory=True.
 """
 import argparse
 import os
@@ -25,13 +24,13 @@ def peak_mb():
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
-def worker(cfg, weights, low_memory):
+def worker(cfg, weights):
     import numpy as np
 
     import darknetpy as dn
 
     marks = [peak_mb()]
-    net = dn.Network(cfg, weights, threads=2, low_memory=low_memory)
+    net = dn.Network(cfg, weights, threads=2)
     marks.append(peak_mb())
     x = np.random.default_rng(0).random(net.input_shape, dtype=np.float32)
     for _ in range(3):
@@ -41,10 +40,9 @@ def worker(cfg, weights, low_memory):
     print(*marks, *(m[k] / 2**20 for k in ("weights", "activations", "workspace")))
 
 
-def measure(build, cfg, weights, low_memory):
+def measure(build, cfg, weights):
     env = {**os.environ, "PYTHONPATH": f"{build}{os.pathsep}{HERE}"}
-    lean = ["--low-memory"] if low_memory else []
-    out = subprocess.run([sys.executable, __file__, "--worker", *lean, str(cfg), str(weights)], env=env, check=True,
+    out = subprocess.run([sys.executable, __file__, "--worker", str(cfg), str(weights)], env=env, check=True,
                          capture_output=True, text=True)
     return [float(v) for v in out.stdout.split()[-6:]]
 
@@ -53,12 +51,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", type=Path, action="append")
     parser.add_argument("--cfg-dir", type=Path, default=HERE.parents[1] / "shared" / "darknet" / "cfg")
-    parser.add_argument("--low-memory", action="store_true", help="networks with low_memory=True")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("models", nargs="*", default=MODELS)
     args = parser.parse_args()
     if args.worker:
-        worker(*args.models, args.low_memory)
+        worker(*args.models)
         return
     from forward_cpu import sized_cfg
     from machine import describe
@@ -80,7 +77,7 @@ def main():
             if not weights.exists():
                 write_synthetic_weights(cfg, weights)
             for i, b in enumerate(builds):
-                r = measure(b, cfg, weights, args.low_memory)
+                r = measure(b, cfg, weights)
                 print(f"{model:<14}{i:>6}{r[0]:>8.0f}{r[1]:>8.0f}{r[2]:>9.0f}{r[3]:>9.1f}{r[4]:>7.1f}{r[5]:>7.1f}")
 
 

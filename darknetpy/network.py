@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Optional, TypeVar, Union
 
@@ -61,10 +62,8 @@ class Network:
     keeps every layer's output, an iterable of layer indices keeps those (also
     :meth:`keep_output`). A training network (``batch=None``) keeps every output.
 
-    ``low_memory=True`` keeps one copy of the weights: convolutions that run as Winograd on the
-    CPU (3x3 on large maps) transform theirs at every forward instead of keeping a transformed
-    copy beside them. Peak memory of darknet53 at 256x256: 218 MB instead of 320; forwards
-    are about 10% slower; outputs are the same.
+    ``low_memory`` is deprecated and does nothing (DeprecationWarning when true): every network
+    keeps one copy of its weights, Winograd convolutions transforming theirs as they run.
 
     Calls on one Network are serialised by a lock and release the GIL inside
     the engine; for parallel throughput use one Network per thread. Results are
@@ -79,6 +78,9 @@ class Network:
         if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
             raise ValueError(f"batch must be a positive int or None (the cfg's batch), not {batch!r}")
         _check_threads(threads)
+        if low_memory:
+            warnings.warn("low_memory is deprecated and does nothing: every network keeps one copy of its weights",
+                          DeprecationWarning, stacklevel=2)
         self.cfg_path = existing_file(cfg, "cfg")
         self.weights_path: Optional[str] = None
         self._lock = threading.Lock()
@@ -89,7 +91,7 @@ class Network:
             cuda.load_libraries()
         self._handle = _libdarknet.NetworkHandle(self.cfg_path, 0 if batch is None else int(batch),
                                                  0 if max_memory is None else int(max_memory), self.device,
-                                                 keep_outputs is True, bool(low_memory))
+                                                 keep_outputs is True)
         if threads is not None:
             self._handle.set_threads(int(threads))
         self._last_n = 0

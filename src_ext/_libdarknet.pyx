@@ -274,8 +274,7 @@ cdef class NetworkHandle:
     """Owns one dn_network. Not thread-safe: the Python Network serialises calls."""
     cdef dn_network *net
 
-    def __cinit__(self, cfg_path, int batch, size_t max_memory=0, device="cpu", bint keep_outputs=False,
-                  bint low_memory=False):
+    def __cinit__(self, cfg_path, int batch, size_t max_memory=0, device="cpu", bint keep_outputs=False):
         cdef bytes path = os.fsencode(cfg_path)
         cdef bytes dev = device.encode()
         cdef const char *p = path
@@ -286,7 +285,6 @@ cdef class NetworkHandle:
         options.batch = batch
         options.max_memory = max_memory
         options.keep_outputs = keep_outputs
-        options.low_memory = low_memory
         options.device = d
         with nogil:
             st = dn_network_load(p, &options, &self.net)

@@ -58,7 +58,6 @@ cdef extern from "darknet.h" nogil:
         int batch
         size_t max_memory
         int keep_outputs
-        int low_memory
         const char *device
     dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out)
     void dn_network_free(dn_network *net)

@@ -162,49 +162,48 @@ def test_workspace_reuses_dead_outputs(tmp_path):
 
 def test_prepared_copies(tmp_path):
     """Inference folds batch norm into a scale and a bias per filter; the weights are packed for
-    the GEMM (filters padded to whole panels of 4, 8 or 16 by the CPU level), the packed copy
-    replacing the raw one, or, for a 3x3 layer whose map is large next to its channels,
-    Winograd-transformed ((m+2)^2 = 36 taps per filter and channel, F(4x4, 3x3), the 36 planes
-    16 floats apart) with the scale folded in, beside the raw weights."""
+    the GEMM (filters padded to whole panels of 8 or 16 by the CPU level), the packed copy
+    replacing the raw one, Winograd layers' too (they transform it as they run)."""
     cfg = write(tmp_path, "[net]\nwidth=32\nheight=32\nchannels=16\n\n"
                 + conv(16)                      # 32x32 map of 16 channels: Winograd
                 + conv(64, stride=2)            # stride 2: im2col
                 + "[maxpool]\nsize=4\nstride=4\n\n"
-                + conv(256)                     # 4x4 map of 64 channels: im2col, transformed taps too many
+                + conv(256)                     # 4x4 map of 64 channels: Winograd F(2x2, 3x3)
                 + conv(8, size=1))              # 1x1: the input as is
     fused, unfused = dn.Network(cfg, fuse=True), dn.Network(cfg, fuse=False)
     prepared = fused.memory()["weights"] - unfused.memory()["weights"]
     scales_biases = 2 * 16 + 2 * 64 + 2 * 256 + 2 * 8
     padding = (0, 8 * 256)  # the 8 filters of the 1x1 layer: whole panels, or half of one of 16
-    assert prepared in [4 * (36 * (16 * 16 + 16) + scales_biases + pad) for pad in padding]
+    assert prepared in [4 * (scales_biases + pad) for pad in padding]
     x = np.random.default_rng(2).random((1, 16, 32, 32), dtype=np.float32)
     ref = unfused.predict(x)  # ~1e9 with random weights: sums that cancel are off by rounding of the largest
     np.testing.assert_allclose(fused.predict(x), ref, rtol=1e-4, atol=1e-6 * np.abs(ref).max())
 
 
-def test_low_memory_keeps_one_copy_of_the_weights(tmp_path):
-    """low_memory=True: a Winograd layer keeps only its packed weights, as the other layers, and
-    transforms them at every forward: the same outputs, bit for bit; the same weights saved; a
-    resized network stays so."""
+def test_winograd_layers_keep_one_copy_of_the_weights(tmp_path):
+    """A Winograd layer keeps only its packed weights, as the other layers, and transforms them as
+    it runs: the unfused network's outputs; the raw weights saved; a resized network stays so.
+    low_memory (deprecated) warns and changes nothing."""
     cfg = write(tmp_path, "[net]\nwidth=32\nheight=32\nchannels=16\n\n"
                 + conv(16) + conv(32)             # 32x32 maps of 16 channels: Winograd
                 + conv(8, size=1))
-    default, lean, unfused = dn.Network(cfg), dn.Network(cfg, low_memory=True), dn.Network(cfg, fuse=False)
-    x = np.random.default_rng(3).random((1, 16, 32, 32), dtype=np.float32)
-    np.testing.assert_array_equal(lean.predict(x), default.predict(x))
-    scales_biases = 2 * 16 + 2 * 32 + 2 * 8
-    padding = (0, 8 * 32)  # the 8 filters of the 1x1 layer: whole panels, or half of one of 16
-    assert lean.memory()["weights"] - unfused.memory()["weights"] in [4 * (scales_biases + pad) for pad in padding]
-    assert default.memory()["weights"] - lean.memory()["weights"] >= 4 * 36 * (16 * 16 + 16 * 32)
-    before = lean.memory()["weights"]
-    lean.save_weights(tmp_path / "lean.weights")  # the raw weights restored from the packed ones
-    unfused.save_weights(tmp_path / "raw.weights")
-    assert (tmp_path / "lean.weights").read_bytes() == (tmp_path / "raw.weights").read_bytes()
+    net, unfused = dn.Network(cfg), dn.Network(cfg, fuse=False)
+    for size in (32, 48):
+        x = np.random.default_rng(size).random((1, 16, size, size), dtype=np.float32)
+        ref = unfused.predict(x)
+        np.testing.assert_allclose(net.predict(x), ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+        scales_biases = 2 * 16 + 2 * 32 + 2 * 8
+        padding = (0, 8 * 32)  # the 8 filters of the 1x1 layer: whole panels, or half of one of 16
+        assert net.memory()["weights"] - unfused.memory()["weights"] in [4 * (scales_biases + pad) for pad in padding]
+        net.save_weights(tmp_path / "net.weights")  # the raw weights restored from the packed ones
+        unfused.save_weights(tmp_path / "raw.weights")
+        assert (tmp_path / "net.weights").read_bytes() == (tmp_path / "raw.weights").read_bytes()
+        net.resize(48, 48)
+        unfused.resize(48, 48)
+    with pytest.warns(DeprecationWarning, match="low_memory"):
+        lean = dn.Network(cfg, low_memory=True)
     lean.resize(48, 48)
-    default.resize(48, 48)
-    x = np.random.default_rng(4).random((1, 16, 48, 48), dtype=np.float32)
-    np.testing.assert_array_equal(lean.predict(x), default.predict(x))
-    assert lean.memory()["weights"] == before
+    np.testing.assert_array_equal(lean.predict(x), net.predict(x))
 
 
 def test_training_network_keeps_every_output(tmp_path):

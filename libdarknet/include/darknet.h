@@ -109,9 +109,6 @@ typedef struct dn_load_options {
                             unusable fails with DN_ERR_DEVICE saying why (there is no fallback to the CPU). */
     int keep_outputs;    /* inference: keep every layer's output for dn_network_layer_output (0: an output
                             no later layer reads shares memory with others, see dn_network_keep_output) */
-    int low_memory;      /* inference: keep one copy of the weights; the CPU's Winograd convolutions
-                            transform theirs at every forward instead of keeping a transformed copy beside
-                            them (about a third less memory on darknet53, forwards about 10% slower) */
 } dn_load_options;
 dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, dn_network **out);
 void dn_network_free(dn_network *net);

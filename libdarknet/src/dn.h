@@ -133,7 +133,6 @@ typedef struct dn_parse_ctx {
     char opt_error[768]; /* first malformed number read by dn_opt_*; generic code raises it */
     int net_w, net_h;       /* network input size */
     int estimate;           /* shapes and allocations only: initial weights are not drawn */
-    int low_memory;         /* the network's low_memory option */
 } dn_parse_ctx;
 
 /* Option readers (first key wins). Numbers must be whole tokens in range: a
@@ -397,7 +396,6 @@ struct dn_network {
     dn_tensor arena;       /* inference: every layer output, placed by dn_plan_outputs */
     size_t arena_scratch;  /* floats of the arena the layers' workspaces add to their outputs' */
     int keep_all;          /* inference: keep every output (no reuse) */
-    int low_memory;        /* inference: one copy of the weights (dn_load_options.low_memory) */
     unsigned char *keep;   /* inference: n flags, outputs kept at the user's request (NULL: none) */
     int estimate_minibatch; /* > 0: an estimate (estimate.c), training buffers for this mini-batch */
     double phase_s[3];     /* wall seconds of the last train_step's forward, backward, update */

@@ -48,7 +48,6 @@ static dn_status parse(dn_layer *l, dn_parse_ctx *ctx)
     int pad = dn_opt_int(ctx, "padding", 0);
     if (dn_opt_int(ctx, "pad", 0)) pad = size / 2;
     p->groups = dn_opt_int(ctx, "groups", 1);
-    p->low_memory = ctx->low_memory;
     if (p->groups < 1) return dn_parse_fail(ctx, "groups=%d must be >= 1 (1: an ordinary convolution)", p->groups);
     int dilation = dn_opt_int(ctx, "dilation", 1);
     if (size == 1) dilation = 1;
@@ -175,7 +174,6 @@ static void free_conv(dn_layer *l)
     free(p->fused_scales);
     free(p->fused_biases);
     free(p->packed_weights);
-    free(p->wino_weights);
     free(p->weight_updates);
     free(p->bias_updates);
     free(p->preact);

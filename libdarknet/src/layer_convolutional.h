@@ -20,10 +20,7 @@ typedef struct conv {
     float *packed_weights; /* the raw weights in the CPU backend's packed GEMM layout (one group); in
                               inference, unless lent, the only copy: prepare frees `weights`, the
                               backend's pull restores it */
-    float *wino_weights;   /* fused weights Winograd-transformed ((m+2)^2, n, c), 3x3 layers only */
     int wino_m;            /* Winograd output tile size (2 or 4) of a prepared 3x3 layer, else 0 */
-    int low_memory;        /* the network's low_memory: no wino_weights, the packed weights transformed
-                              into the workspace at every forward */
     float *weight_updates, *bias_updates;
     float *preact;         /* pre-activation copy for swish/mish backward */
 } conv;

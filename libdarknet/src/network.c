@@ -190,7 +190,6 @@ dn_status dn_network_load(const char *cfg_path, const dn_load_options *options, 
     net->ctx.backend = b;
     net->max_memory = options->max_memory;
     net->keep_all = options->keep_outputs;
-    net->low_memory = options->low_memory;
     dn_status st = b->open ? b->open(&net->ctx) : DN_OK;
     if (st == DN_OK) st = dn_cfg_read(cfg_path, &net->cfg);
     if (st == DN_OK && !(net->cfg_path = strdup(cfg_path))) st = dn_fail(DN_ERR_OOM, "out of memory");
@@ -766,7 +765,6 @@ dn_status dn_network_resize(dn_network *net, int width, int height)
     fresh->max_memory = net->max_memory;
     fresh->ctx.device = net->ctx.device;
     fresh->keep_all = net->keep_all;
-    fresh->low_memory = net->low_memory;
     fresh->keep = net->keep;
     dn_status st = dn_network_sync_host(net);
     if (st == DN_OK) st = build(fresh, net->info.train ? 0 : net->info.batch, width, height);

@@ -458,7 +458,6 @@ dn_status dn_network_parse(const dn_cfg *cfg, int batch, int width, int height, 
     DN_TRY(check_options(&ctx, parse_net(&ctx, net, batch, width, height)));
     ctx.train = net->info.train;
     ctx.estimate = net->estimate_minibatch > 0;
-    ctx.low_memory = net->low_memory;
     ctx.net_w = net->info.width;
     ctx.net_h = net->info.height;
     net->n = cfg->n_sections - 1;

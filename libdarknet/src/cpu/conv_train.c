@@ -137,7 +137,7 @@ dn_status dn_conv_forward_gemms(const conv *p, int batch, const float *in, int i
                           : col_floats(p, spatial);
     float *ws;
     DN_TRY(scratch(ctx, nu + workers * each, &ws));
-    if (m) dn_wino_weights(weights, 0, NULL, p->n, p->g.c, m, ws);
+    if (m) dn_wino_weights(weights, NULL, p->n, p->g.c, m, ws);
     #pragma omp parallel num_threads(workers)
     {
         const int t = omp_get_thread_num();

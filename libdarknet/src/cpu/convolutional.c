@@ -35,20 +35,11 @@ static const conv *params(const dn_layer *l)
     return p->shared ? p->shared : p;
 }
 
-/* Winograd keeps (m+2)^2 transformed taps per filter and channel beside the 9 raw ones:
-   worth it only where the map is large next to the channels. Past this ratio (8x8 and
-   13x13 maps of 512 channels) im2col cost darknet53 about 3% at 2 threads, nothing
-   measurable on yolov4-tiny, and spared 128 and 16 MiB of transformed weights. Where
-   4x4 tiles (36 taps) pass it and 2x2 tiles (16) do, the smaller tiles are used. */
-#define WINO_TAPS_PER_PIXEL 32
-
 /* The Winograd tile size prepared inference uses for this layer, 0 for im2col. */
 static int wino_tile(const dn_layer *l)
 {
     const conv *p = l->p;
-    if (!l->batch_normalize || !is_wino(p)) return 0;
-    const size_t taps = (size_t)WINO_TAPS_PER_PIXEL * l->h * l->w / p->g.c;
-    return dn_wino_tile(p->g.c, p->n, l->h, l->w, taps < 36 ? (int)taps : 36);
+    return l->batch_normalize && is_wino(p) ? dn_wino_tile(p->g.c, p->n, l->h, l->w) : 0;
 }
 
 /* Output rows per block of forward_blocks, and the blocks of the map. */
@@ -76,26 +67,17 @@ static size_t workspace(const dn_layer *l, int train)
     const size_t per_thread = (size_t)dn_cpu_threads() * block_floats(l);
     if (!train && blocks(l) >= 2 * dn_cpu_threads() && per_thread < n) n = per_thread;
     const int m = train ? 0 : wino_tile(l);
-    if (m) { /* low_memory: the transformed weights, then the transforms' scratch */
-        const size_t wn = (p->low_memory ? dn_wino_weights_size(p->n, p->g.c, m) : 0) +
-                          dn_wino_workspace(p->g.c, p->n, l->h, l->w, m);
-        if (wn > n) n = wn;
-    }
+    if (m && dn_wino_workspace(p->g.c, p->n, l->h, l->w, m) > n) n = dn_wino_workspace(p->g.c, p->n, l->h, l->w, m);
     return n;
 }
 
-/* The inference-only arrays: a Winograd layer keeps its transformed weights beside the raw ones
-   (with low_memory, the packed weights as the other layers); a layer without batch norm only its
-   packed weights and a copy of its biases. */
+/* The inference-only arrays: packed weights (one group), the folded scales and biases. */
 static dn_status alloc_fused(dn_layer *l)
 {
     conv *p = l->p;
     p->wino_m = wino_tile(l);
     DN_TRY(dn_alloc_floats(&p->fused_biases, p->n, "fused convolution biases"));
     if (l->batch_normalize) DN_TRY(dn_alloc_floats(&p->fused_scales, p->n, "fused convolution scales"));
-    if (p->wino_m && !p->low_memory)
-        return dn_alloc_floats_aligned(&p->wino_weights, dn_wino_weights_size(p->n, p->g.c, p->wino_m),
-                               "Winograd convolution weights");
     return is_packed(p) ? dn_alloc_floats_aligned(&p->packed_weights, dn_pack_size(p->n, p->nweights / p->n),
                                           "packed convolution weights")
                         : DN_OK;
@@ -103,7 +85,7 @@ static dn_status alloc_fused(dn_layer *l)
 
 /* Fold batch norm into a scale and bias per filter (spec §3.3): im2col and 1x1 layers
    multiply the raw weights (one group: a packed copy of them, for dn_pgemm) and scale in
-   the output pass, Winograd layers fold the scale into their transformed weights. The
+   the output pass, Winograd layers fold the scale into the weights they transform. The
    packed copy is a permutation of the raw weights, so it replaces them (unless other
    layers share them): pull restores them, exactly, for saving, param() and resizing. */
 static dn_status prepare(dn_layer *l, dn_ctx *ctx)
@@ -126,8 +108,6 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
         for (int i = 0; p->packed_weights && i < per; i++)
             p->packed_weights[dn_packed_at(per, f, i)] = src->weights[(size_t)f * per + i];
     }
-    /* the transform is linear: each filter's scale folded into its transformed taps */
-    if (p->wino_weights) dn_wino_weights(src->weights, 0, p->fused_scales, p->n, p->g.c, p->wino_m, p->wino_weights);
     if (p->packed_weights && !p->shared && !p->lent) {
         dn_free_floats(&p->weights, p->nweights);
         ctx->device_newer = 1;
@@ -201,21 +181,12 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     if (ctx->training) /* raw weights, images split across threads (conv_train.c) */
         DN_TRY(dn_conv_forward_gemms(p, l->batch, in, l->inputs, weights, l->output.data, l->outputs, l->h * l->w,
                                      spatial, ctx));
-    const float *u = p->wino_weights;
-    float *wino_ws = ctx->workspace.data;
-    /* low_memory: the packed weights transformed into the workspace; writing and reading them back
-       costs darknet53 and yolov4-tiny about 10% of a forward */
-    if (wino && !u) {
-        dn_wino_weights(weights, 1, p->fused_scales, p->n, p->g.c, p->wino_m, wino_ws);
-        u = wino_ws;
-        wino_ws += dn_wino_weights_size(p->n, p->g.c, p->wino_m);
-    }
     for (int b = 0; !ctx->training && b < l->batch; b++)
         for (int g = 0; g < p->groups; g++) {
             if (wino) {
-                dn_wino_conv3x3(in + (size_t)b * l->inputs, p->g.c, l->h, l->w, p->n, p->wino_m, u,
-                                epilogue ? bias : NULL, epilogue ? p->act : DN_ACT_LINEAR,
-                                l->output.data + (size_t)b * l->outputs, wino_ws);
+                dn_wino_conv3x3(in + (size_t)b * l->inputs, p->g.c, l->h, l->w, p->n, p->wino_m, weights,
+                                p->fused_scales, epilogue ? bias : NULL, epilogue ? p->act : DN_ACT_LINEAR,
+                                l->output.data + (size_t)b * l->outputs, ctx->workspace.data, ctx->workspace.n);
                 continue;
             }
             const float *im = in + (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;

@@ -139,6 +139,16 @@ void dn_pgemm(int m, int n, int k, const float *ap, const float *b, int ldb, flo
 void dn_pgemm_serial(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc);
 void dn_pgemm_batch(int count, int m, int n, int k, const float *ap, size_t stride_a, const float *b,
                     size_t stride_b, int ldb, float *c, size_t stride_c, int ldc);
+/* count products C_e (m, n) = A_e (m, k) * B_e (k, n), e < count, whose packed A's are made as they
+   are used: pack(ctx, p, q0, steps, dst, plane) writes panel p's steps columns from q0 of every A_e,
+   A_e's at dst + e * plane (each as a packed panel of `steps` columns). scratch: scratch_n
+   floats, dn_pgemm_planes_scratch per thread (fewer threads run where it holds fewer). */
+#define dn_pgemm_planes DN_CPU(pgemm_planes)
+#define dn_pgemm_planes_scratch DN_CPU(pgemm_planes_scratch)
+typedef void (*dn_pack_slice)(const void *ctx, int p, int q0, int steps, float *dst, size_t plane);
+void dn_pgemm_planes(int count, int m, int n, int k, dn_pack_slice pack, const void *ctx, const float *b,
+                     size_t stride_b, int ldb, float *c, size_t stride_c, int ldc, float *scratch, size_t scratch_n);
+size_t dn_pgemm_planes_scratch(int count, int k);
 
 /* ---- conv_train.c: a convolution's training GEMMs (spec §4.3) ---- */
 
@@ -168,19 +178,21 @@ dn_status dn_conv_backward_gemms(const struct conv *p, int batch, const float *i
 #define dn_wino_images_workspace DN_CPU(wino_images_workspace)
 #define dn_wino_conv3x3_images DN_CPU(wino_conv3x3_images)
 /* the output tile size m (4 or 2) that makes Winograd F(m x m, 3x3) faster
-   than im2col for this layer shape, with at most max_taps = (m+2)^2, else 0 */
-int dn_wino_tile(int c, int k, int h, int w, int max_taps);
-/* floats of scratch dn_wino_conv3x3 needs */
+   than im2col for this layer shape, else 0 */
+int dn_wino_tile(int c, int k, int h, int w);
+/* floats of scratch dn_wino_conv3x3 needs at dn_cpu_threads() threads */
 size_t dn_wino_workspace(int c, int k, int h, int w, int m);
 /* floats of u ((m+2)^2 packed (k, c) matrices) */
 size_t dn_wino_weights_size(int k, int c, int m);
-/* u ((m+2)^2 planes, each a packed (k, c) matrix: dn_packed_at) from w (k, c, 3, 3), packed
-   (dn_packed_at of a (k, 9c) matrix) or not; filter f scaled by scale[f] (NULL: 1) */
-void dn_wino_weights(const float *w, int packed, const float *scale, int k, int c, int m, float *u);
-/* out (k, h, w) = act(3x3 stride-1 pad-1 convolution of im (c, h, w) + bias); bias may be NULL,
-   act a per-element kind (not dn_act_mixes_channels) */
-void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, const float *bias,
-                     dn_act act, float *out, float *ws);
+/* u ((m+2)^2 planes, each a packed (k, c) matrix: dn_packed_at) from w (k, c, 3, 3); filter f
+   scaled by scale[f] (NULL: 1) */
+void dn_wino_weights(const float *w, const float *scale, int k, int c, int m, float *u);
+/* out (k, h, w) = act(3x3 stride-1 pad-1 convolution of im (c, h, w) with the packed weights
+   (dn_packed_at of (k, 9c)), filter f scaled by scale[f] (NULL: 1), + bias); bias may be NULL,
+   act a per-element kind (not dn_act_mixes_channels); ws: ws_n floats, dn_wino_workspace's
+   (fewer threads run where it was sized for fewer) */
+void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *packed, const float *scale,
+                     const float *bias, dn_act act, float *out, float *ws, size_t ws_n);
 /* the tile size (4 or 2) of training's forward product and input delta, else 0 */
 int dn_wino_train_tile(int c, int k, int h, int w);
 /* Training: u ((m+2)^2, packed (c, k)) for the input delta's convolution (w's filters rotated 180 degrees,

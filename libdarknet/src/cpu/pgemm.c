@@ -12,6 +12,8 @@
    Vectors are read and written through the vector type (simd.h): with memcpy the
    x86-64-v3 build's GEMM ran at 15 GFLOPS per core instead of 65-80. */
 
+#include <omp.h>
+
 #include "cpu.h"
 #include "simd.h"
 
@@ -247,4 +249,49 @@ void dn_pgemm_batch(int count, int m, int n, int k, const float *ap, size_t stri
     const int threads = dn_cpu_threads();
     #pragma omp parallel for schedule(dynamic) num_threads(threads)
     for (int i = 0; i < count; i++) dn_pgemm_serial(m, n, k, ap + i * stride_a, b + i * stride_b, ldb, c + i * stride_c, ldc);
+}
+
+/* Steps of k per slice of dn_pgemm_planes: equal slices whose count packed planes fit PLANES_A. */
+#define PLANES_A (64 * 1024) /* floats of one thread's packed slices (L2) */
+static int planes_slice(int count, int k)
+{
+    int most = PLANES_A / (count * PANEL);
+    if (most > K_SLICE) most = K_SLICE;
+    const int slices = (k + most - 1) / most;
+    return (k + slices - 1) / slices;
+}
+
+/* Floats between the packed planes of one slice: a cache line more than the slice, as planes a
+   power of two of KiB apart put the pack's stores to all of them in one L1 set (its transform ran
+   3 times slower). */
+static size_t plane_floats(int steps) { return (size_t)PANEL * steps + 16; }
+
+size_t dn_pgemm_planes_scratch(int count, int k) { return (size_t)count * plane_floats(planes_slice(count, k)); }
+
+/* Each work item (a panel and a chunk of columns) packs its panel's slice of all count A's, then
+   multiplies it with every B while it is in L2: the A's are never stored whole, and each B is
+   read once per panel (from L3: the callers' B's are a few MiB). */
+void dn_pgemm_planes(int count, int m, int n, int k, dn_pack_slice pack, const void *ctx, const float *b,
+                     size_t stride_b, int ldb, float *c, size_t stride_c, int ldc, float *scratch, size_t scratch_n)
+{
+    const int slice = planes_slice(count, k), panels = (m + PANEL - 1) / PANEL;
+    const size_t each = dn_pgemm_planes_scratch(count, k);
+    int threads = dn_cpu_threads();
+    if ((size_t)threads * each > scratch_n) threads = (int)(scratch_n / each);
+    const int chunks = column_chunks(panels, n, threads);
+    const int width = ((n + chunks - 1) / chunks + PIXELS - 1) / PIXELS * PIXELS; /* whole tiles */
+    #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads)
+    for (int p = 0; p < panels; p++)
+        for (int ch = 0; ch < chunks; ch++) {
+            const int n0 = ch * width, n1 = n0 + width < n ? n0 + width : n;
+            const int rows = m - p * PANEL < PANEL ? m - p * PANEL : PANEL;
+            float *ap = scratch + each * omp_get_thread_num();
+            for (int q0 = 0; n0 < n1 && q0 < k; q0 += slice) {
+                const int steps = k - q0 < slice ? k - q0 : slice;
+                pack(ctx, p, q0, steps, ap, plane_floats(steps));
+                for (int e = 0; e < count; e++)
+                    panel(n0, n1, steps, ap + e * plane_floats(steps), b + e * stride_b + (size_t)q0 * ldb, ldb,
+                          c + e * stride_c + (size_t)p * PANEL * ldc, ldc, rows, q0 > 0, NULL);
+            }
+        }
 }

@@ -6,6 +6,10 @@
      V[a*a][C][T] = B^T d B   for every tile t and input channel
      M[a*a][K][T] = U[a*a][K][C] x V[a*a][C][T]   (a*a GEMMs, U packed: pgemm.c)
      out          = A^T m A   scattered back into the output planes
+   U = G g G^T is 16/9 or 4 times the weights, so inference keeps only the packed weights
+   and transforms U at every forward: whole, into the workspace, where it is small, else
+   each panel of filters' slice of it as the GEMMs take it (dn_pgemm_planes). Training
+   transforms the whole of U once per batch.
    The transforms run over up to STRIP tiles of one tile row at a time (the
    same tile row of several images side by side when the map is narrow), laid
    out tile-innermost so every arithmetic loop is a contiguous SIMD loop; the
@@ -45,26 +49,26 @@ static int strip_rows(int c, int k, int h, int w, int m)
 
 /* The output tile size, 4 for F(4x4, 3x3) or 2 for F(2x2, 3x3), that beats
    im2col + GEMM here, else 0. Cost per (filter, channel) pair in
-   multiply-adds: (m+2)^2 per tile against 9 per pixel, plus the weights GEMM
-   packs each forward ((m+2)^2 against 9): when they do not fit in cache
-   (measured on AVX2) one streamed weight costs about as much as 27
-   multiply-adds, which makes small maps (7x7 at 512 -> 1024) stay on im2col
-   and mid-sized ones (8x8 to 16x16) take 2x2 tiles. Tiles of more than max_taps taps
-   ((m+2)^2: 36 or 16) are not considered. */
-int dn_wino_tile(int c, int k, int h, int w, int max_taps)
+   multiply-adds: (m+2)^2 per tile against 9 per pixel, plus transforming the
+   weights at each forward (about two per transformed tap), plus reading the 9
+   raw weights, the same for all three: when they do not fit in cache (measured
+   on AVX2) one streamed weight costs about as much as 27 multiply-adds, so
+   small maps need a larger gain. 512 -> 1024 on 8x8 ran 15-25% faster on
+   Winograd than on im2col, 13x13 512 -> 512 35%. */
+int dn_wino_tile(int c, int k, int h, int w)
 {
     /* few input channels (a first layer): the transforms' traffic outweighs the GEMMs */
-    if (c < 16 || max_taps < 16) return 0;
-    const long beta = (size_t)36 * k * c > ((size_t)1 << 20) ? 27 : 0;
-    const long im2col = 9L * h * w + 9 * beta;
-    const long f2 = 16L * tiles(h, 2) * tiles(w, 2) + 16 * beta;
-    const long f4 = 36L * tiles(h, 4) * tiles(w, 4) + 36 * beta;
-    const int four = max_taps >= 36 && f4 <= f2;
+    if (c < 16) return 0;
+    const long stream = 9L * k * c > (1L << 18) ? 9 * 27 : 0;
+    const long im2col = 9L * h * w + stream;
+    const long f2 = 16L * (tiles(h, 2) * tiles(w, 2) + 2) + stream;
+    const long f4 = 36L * (tiles(h, 4) * tiles(w, 4) + 2) + stream;
+    const int four = f4 <= f2;
     return 10 * (four ? f4 : f2) < 9 * im2col ? (four ? 4 : 2) : 0;
 }
 
-/* Training's tile size: as dn_wino_tile without the weights' streaming cost (the GEMMs of many
-   images share each pass over the weights), F(2x2, 3x3) on ties (fewer rounding steps), and
+/* Training's tile size: as dn_wino_tile without the weights' streaming and transform costs (the
+   GEMMs of many images share each pass over the weights), F(2x2, 3x3) on ties (fewer rounding steps), and
    im2col where c or k is small (narrow GEMMs, transforms not amortised). */
 int dn_wino_train_tile(int c, int k, int h, int w)
 {
@@ -75,7 +79,8 @@ int dn_wino_train_tile(int c, int k, int h, int w)
     return f4 < f2 ? 4 : 2;
 }
 
-size_t dn_wino_workspace(int c, int k, int h, int w, int m)
+/* Floats of V and M of one strip. */
+static size_t strip_floats(int c, int k, int h, int w, int m)
 {
     return (size_t)(m + 2) * (m + 2) * ((size_t)(c + k) * strip_rows(c, k, h, w, m) * tiles(w, m) + 2 * PLANE_PAD);
 }
@@ -124,20 +129,17 @@ static size_t wino_plane(int k, int c) { return dn_pack_size(k, c) + PLANE_PAD; 
 size_t dn_wino_weights_size(int k, int c, int m) { return (size_t)(m + 2) * (m + 2) * wino_plane(k, c); }
 
 /* Filters r .. r + VL (those under k; a lane each), channels q0 .. q0 + VL (those under c)
-   transformed: channel q0 + i's taps at u + i * DN_PACK_MR + e * stride. Packed weights (the
-   layout of dn_packed_at for (k, 9c)) hold each tap as a vector across the filters. In raw ones
+   transformed: channel q0 + i's taps at u + i * DN_PACK_MR + e * stride. In raw weights
    (k, c, 3, 3) each filter's taps of VL channels are 9 vectors in a row, so 9 register
    transposes give the nine taps of each channel across the filters; short blocks (the last
    filters or channels) are gathered one by one. */
-static void filter_block(const float *w, int packed, const float *scale, int k, int c, int m, int r, int q0,
-                         float *u, size_t stride)
+static void filter_block(const float *w, const float *scale, int k, int c, int m, int r, int q0, float *u,
+                         size_t stride)
 {
     const int nq = c - q0 < VL ? c - q0 : VL, nr = k - r < 0 ? 0 : k - r < VL ? k - r : VL;
     vf s, g[9 * VL]; /* g[9 * i + e]: tap e of channel q0 + i */
     for (int j = 0; j < VL; j++) s[j] = j < nr && scale ? scale[r + j] : 1.f;
-    if (packed)
-        for (int i = 0; i < 9 * nq; i++) g[i] = *(const vf *)(w + dn_packed_at(9 * c, r, 9 * q0 + i));
-    else if (nq == VL && nr == VL)
+    if (nq == VL && nr == VL)
         for (int b = 0; b < 9; b++) {
             vf v[VL];
             for (int j = 0; j < VL; j++) v[j] = *(const vf *)(w + ((size_t)(r + j) * c + q0) * 9 + b * VL);
@@ -150,13 +152,50 @@ static void filter_block(const float *w, int packed, const float *scale, int k, 
     for (int i = 0; i < nq; i++) filter_transform(g + 9 * i, m, s, u + i * DN_PACK_MR, stride);
 }
 
-void dn_wino_weights(const float *w, int packed, const float *scale, int k, int c, int m, float *u)
+void dn_wino_weights(const float *w, const float *scale, int k, int c, int m, float *u)
 {
     const int blocks = (c + VL - 1) / VL;
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
     for (int r = 0; r < padded_rows(k); r += VL)
         for (int qb = 0; qb < blocks; qb++)
-            filter_block(w, packed, scale, k, c, m, r, qb * VL, u + dn_packed_at(c, r, qb * VL), wino_plane(k, c));
+            filter_block(w, scale, k, c, m, r, qb * VL, u + dn_packed_at(c, r, qb * VL), wino_plane(k, c));
+}
+
+/* Where inference's U comes from: packed weights (dn_packed_at of (k, 9c)), each filter scaled. */
+typedef struct {
+    const float *packed, *scale;
+    int k, c, m;
+} packed_filters;
+
+#define PREFETCH_CHANNELS 16 /* channels ahead that transform_panel prefetches its weights */
+
+/* Panel p's channels q0 .. q0 + steps of every plane of U, for a constant m (the transform
+   unrolled: with m a variable it took a quarter of the Winograd GEMMs' time). Packed weights
+   hold each tap as a vector across a panel's filters. */
+static inline __attribute__((always_inline)) void transform_panel(const packed_filters *f, int m, int p, int q0,
+                                                                  int steps, float *dst, size_t plane)
+{
+    for (int r = p * DN_PACK_MR; r < (p + 1) * DN_PACK_MR; r += VL) {
+        vf s;
+        for (int j = 0; j < VL; j++) s[j] = r + j < f->k && f->scale ? f->scale[r + j] : 1.f;
+        for (int i = 0; i < steps; i++) {
+            vf g[9];
+            const float *taps = f->packed + dn_packed_at(9 * f->c, r, 9 * (q0 + i));
+            for (int e = 0; e < 9; e++) {
+                g[e] = *(const vf *)(taps + e * DN_PACK_MR);
+                __builtin_prefetch(taps + (e + 9 * PREFETCH_CHANNELS) * DN_PACK_MR);
+            }
+            filter_transform(g, m, s, dst + (size_t)i * DN_PACK_MR + r % DN_PACK_MR, plane);
+        }
+    }
+}
+
+/* dn_pack_slice of U (dn_pgemm_planes). */
+static void transform_slice(const void *ctx, int p, int q0, int steps, float *dst, size_t plane)
+{
+    const packed_filters *f = ctx;
+    if (f->m == 2) transform_panel(f, 2, p, q0, steps, dst, plane);
+    else transform_panel(f, 4, p, q0, steps, dst, plane);
 }
 
 /* The filters of the input delta's convolution: row ci of u is channel ci of every filter,
@@ -453,10 +492,19 @@ static void output_transform2(const float *m, int images, int k, int oh, int ow,
             }
 }
 
+/* The weights of run_tiles: U whole (training), or packed weights transformed as the GEMMs take
+   them (inference) in scratch. */
+typedef struct {
+    const float *u;
+    packed_filters packed;
+    float *scratch;
+    size_t scratch_n;
+} weights;
+
 /* The input transform, per-tap GEMMs and output transform of tile rows ty0 .. ty0 + nty of
    `images` images: tile row by tile row, the images' tiles side by side in v and mm. */
 static void run_tiles(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
-                      const float *u, int ty0, int nty, const float *bias, dn_act act, int acc, float *out,
+                      const weights *u, int ty0, int nty, const float *bias, dn_act act, int acc, float *out,
                       size_t out_stride, float *ws)
 {
     const int tx = tiles(w, m), a = (m + 2) * (m + 2), nt = images * nty * tx;
@@ -464,28 +512,50 @@ static void run_tiles(const float *im, int images, size_t im_stride, int c, int 
     float *v = ws, *mm = ws + a * vs;
     if (m == 2) input_transform2(im, images, im_stride, c, h, w, ty0, nty, v, vs, nt);
     else input_transform4(im, images, im_stride, c, h, w, ty0, nty, v, vs, nt);
-    dn_pgemm_batch(a, k, nt, c, u, wino_plane(k, c), v, vs, nt, mm, ms, nt);
+    if (u->u) dn_pgemm_batch(a, k, nt, c, u->u, wino_plane(k, c), v, vs, nt, mm, ms, nt);
+    else dn_pgemm_planes(a, k, nt, c, transform_slice, &u->packed, v, vs, nt, mm, ms, nt, u->scratch, u->scratch_n);
     if (m == 2) output_transform2(mm, images, k, h, w, ty0, nty, out, out_stride, ms, nt, bias, act, acc);
     else output_transform4(mm, images, k, h, w, ty0, nty, out, out_stride, ms, nt, bias, act, acc);
 }
 
 /* One image in strips of tile rows. */
-static void strips(const float *im, int c, int h, int w, int k, int m, const float *u, const float *bias, dn_act act,
-                   int acc, float *out, float *ws)
+static void strips(const float *im, int c, int h, int w, int k, int m, const weights *u, const float *bias,
+                   dn_act act, int acc, float *out, float *ws)
 {
     const int ty = tiles(h, m), rows = strip_rows(c, k, h, w, m);
     for (int ty0 = 0; ty0 < ty; ty0 += rows)
         run_tiles(im, 1, 0, c, h, w, k, m, u, ty0, ty - ty0 < rows ? ty - ty0 : rows, bias, act, acc, out, 0, ws);
 }
 
+/* Whether inference transforms the whole of U at each forward (into the workspace) rather than
+   as the GEMMs take it: where U is small enough to be read back from cache. Layers of few
+   filters and channels (darknet19's 64 -> 128 and 128 -> 256 on 56x56 and 28x28 maps) ran
+   20% slower with the transform in the GEMMs, which read the strip's V once per panel. */
+#define WHOLE_U ((size_t)2 << 20) /* floats */
+static int whole_u(int k, int c, int m) { return dn_wino_weights_size(k, c, m) <= WHOLE_U; }
+
+size_t dn_wino_workspace(int c, int k, int h, int w, int m)
+{
+    const size_t u = whole_u(k, c, m) ? dn_wino_weights_size(k, c, m)
+                                      : (size_t)dn_cpu_threads() * dn_pgemm_planes_scratch((m + 2) * (m + 2), c);
+    return strip_floats(c, k, h, w, m) + u;
+}
+
 /* out (k, h, w) = act(conv3x3(im (c, h, w)) + bias) with stride 1, pad 1, on
    m x m output tiles (2 or 4), the bias and activation applied to each output
-   row as the output transform writes it; u from dn_wino_weights; ws holds
-   dn_wino_workspace(c, k, h, w, m) floats. */
-void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *u, const float *bias,
-                     dn_act act, float *out, float *ws)
+   row as the output transform writes it. */
+void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *packed, const float *scale,
+                     const float *bias, dn_act act, float *out, float *ws, size_t ws_n)
 {
-    strips(im, c, h, w, k, m, u, bias, act, 0, out, ws);
+    const size_t strip = strip_floats(c, k, h, w, m);
+    weights u = {NULL, {packed, scale, k, c, m}, ws + strip, ws_n - strip};
+    if (whole_u(k, c, m)) { /* transformed into the workspace, panel by panel */
+        #pragma omp parallel for schedule(static) num_threads(dn_cpu_threads())
+        for (int p = 0; p < padded_rows(k) / DN_PACK_MR; p++)
+            transform_slice(&u.packed, p, 0, c, u.scratch + dn_packed_at(c, p * DN_PACK_MR, 0), wino_plane(k, c));
+        u.u = u.scratch;
+    }
+    strips(im, c, h, w, k, m, &u, bias, act, 0, out, ws);
 }
 
 /* Whole images per GEMM batch in dn_wino_conv3x3_images: as many as WS_LIMIT holds, at most
@@ -501,7 +571,7 @@ static int image_group(int c, int k, int h, int w, int m, int images)
 
 size_t dn_wino_images_workspace(int c, int k, int h, int w, int m, int images)
 {
-    const size_t strip = dn_wino_workspace(c, k, h, w, m);
+    const size_t strip = strip_floats(c, k, h, w, m);
     const int group = image_group(c, k, h, w, m, images);
     const size_t grouped = (size_t)(m + 2) * (m + 2) *
                            ((size_t)(c + k) * group * tiles(h, m) * tiles(w, m) + 2 * PLANE_PAD);
@@ -511,13 +581,14 @@ size_t dn_wino_images_workspace(int c, int k, int h, int w, int m, int images)
 void dn_wino_conv3x3_images(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
                             const float *u, int acc, float *out, size_t out_stride, float *ws)
 {
+    const weights whole = {u};
     const int group = image_group(c, k, h, w, m, images);
     if (!group) { /* large maps: strips of tile rows of one image at a time */
         for (int b = 0; b < images; b++)
-            strips(im + b * im_stride, c, h, w, k, m, u, NULL, DN_ACT_LINEAR, acc, out + b * out_stride, ws);
+            strips(im + b * im_stride, c, h, w, k, m, &whole, NULL, DN_ACT_LINEAR, acc, out + b * out_stride, ws);
         return;
     }
     for (int b = 0; b < images; b += group)
-        run_tiles(im + b * im_stride, images - b < group ? images - b : group, im_stride, c, h, w, k, m, u, 0,
+        run_tiles(im + b * im_stride, images - b < group ? images - b : group, im_stride, c, h, w, k, m, &whole, 0,
                   tiles(h, m), NULL, DN_ACT_LINEAR, acc, out + b * out_stride, out_stride, ws);
 }
