@@ -261,9 +261,8 @@ static int planes_slice(int count, int k)
     return (k + slices - 1) / slices;
 }
 
-/* Floats between the packed planes of one slice: a cache line more than the slice, as planes a
-   power of two of KiB apart put the pack's stores to all of them in one L1 set (its transform ran
-   3 times slower). */
+/* Floats between the packed planes of one slice: a cache line (16 floats) more than the slice, so
+   that planes a power of two of KiB apart do not put the pack's stores to all of them in one L1 set. */
 static size_t plane_floats(int steps) { return (size_t)PANEL * steps + 16; }
 
 size_t dn_pgemm_planes_scratch(int count, int k) { return (size_t)count * plane_floats(planes_slice(count, k)); }
