@@ -85,36 +85,47 @@ static size_t strip_floats(int c, int k, int h, int w, int m)
     return (size_t)(m + 2) * (m + 2) * ((size_t)(c + k) * strip_rows(c, k, h, w, m) * tiles(w, m) + 2 * PLANE_PAD);
 }
 
-/* The a rows of G x (x0, x1, x2) (a = m + 2): one column of 3 taps transformed, each row a sum
-   of products (the rounding that training's tolerances were set on). */
-static inline __attribute__((always_inline)) void g_rows(int m, vf x0, vf x1, vf x2, vf *out)
+/* The a rows of G x (x0, x1, x2) (a = m + 2): one column of 3 taps transformed. For training,
+   each row a sum of products (the rounding its tolerances were set on). Inference transforms the
+   weights at every forward: there (shared) rows 1 and 2, and 3 and 4, share their even taps' part
+   and differ in the sign of x1's, half the arithmetic. */
+static inline __attribute__((always_inline)) void g_rows(int m, int shared, vf x0, vf x1, vf x2, vf *out)
 {
-    if (m == 2) {
-        out[0] = x0;
+    out[0] = x0 * (m == 2 ? 1.f : 1 / 4.f);
+    out[m + 1] = x2;
+    if (m == 2 && shared) {
+        const vf even = x0 + x2;
+        out[1] = .5f * (even + x1);
+        out[2] = .5f * (even - x1);
+    } else if (m == 2) {
         out[1] = .5f * (x0 + x1 + x2);
         out[2] = .5f * (x0 - x1 + x2);
-        out[3] = x2;
-        return;
+    } else if (shared) {
+        const vf even6 = (x0 + x2) * (-1 / 6.f), odd6 = x1 * (1 / 6.f);
+        const vf even24 = x0 * (1 / 24.f) + x2 * (1 / 6.f), odd12 = x1 * (1 / 12.f);
+        out[1] = even6 - odd6;
+        out[2] = even6 + odd6;
+        out[3] = even24 + odd12;
+        out[4] = even24 - odd12;
+    } else {
+        out[1] = x0 * (-1 / 6.f) + x1 * (-1 / 6.f) + x2 * (-1 / 6.f);
+        out[2] = x0 * (-1 / 6.f) + x1 * (1 / 6.f) + x2 * (-1 / 6.f);
+        out[3] = x0 * (1 / 24.f) + x1 * (1 / 12.f) + x2 * (1 / 6.f);
+        out[4] = x0 * (1 / 24.f) - x1 * (1 / 12.f) + x2 * (1 / 6.f);
     }
-    out[0] = x0 * (1 / 4.f);
-    out[1] = x0 * (-1 / 6.f) + x1 * (-1 / 6.f) + x2 * (-1 / 6.f);
-    out[2] = x0 * (-1 / 6.f) + x1 * (1 / 6.f) + x2 * (-1 / 6.f);
-    out[3] = x0 * (1 / 24.f) + x1 * (1 / 12.f) + x2 * (1 / 6.f);
-    out[4] = x0 * (1 / 24.f) - x1 * (1 / 12.f) + x2 * (1 / 6.f);
-    out[5] = x2;
 }
 
 /* G g G^T of VL filters at once (a lane each): g their nine taps (row-major 3x3) times scale,
-   transformed tap e (< a*a) stored at u + e * stride. */
-static inline __attribute__((always_inline)) void filter_transform(const vf *g, int m, vf scale, float *u,
-                                                                   size_t stride)
+   transformed tap e (< a*a) stored at u + e * stride; shared: as g_rows. */
+static inline __attribute__((always_inline)) void filter_transform(const vf *g, int m, int shared, vf scale,
+                                                                   float *u, size_t stride)
 {
     const int a = m + 2;
     vf t[3][6]; /* t[j] = G x column j of g */
-    for (int j = 0; j < 3; j++) g_rows(m, g[j] * scale, g[3 + j] * scale, g[6 + j] * scale, t[j]);
+    for (int j = 0; j < 3; j++) g_rows(m, shared, g[j] * scale, g[3 + j] * scale, g[6 + j] * scale, t[j]);
     for (int i = 0; i < a; i++) {
         vf r[6];
-        g_rows(m, t[0][i], t[1][i], t[2][i], r);
+        g_rows(m, shared, t[0][i], t[1][i], t[2][i], r);
         for (int e = 0; e < a; e++) *(vf *)(u + (size_t)(i * a + e) * stride) = r[e];
     }
 }
@@ -149,7 +160,7 @@ static void filter_block(const float *w, const float *scale, int k, int c, int m
     else
         for (int i = 0; i < 9 * nq; i++)
             for (int j = 0; j < VL; j++) g[i][j] = j < nr ? w[((size_t)(r + j) * c + q0) * 9 + i] : 0.f;
-    for (int i = 0; i < nq; i++) filter_transform(g + 9 * i, m, s, u + i * DN_PACK_MR, stride);
+    for (int i = 0; i < nq; i++) filter_transform(g + 9 * i, m, 0, s, u + i * DN_PACK_MR, stride);
 }
 
 void dn_wino_weights(const float *w, const float *scale, int k, int c, int m, float *u)
@@ -185,7 +196,7 @@ static inline __attribute__((always_inline)) void transform_panel(const packed_f
                 g[e] = *(const vf *)(taps + e * DN_PACK_MR);
                 __builtin_prefetch(taps + (e + 9 * PREFETCH_CHANNELS) * DN_PACK_MR);
             }
-            filter_transform(g, m, s, dst + (size_t)i * DN_PACK_MR + r % DN_PACK_MR, plane);
+            filter_transform(g, m, 1, s, dst + (size_t)i * DN_PACK_MR + r % DN_PACK_MR, plane);
         }
     }
 }
@@ -209,7 +220,7 @@ void dn_wino_weights_backward(const float *w, int k, int c, int m, float *u)
             vf g[9];
             for (int e = 0; e < 9; e++)
                 for (int j = 0; j < VL; j++) g[e][j] = r0 + j < c ? w[((size_t)q * c + r0 + j) * 9 + 8 - e] : 0.f;
-            filter_transform(g, m, (vf){0} + 1.f, u + dn_packed_at(k, r0, q), kc);
+            filter_transform(g, m, 0, (vf){0} + 1.f, u + dn_packed_at(k, r0, q), kc);
         }
 }
 
