@@ -176,13 +176,16 @@ FUSED_3X3 = [
     (16, 33, 29, [(32, 3, 1, 1, "leaky"), (24, 3, 2, 1, "leaky"), (13, 3, 1, 1, "logistic")]),
     (3, 70, 150, [(10, 3, 1, 1, "leaky"), (20, 3, 1, 0, "linear")]),
     (64, 20, 20, [(64, 3, 1, 1, "linear")]),
-    # weight sets large enough that small maps take 2x2 tiles (F(2x2, 3x3)) ...
+    # small maps next to the channels: 4x4 tiles (F(4x4, 3x3)) on weights transformed whole ...
     (256, 13, 11, [(128, 3, 1, 1, "leaky")]),
     (192, 11, 10, [(160, 3, 1, 1, "linear")]),
-    # ... or where 4x4 tiles would beat them but their transformed weights are too large for the map
     (128, 10, 10, [(64, 3, 1, 1, "leaky")]),
-    # ... or, on a map this small next to the channels, im2col with the batch-norm scale in the output pass
     (192, 9, 8, [(160, 3, 1, 1, "linear")]),
+    # ... or, past 8 MiB of transformed weights, transformed panel by panel as the GEMMs take them
+    (256, 8, 8, [(288, 3, 1, 1, "leaky")]),
+    # 2x2 tiles (F(2x2, 3x3)) where they beat 4x4 ones (6x6 maps), weights transformed whole or by panel
+    (64, 6, 6, [(64, 3, 1, 1, "mish")]),
+    (384, 6, 6, [(384, 3, 1, 1, "leaky")]),
     # Winograd (16 input channels or more) on maps of odd sizes, of one tile, of one pixel
     (16, 13, 11, [(17, 3, 1, 1, "leaky"), (20, 3, 1, 1, "mish")]),
     (24, 3, 5, [(6, 3, 1, 1, "linear")]),
@@ -207,6 +210,23 @@ def test_fused_3x3_matches_im2col(tmp_path, c, h, w, layers, threads):
     copy_params(reference, fused)
     x = np.random.default_rng(1).uniform(-1, 1, (1, c, h, w)).astype(np.float32)
     assert_same_outputs(reference, fused, x)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd_on_a_batch_of_images(tmp_path, threads):
+    """A network run layer by layer (a [connected] layer multiplies the whole batch) convolves all
+    its images at once: small maps side by side in groups, the weights transformed once (whole, or
+    panel by panel); every layer against the unfused im2col path."""
+    body = (conv(600, act="leaky", extra="batch_normalize=1")   # 2x2 tiles, weights transformed by panel
+            + conv(64, act="mish", extra="batch_normalize=1")     # 2x2 tiles, whole
+            + "[connected]\noutput=5\nactivation=linear\n\n")
+    reference = build(tmp_path, body, (256, 6, 6), batch=3, fuse=False, threads=threads)
+    fused = build(tmp_path, body, (256, 6, 6), batch=3, fuse=True, threads=threads)
+    for i in range(2):
+        scaled = reference.param(i, "weights") / np.sqrt(reference.layers[i].input_shape[0] * 9)
+        reference.set_param(i, "weights", scaled)
+    copy_params(reference, fused)
+    assert_same_outputs(reference, fused, np.random.default_rng(2).uniform(-1, 1, (3, 256, 6, 6)).astype(np.float32))
 
 
 def test_more_threads_than_the_workspace_was_sized_for(tmp_path):

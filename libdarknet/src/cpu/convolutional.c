@@ -67,7 +67,8 @@ static size_t workspace(const dn_layer *l, int train)
     const size_t per_thread = (size_t)dn_cpu_threads() * block_floats(l);
     if (!train && blocks(l) >= 2 * dn_cpu_threads() && per_thread < n) n = per_thread;
     const int m = train ? 0 : wino_tile(l);
-    if (m && dn_wino_workspace(p->g.c, p->n, l->h, l->w, m) > n) n = dn_wino_workspace(p->g.c, p->n, l->h, l->w, m);
+    const size_t wn = m ? dn_wino_workspace(p->g.c, p->n, l->h, l->w, m, l->batch) : 0;
+    if (wn > n) n = wn;
     return n;
 }
 
@@ -181,14 +182,12 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
     if (ctx->training) /* raw weights, images split across threads (conv_train.c) */
         DN_TRY(dn_conv_forward_gemms(p, l->batch, in, l->inputs, weights, l->output.data, l->outputs, l->h * l->w,
                                      spatial, ctx));
-    for (int b = 0; !ctx->training && b < l->batch; b++)
+    if (wino) /* all the images at once: the weights are transformed once */
+        dn_wino_conv3x3(in, l->batch, l->inputs, p->g.c, l->h, l->w, p->n, p->wino_m, weights, p->fused_scales,
+                        epilogue ? bias : NULL, epilogue ? p->act : DN_ACT_LINEAR, l->output.data, l->outputs,
+                        ctx->workspace.data, ctx->workspace.n);
+    for (int b = 0; !ctx->training && !wino && b < l->batch; b++)
         for (int g = 0; g < p->groups; g++) {
-            if (wino) {
-                dn_wino_conv3x3(in + (size_t)b * l->inputs, p->g.c, l->h, l->w, p->n, p->wino_m, weights,
-                                p->fused_scales, epilogue ? bias : NULL, epilogue ? p->act : DN_ACT_LINEAR,
-                                l->output.data + (size_t)b * l->outputs, ctx->workspace.data, ctx->workspace.n);
-                continue;
-            }
             const float *im = in + (size_t)b * l->inputs + (size_t)g * p->g.c * l->h * l->w;
             const float *w = weights + (size_t)g * ng * k;
             float *out = l->output.data + (size_t)b * l->outputs + (size_t)g * ng * spatial;

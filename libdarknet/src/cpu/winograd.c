@@ -538,39 +538,8 @@ static void strips(const float *im, int c, int h, int w, int k, int m, const wei
         run_tiles(im, 1, 0, c, h, w, k, m, u, ty0, ty - ty0 < rows ? ty - ty0 : rows, bias, act, acc, out, 0, ws);
 }
 
-/* Whether inference transforms the whole of U at each forward (into the workspace) rather than
-   as the GEMMs take it: where U is small enough to be read back from cache. Layers of few
-   filters and channels (darknet19's 64 -> 128 and 128 -> 256 on 56x56 and 28x28 maps) ran
-   20% slower with the transform in the GEMMs, which read the strip's V once per panel. */
-#define WHOLE_U ((size_t)2 << 20) /* floats */
-static int whole_u(int k, int c, int m) { return dn_wino_weights_size(k, c, m) <= WHOLE_U; }
-
-size_t dn_wino_workspace(int c, int k, int h, int w, int m)
-{
-    const size_t u = whole_u(k, c, m) ? dn_wino_weights_size(k, c, m)
-                                      : (size_t)dn_cpu_threads() * dn_pgemm_planes_scratch((m + 2) * (m + 2), c);
-    return strip_floats(c, k, h, w, m) + u;
-}
-
-/* out (k, h, w) = act(conv3x3(im (c, h, w)) + bias) with stride 1, pad 1, on
-   m x m output tiles (2 or 4), the bias and activation applied to each output
-   row as the output transform writes it. */
-void dn_wino_conv3x3(const float *im, int c, int h, int w, int k, int m, const float *packed, const float *scale,
-                     const float *bias, dn_act act, float *out, float *ws, size_t ws_n)
-{
-    const size_t strip = strip_floats(c, k, h, w, m);
-    weights u = {NULL, {packed, scale, k, c, m}, ws + strip, ws_n - strip};
-    if (whole_u(k, c, m)) { /* transformed into the workspace, panel by panel */
-        #pragma omp parallel for schedule(static) num_threads(dn_cpu_threads())
-        for (int p = 0; p < padded_rows(k) / DN_PACK_MR; p++)
-            transform_slice(&u.packed, p, 0, c, u.scratch + dn_packed_at(c, p * DN_PACK_MR, 0), wino_plane(k, c));
-        u.u = u.scratch;
-    }
-    strips(im, c, h, w, k, m, &u, bias, act, 0, out, ws);
-}
-
-/* Whole images per GEMM batch in dn_wino_conv3x3_images: as many as WS_LIMIT holds, at most
-   `images`; 0 where one image takes strips of tile rows. */
+/* Whole images per GEMM batch: as many as WS_LIMIT holds, at most `images`; 0 where one image
+   takes strips of tile rows. */
 static int image_group(int c, int k, int h, int w, int m, int images)
 {
     const int ty = tiles(h, m);
@@ -589,17 +558,57 @@ size_t dn_wino_images_workspace(int c, int k, int h, int w, int m, int images)
     return grouped > strip ? grouped : strip;
 }
 
+/* `images` images im_stride apart: large maps in strips of tile rows of one image at a time,
+   small ones in groups of whole images side by side (one GEMM, and one pass over the weights,
+   for the group). */
+static void convolve(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
+                     const weights *u, const float *bias, dn_act act, int acc, float *out, size_t out_stride,
+                     float *ws)
+{
+    const int group = image_group(c, k, h, w, m, images);
+    if (!group) {
+        for (int b = 0; b < images; b++)
+            strips(im + b * im_stride, c, h, w, k, m, u, bias, act, acc, out + b * out_stride, ws);
+        return;
+    }
+    for (int b = 0; b < images; b += group)
+        run_tiles(im + b * im_stride, images - b < group ? images - b : group, im_stride, c, h, w, k, m, u, 0,
+                  tiles(h, m), bias, act, acc, out + b * out_stride, out_stride, ws);
+}
+
 void dn_wino_conv3x3_images(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
                             const float *u, int acc, float *out, size_t out_stride, float *ws)
 {
     const weights whole = {u};
-    const int group = image_group(c, k, h, w, m, images);
-    if (!group) { /* large maps: strips of tile rows of one image at a time */
-        for (int b = 0; b < images; b++)
-            strips(im + b * im_stride, c, h, w, k, m, &whole, NULL, DN_ACT_LINEAR, acc, out + b * out_stride, ws);
-        return;
+    convolve(im, images, im_stride, c, h, w, k, m, &whole, NULL, DN_ACT_LINEAR, acc, out, out_stride, ws);
+}
+
+/* Whether inference transforms the whole of U at each forward (into the workspace) rather than
+   as the GEMMs take it: where U is small enough to be read back from cache. Layers of few
+   filters and channels (darknet19's 64 -> 128 and 128 -> 256 on 56x56 and 28x28 maps) ran
+   20% slower with the transform in the GEMMs, which read the strip's V once per panel. */
+#define WHOLE_U ((size_t)2 << 20) /* floats */
+static int whole_u(int k, int c, int m) { return dn_wino_weights_size(k, c, m) <= WHOLE_U; }
+
+size_t dn_wino_workspace(int c, int k, int h, int w, int m, int images)
+{
+    const size_t u = whole_u(k, c, m) ? dn_wino_weights_size(k, c, m)
+                                      : (size_t)dn_cpu_threads() * dn_pgemm_planes_scratch((m + 2) * (m + 2), c);
+    return dn_wino_images_workspace(c, k, h, w, m, images) + u;
+}
+
+/* The weights are transformed once for all the images: whole, or once per group or strip. */
+void dn_wino_conv3x3(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
+                     const float *packed, const float *scale, const float *bias, dn_act act, float *out,
+                     size_t out_stride, float *ws, size_t ws_n)
+{
+    const size_t tiles_n = dn_wino_images_workspace(c, k, h, w, m, images);
+    weights u = {NULL, {packed, scale, k, c, m}, ws + tiles_n, ws_n - tiles_n};
+    if (whole_u(k, c, m)) { /* transformed into the workspace, panel by panel */
+        #pragma omp parallel for schedule(static) num_threads(dn_cpu_threads())
+        for (int p = 0; p < padded_rows(k) / DN_PACK_MR; p++)
+            transform_slice(&u.packed, p, 0, c, u.scratch + dn_packed_at(c, p * DN_PACK_MR, 0), wino_plane(k, c));
+        u.u = u.scratch;
     }
-    for (int b = 0; b < images; b += group)
-        run_tiles(im + b * im_stride, images - b < group ? images - b : group, im_stride, c, h, w, k, m, &whole, 0,
-                  tiles(h, m), NULL, DN_ACT_LINEAR, acc, out + b * out_stride, out_stride, ws);
+    convolve(im, images, im_stride, c, h, w, k, m, &u, bias, act, 0, out, out_stride, ws);
 }
