@@ -503,8 +503,8 @@ static void output_transform2(const float *m, int images, int k, int oh, int ow,
             }
 }
 
-/* The weights of run_tiles: U whole (training), or packed weights transformed as the GEMMs take
-   them (inference) in scratch. */
+/* The weights of run_tiles: U whole (training's, or inference's transformed into the workspace),
+   or packed weights transformed as the GEMMs take them, in scratch (inference). */
 typedef struct {
     const float *u;
     packed_filters packed;
