@@ -167,10 +167,10 @@ static product blocking(int m, int n, int k, const float *ap, const float *b, in
     return (product){m, n, k, (m + PANEL - 1) / PANEL, slice, cols, ap, b, c, ldb, ldc};
 }
 
-/* The steps of the k slice from q0, panel p's rows of C, its slice of A from q0, and the
-   same slice of the next panel (NULL after the last). */
-static int slice_steps(const product *g, int q0) { return g->k - q0 < g->slice ? g->k - q0 : g->slice; }
-static int panel_rows(const product *g, int p) { return g->m - p * PANEL < PANEL ? g->m - p * PANEL : PANEL; }
+/* The steps of the k slice from q0 (slices of `slice` steps), panel p's rows of C (m rows), its
+   slice of A from q0, and the same slice of the next panel (NULL after the last). */
+static int slice_steps(int k, int slice, int q0) { return k - q0 < slice ? k - q0 : slice; }
+static int panel_rows(int m, int p) { return m - p * PANEL < PANEL ? m - p * PANEL : PANEL; }
 static const float *a_slice(const product *g, int p, int q0)
 {
     return g->ap + (size_t)p * PANEL * g->k + (size_t)q0 * PANEL;
@@ -183,8 +183,8 @@ static const float *next_a_slice(const product *g, int p, int q0)
 /* Panel p of the product over columns [n0, n1) and k slice [q0, q0 + slice). */
 static void panel_slice(const product *g, int p, int n0, int n1, int q0)
 {
-    panel(n0, n1, slice_steps(g, q0), a_slice(g, p, q0), g->b + (size_t)q0 * g->ldb, g->ldb,
-          g->c + (size_t)p * PANEL * g->ldc, g->ldc, panel_rows(g, p), q0 > 0, next_a_slice(g, p, q0));
+    panel(n0, n1, slice_steps(g->k, g->slice, q0), a_slice(g, p, q0), g->b + (size_t)q0 * g->ldb, g->ldb,
+          g->c + (size_t)p * PANEL * g->ldc, g->ldc, panel_rows(g->m, p), q0 > 0, next_a_slice(g, p, q0));
 }
 
 /* Columns [n0, n1) of every panel, in the calling thread. */
@@ -211,6 +211,9 @@ static int column_chunks(int panels, int n, int threads)
     return chunks;
 }
 
+/* Columns per chunk of n split into `chunks`: whole tiles. */
+static int chunk_width(int n, int chunks) { return ((n + chunks - 1) / chunks + PIXELS - 1) / PIXELS * PIXELS; }
+
 /* Threads take whole blocks of columns where there are enough of them; otherwise they
    share each block's panels (and chunks of its columns), slice after slice: the static
    schedule gives a thread the same items in every slice, so no slice waits for another. */
@@ -231,7 +234,7 @@ void dn_pgemm(int m, int n, int k, const float *ap, const float *b, int ldb, flo
     #pragma omp parallel num_threads(threads)
     for (int j0 = 0; j0 < n; j0 += g.cols) {
         const int j1 = j0 + g.cols < n ? j0 + g.cols : n, chunks = column_chunks(g.panels, j1 - j0, threads);
-        const int width = ((j1 - j0 + chunks - 1) / chunks + PIXELS - 1) / PIXELS * PIXELS; /* whole tiles */
+        const int width = chunk_width(j1 - j0, chunks);
         for (int q0 = 0; q0 < k; q0 += g.slice) {
             #pragma omp for collapse(2) schedule(static) nowait
             for (int p = 0; p < g.panels; p++)
@@ -278,19 +281,18 @@ void dn_pgemm_planes(int count, int m, int n, int k, dn_pack_slice pack, const v
     int threads = dn_cpu_threads();
     if ((size_t)threads * each > scratch_n) threads = (int)(scratch_n / each);
     const int chunks = column_chunks(panels, n, threads);
-    const int width = ((n + chunks - 1) / chunks + PIXELS - 1) / PIXELS * PIXELS; /* whole tiles */
+    const int width = chunk_width(n, chunks);
     #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(threads)
     for (int p = 0; p < panels; p++)
         for (int ch = 0; ch < chunks; ch++) {
             const int n0 = ch * width, n1 = n0 + width < n ? n0 + width : n;
-            const int rows = m - p * PANEL < PANEL ? m - p * PANEL : PANEL;
             float *ap = scratch + each * omp_get_thread_num();
             for (int q0 = 0; n0 < n1 && q0 < k; q0 += slice) {
-                const int steps = k - q0 < slice ? k - q0 : slice;
+                const int steps = slice_steps(k, slice, q0);
                 pack(ctx, p, q0, steps, ap, plane_floats(steps));
                 for (int e = 0; e < count; e++)
                     panel(n0, n1, steps, ap + e * plane_floats(steps), b + e * stride_b + (size_t)q0 * ldb, ldb,
-                          c + e * stride_c + (size_t)p * PANEL * ldc, ldc, rows, q0 > 0, NULL);
+                          c + e * stride_c + (size_t)p * PANEL * ldc, ldc, panel_rows(m, p), q0 > 0, NULL);
             }
         }
 }
