@@ -36,8 +36,12 @@ size_t dn_available_memory(void);
 float *dn_floats(size_t n);
 /* Allocate `n` zeroed floats into *dst, failing with DN_ERR_OOM naming `what`. */
 dn_status dn_alloc_floats(float **dst, size_t n, const char *what);
-/* dn_alloc_floats on 64-byte boundaries, every page touched (for arrays written right away). */
+/* n floats on 64-byte boundaries, not initialised (for arrays the caller fills whole). */
 dn_status dn_alloc_floats_aligned(float **dst, size_t n, const char *what);
+/* Hand the whole pages of the first `bytes` of an array back to the system, which reads as zeros
+   there afterwards (where the system allows; elsewhere nothing): for an array copied front to back
+   before it is freed, so that it and its copy are not both resident whole. */
+void dn_release_pages(const void *p, size_t bytes);
 /* Free the n floats of *p from dn_alloc_floats, taking them off the count; *p becomes NULL. */
 void dn_free_floats(float **p, size_t n);
 

@@ -96,6 +96,32 @@ static void alias_routes(const dn_network *net, int *home, size_t *at)
     }
 }
 
+/* Greedy by size: the largest blocks take the low offsets, the small ones fill the gaps; the
+   outputs first, then the workspaces in what they leave, or (mixed) all together. Image by
+   image, kept blocks are placed apart (they hold every image). The floats per sample it takes;
+   apart, *outputs (or NULL) those the outputs take. */
+static size_t place(block *blocks, int n, int by_image, int mixed, size_t *outputs)
+{
+    for (int i = 0; i < 2 * n; i++) blocks[i].placed = 0;
+    size_t total = 0;
+    for (int phase = 0; phase < 2 - mixed; phase++) {
+        if (phase && outputs) *outputs = total;
+        const int first = mixed ? 0 : phase * n, end = mixed ? 2 * n : (phase + 1) * n;
+        for (;;) {
+            block *big = NULL;
+            for (int i = first; i < end; i++)
+                if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size) &&
+                    !(by_image && blocks[i].last == n))
+                    big = &blocks[i];
+            if (!big) break;
+            big->off = lowest_fit(blocks, 2 * n, big);
+            big->placed = 1;
+            if (big->off + big->size > total) total = big->off + big->size;
+        }
+    }
+    return total;
+}
+
 dn_status dn_plan_outputs(dn_network *net)
 {
     const int n = net->n;
@@ -126,25 +152,11 @@ dn_status dn_plan_outputs(dn_network *net)
         const size_t ws = (l->scratch.n + scale - 1) / scale;
         blocks[n + i] = (block){(ws + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS, 0, i, i, 0};
     }
-    /* greedy by size: the largest blocks take the low offsets, the small ones fill the gaps;
-       the outputs first, then the workspaces in what they leave; image by image, kept blocks
-       are placed apart (they hold every image) */
-    size_t total = 0, outputs = 0;
-    for (int phase = 0; phase < 2; phase++) {
-        if (phase) outputs = total;
-        for (int placed = 0; placed < n; placed++) {
-            block *big = NULL;
-            for (int i = phase * n; i < (phase + 1) * n; i++)
-                if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size) &&
-                    !(by_image && blocks[i].last == n))
-                    big = &blocks[i];
-            if (!big) break;
-            big->off = lowest_fit(blocks, 2 * n, big);
-            big->placed = 1;
-            if (big->off + big->size > total) total = big->off + big->size;
-        }
-    }
-    net->arena_scratch = scale * (total - outputs);
+    size_t outputs; /* what the outputs alone take: the rest of the arena counts as workspace */
+    const size_t apart = place(blocks, n, by_image, 0, &outputs);
+    size_t total = place(blocks, n, by_image, 1, NULL); /* the tighter of the two orders */
+    if (total >= apart) total = place(blocks, n, by_image, 0, NULL);
+    net->arena_scratch = scale * (total > outputs ? total - outputs : 0);
     /* floats from a block's offset to its next image (0: one slot that every image reuses) */
     size_t kept_floats = 0;
     if (by_image) {

@@ -1,6 +1,8 @@
 /* Error messages, the log sink, allocation and the random generator. */
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dn.h"
 
@@ -70,16 +72,26 @@ float *dn_floats(size_t n)
     return p;
 }
 
-/* Zeroed floats on whole cache lines (SIMD loads that never straddle two), written at once:
-   for arrays filled right away, where calloc's untouched pages would not be spared. */
+/* Floats on whole cache lines (SIMD loads that never straddle two), not initialised: for arrays
+   the caller fills whole, page by page as it goes (so that its peak memory stays low). */
 static float *floats_aligned(size_t n)
 {
     void *p = NULL;
     if (!n || n > SIZE_MAX / sizeof(float) || !within_budget(n) || posix_memalign(&p, 64, n * sizeof(float)))
         return NULL;
-    memset(p, 0, n * sizeof(float));
     if (tally) *tally += n * sizeof(float);
     return p;
+}
+
+void dn_release_pages(const void *p, size_t bytes)
+{
+#ifdef MADV_DONTNEED
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)p + page - 1) / page * page,
+                    hi = ((uintptr_t)p + bytes) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+#else
+    (void)p, (void)bytes;
+#endif
 }
 
 size_t dn_available_memory(void)

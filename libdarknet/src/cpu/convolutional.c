@@ -97,6 +97,7 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
     if (!p->fused_biases) DN_TRY(alloc_fused(l));
     if (!src->weights) return DN_OK; /* dropped by the last prepare: every prepared array is current */
     const int per = p->nweights / p->n;
+    const int drop = p->packed_weights && !p->shared && !p->lent; /* the packed copy replaces the raw weights */
     for (int f = 0; f < p->n; f++) {
         float t = 1.f;
         p->fused_biases[f] = src->biases[f];
@@ -108,8 +109,12 @@ static dn_status prepare(dn_layer *l, dn_ctx *ctx)
         if (p->fused_scales) p->fused_scales[f] = t;
         for (int i = 0; p->packed_weights && i < per; i++)
             p->packed_weights[dn_packed_at(per, f, i)] = src->weights[(size_t)f * per + i];
+        /* panel by panel: the raw rows packed so far leave memory as their copy enters it */
+        if (drop && (f + 1) % DN_PACK_MR == 0) dn_release_pages(src->weights, sizeof(float) * (f + 1) * per);
     }
-    if (p->packed_weights && !p->shared && !p->lent) {
+    for (int f = p->n; p->packed_weights && f < dn_pack_rows(p->n); f++) /* the last panel's padding */
+        for (int i = 0; i < per; i++) p->packed_weights[dn_packed_at(per, f, i)] = 0.f;
+    if (drop) {
         dn_free_floats(&p->weights, p->nweights);
         ctx->device_newer = 1;
     }

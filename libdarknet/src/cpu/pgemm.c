@@ -46,7 +46,7 @@
 #define SHORT_K 64                             /* products shorter than this take tile_rows */
 #define PREFETCH (4096 / (PANEL * sizeof(float))) /* k steps ahead that tile() prefetches its weights */
 
-size_t dn_pack_size(int m, int k) { return (size_t)(m + PANEL - 1) / PANEL * PANEL * k; }
+size_t dn_pack_size(int m, int k) { return (size_t)dn_pack_rows(m) * k; }
 
 /* Cache blocking: B is taken in blocks of at most B_BLOCK floats, a slice of k
    (at most K_SLICE) by a run of columns, and every panel passes over a block while it is

@@ -130,9 +130,6 @@ static inline __attribute__((always_inline)) void filter_transform(const vf *g, 
     }
 }
 
-/* Rows of a packed matrix taken VL at a time, up to its last (zero-padded) panel. */
-static int padded_rows(int rows) { return (rows + DN_PACK_MR - 1) / DN_PACK_MR * DN_PACK_MR; }
-
 /* Floats between the (m+2)^2 planes of u: a packed matrix and PLANE_PAD, as the transform
    stores to every plane at once. */
 static size_t wino_plane(int k, int c) { return dn_pack_size(k, c) + PLANE_PAD; }
@@ -167,7 +164,7 @@ void dn_wino_weights(const float *w, const float *scale, int k, int c, int m, fl
 {
     const int blocks = (c + VL - 1) / VL;
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
-    for (int r = 0; r < padded_rows(k); r += VL)
+    for (int r = 0; r < dn_pack_rows(k); r += VL)
         for (int qb = 0; qb < blocks; qb++)
             filter_block(w, scale, k, c, m, r, qb * VL, u + dn_packed_at(c, r, qb * VL), wino_plane(k, c));
 }
@@ -215,7 +212,7 @@ void dn_wino_weights_backward(const float *w, int k, int c, int m, float *u)
 {
     const size_t kc = wino_plane(c, k);
     #pragma omp parallel for collapse(2) schedule(static) num_threads(dn_cpu_threads())
-    for (int r0 = 0; r0 < padded_rows(c); r0 += VL)
+    for (int r0 = 0; r0 < dn_pack_rows(c); r0 += VL)
         for (int q = 0; q < k; q++) {
             vf g[9];
             for (int e = 0; e < 9; e++)
@@ -606,7 +603,7 @@ void dn_wino_conv3x3(const float *im, int images, size_t im_stride, int c, int h
     weights u = {NULL, {packed, scale, k, c, m}, ws + tiles_n, ws_n - tiles_n};
     if (whole_u(k, c, m)) { /* transformed into the workspace, panel by panel */
         #pragma omp parallel for schedule(static) num_threads(dn_cpu_threads())
-        for (int p = 0; p < padded_rows(k) / DN_PACK_MR; p++)
+        for (int p = 0; p < dn_pack_rows(k) / DN_PACK_MR; p++)
             transform_slice(&u.packed, p, 0, c, u.scratch + dn_packed_at(c, p * DN_PACK_MR, 0), wino_plane(k, c));
         u.u = u.scratch;
     }
