@@ -1,10 +1,28 @@
 """darknetpy: darknet-compatible neural networks from Python on a fast C engine."""
 import logging
 
-# Loads libscipy_openblas.so, which the extension links to, wherever that wheel is installed. The
-# extension's rpath ($ORIGIN/../scipy_openblas32/lib) misses it when the two packages sit in different
-# site directories, in an in-place build, or after an auditwheel that drops entries leaving the wheel.
-import scipy_openblas32  # noqa: E402,F401
+
+def _load_openblas():
+    """Load libscipy_openblas.so, which the extension links to, wherever that wheel is installed. The
+    extension's rpath ($ORIGIN/../scipy_openblas32/lib) misses it when the two packages sit in
+    different site directories, in an in-place build, or after an auditwheel that drops entries
+    leaving the wheel. The library alone: the wheel's module imports email, socket and
+    importlib.metadata (2.4 MB of a process's memory) to tell its version."""
+    import ctypes
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("scipy_openblas32")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("darknetpy needs the scipy-openblas32 package: pip install scipy-openblas32")
+    lib_dir = os.path.join(spec.submodule_search_locations[0], "lib")
+    names = sorted(n for n in os.listdir(lib_dir) if n.startswith("libscipy_openblas"))
+    if not names:
+        raise ImportError(f"no libscipy_openblas library in {lib_dir}: reinstall scipy-openblas32")
+    ctypes.CDLL(os.path.join(lib_dir, names[0]), mode=ctypes.RTLD_GLOBAL)
+
+
+_load_openblas()
 
 # OpenMP workers keep libgomp's own wait policy: they spin a few milliseconds after each
 # parallel region (a forward runs hundreds of regions back to back, and waking a sleeping
@@ -31,7 +49,7 @@ from . import cuda
 from ._version import __version__
 
 logging.getLogger("darknetpy").addHandler(logging.NullHandler())
-del logging, scipy_openblas32   # the namespace holds the public API and submodules only
+del logging, _load_openblas   # the namespace holds the public API and submodules only
 
 __all__ = ["Network", "LayerInfo", "partial", "load_image", "resize_image", "resize_min", "crop_image",
            "center_crop", "to_chw", "DarknetError", "CfgError", "WeightsError", "InputError",

@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
-from tqdm import tqdm
 
 from .classifier import check_classifier_cfg, check_network, preprocess
 from .data import DataConfig, check_labelled, match_labels, read_data_cfg, read_lines, read_list, truth_index
@@ -22,6 +21,9 @@ from .errors import CfgError, InputError
 from .image import crop_image, load_image, resize_image, resize_min
 from .network import Network, PathLike
 from .results import ValidationResult, ValidationStep, c_float, top_k
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = ["VALID_MODES", "validate_classifier"]
 
@@ -259,6 +261,8 @@ def validate_classifier(data: Union[PathLike, DataConfig], cfg: PathLike, weight
     start = time.perf_counter()
     unreadable: list[str] = []
     tally = _Tally(vs.classes, vs.k, confusion)
+    from tqdm import tqdm  # here: importing tqdm costs every `import darknetpy` 2 MB
+
     bar = tqdm(total=len(vs.paths), desc=f"valid {mode}", unit="img", file=sys.stderr,
                disable=None if progress is None else not progress)
     try:
