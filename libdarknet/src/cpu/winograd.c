@@ -175,7 +175,7 @@ typedef struct {
     int k, c, m;
 } packed_filters;
 
-#define PREFETCH_CHANNELS 16 /* channels ahead that transform_panel prefetches its weights */
+#define PREFETCH_CHANNELS 48 /* channels ahead that transform_panel prefetches its weights (into L2) */
 
 /* Panel p's channels q0 .. q0 + steps of every plane of U, for a constant m (the transform
    unrolled: with m a variable it took a quarter of the Winograd GEMMs' time). Packed weights
@@ -191,7 +191,7 @@ static inline __attribute__((always_inline)) void transform_panel(const packed_f
             const float *taps = f->packed + dn_packed_at(9 * f->c, r, 9 * (q0 + i));
             for (int e = 0; e < 9; e++) {
                 g[e] = *(const vf *)(taps + e * DN_PACK_MR);
-                __builtin_prefetch(taps + (e + 9 * PREFETCH_CHANNELS) * DN_PACK_MR);
+                __builtin_prefetch(taps + (e + 9 * PREFETCH_CHANNELS) * DN_PACK_MR, 0, 2);
             }
             filter_transform(g, m, 1, s, dst + (size_t)i * DN_PACK_MR + r % DN_PACK_MR, plane);
         }
