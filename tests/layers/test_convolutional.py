@@ -181,8 +181,10 @@ FUSED_3X3 = [
     (192, 11, 10, [(160, 3, 1, 1, "linear")]),
     (128, 10, 10, [(64, 3, 1, 1, "leaky")]),
     (192, 9, 8, [(160, 3, 1, 1, "linear")]),
-    # ... or, past 8 MiB of transformed weights, transformed panel by panel as the GEMMs take them
+    # ... or, past 8 MiB of transformed weights, transformed panel by panel as the GEMMs take them;
+    # on 2x2 tiles (AVX-512) made in registers by the products, a panel of filters at a time
     (256, 8, 8, [(288, 3, 1, 1, "leaky")]),
+    (256, 7, 7, [(232, 3, 1, 1, "mish")]),  # the last panel half full
     # 2x2 tiles (F(2x2, 3x3)) where they beat 4x4 ones (6x6 maps), weights transformed whole or by panel
     (64, 6, 6, [(64, 3, 1, 1, "mish")]),
     (384, 6, 6, [(384, 3, 1, 1, "leaky")]),

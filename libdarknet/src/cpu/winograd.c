@@ -16,6 +16,7 @@
    stride-4 gather of input rows and scatter of output rows use AVX2
    transposes where available, scalar copies elsewhere. Strips of tile rows
    bound V and M to a few MiB. */
+#include <omp.h>
 #include <string.h>
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -500,6 +501,82 @@ static void output_transform2(const float *m, int images, int k, int oh, int ow,
             }
 }
 
+#if VL == 16
+/* Products of four tile columns (2x2 tiles of F(4x4, 3x3): maps of 5x5 to 8x8, darknet19's 7x7,
+   darknet53's and the CSP nets' 8x8; or four images of one tile side by side): each panel's
+   transformed weights are made in registers as the products take them, one row of U's 6x6
+   planes at a time, and never stored. Transformed into L2 by slices and read back
+   (dn_pgemm_planes), they took longer than the products themselves (perf, 7x7 512 -> 1024), their
+   stores and the raw weights' loads contending for L1's misses. */
+#define FUSED_TILES 4
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast") /* the products' multiply-adds fuse, as dn_pgemm's */
+
+/* Row i of the planes of panel p: M_e = U_e V_e for e = 6i .. 6i + 5, over all the channels, U
+   unscaled and the sums scaled by the panel's filter scales s at the end. The pass of row 0
+   reads the panel from memory (the others from L2); the pass of row 1 fetches the panel `next`
+   (>= 0) into L2 meanwhile, for its row 0. */
+static inline __attribute__((always_inline)) void fused_row(const packed_filters *f, int p, int next, int i, vf s,
+                                                            const float *v, size_t vs, float *mm, size_t ms)
+{
+    vf acc[6][FUSED_TILES];
+    for (int e = 0; e < 6; e++)
+        for (int j = 0; j < FUSED_TILES; j++) acc[e][j] = (vf){0};
+    for (int q = 0; q < f->c; q++) {
+        const float *taps = f->packed + dn_packed_at(9 * f->c, p * DN_PACK_MR, 9 * q);
+        if (i == 0)
+            for (int e = 0; e < 9; e++) __builtin_prefetch(taps + (e + 9 * PREFETCH_CHANNELS) * DN_PACK_MR, 0, 2);
+        if (i == 1 && next >= 0)
+            for (int e = 0; e < 9; e++)
+                __builtin_prefetch(f->packed + dn_packed_at(9 * f->c, next * DN_PACK_MR, 9 * q + e), 0, 2);
+        vf t[3];
+        for (int j = 0; j < 3; j++) {
+            vf column[6];
+            g_rows(4, 1, *(const vf *)(taps + j * VL), *(const vf *)(taps + (3 + j) * VL),
+                   *(const vf *)(taps + (6 + j) * VL), column);
+            t[j] = column[i];
+        }
+        vf r[6];
+        g_rows(4, 1, t[0], t[1], t[2], r);
+        for (int e = 0; e < 6; e++) {
+            const float *b = v + (size_t)(6 * i + e) * vs + (size_t)q * FUSED_TILES;
+            for (int j = 0; j < FUSED_TILES; j++) acc[e][j] += r[e] * b[j];
+        }
+    }
+    const int rows = f->k - p * DN_PACK_MR < DN_PACK_MR ? f->k - p * DN_PACK_MR : DN_PACK_MR;
+    for (int e = 0; e < 6; e++)
+        for (int j = 0; j < FUSED_TILES; j++) {
+            const vf sum = acc[e][j] * s;
+            for (int lane = 0; lane < rows; lane++)
+                mm[(size_t)(6 * i + e) * ms + (size_t)(p * DN_PACK_MR + lane) * FUSED_TILES + j] = sum[lane];
+        }
+}
+
+/* M_e = U_e V_e for all 36 planes, U made from the packed weights as it is used. Each thread
+   takes every threads-th panel, so that it knows the next one to fetch. */
+static void fused_products(const packed_filters *f, const float *v, size_t vs, float *mm, size_t ms)
+{
+    const int panels = dn_pack_rows(f->k) / DN_PACK_MR;
+    #pragma omp parallel num_threads(dn_cpu_threads())
+    {
+        const int step = omp_get_num_threads();
+        for (int p = omp_get_thread_num(); p < panels; p += step) {
+            const int next = p + step < panels ? p + step : -1;
+            vf s;
+            for (int j = 0; j < VL; j++)
+                s[j] = p * DN_PACK_MR + j < f->k && f->scale ? f->scale[p * DN_PACK_MR + j] : 1.f;
+            fused_row(f, p, next, 0, s, v, vs, mm, ms);
+            fused_row(f, p, next, 1, s, v, vs, mm, ms);
+            fused_row(f, p, next, 2, s, v, vs, mm, ms);
+            fused_row(f, p, next, 3, s, v, vs, mm, ms);
+            fused_row(f, p, next, 4, s, v, vs, mm, ms);
+            fused_row(f, p, next, 5, s, v, vs, mm, ms);
+        }
+    }
+}
+#pragma GCC pop_options
+#endif
+
 /* The weights of run_tiles: U whole (training's, or inference's transformed into the workspace),
    or packed weights transformed as the GEMMs take them, in scratch (inference). */
 typedef struct {
@@ -521,6 +598,9 @@ static void run_tiles(const float *im, int images, size_t im_stride, int c, int 
     if (m == 2) input_transform2(im, images, im_stride, c, h, w, ty0, nty, v, vs, nt);
     else input_transform4(im, images, im_stride, c, h, w, ty0, nty, v, vs, nt);
     if (u->u) dn_pgemm_batch(a, k, nt, c, u->u, wino_plane(k, c), v, vs, nt, mm, ms, nt);
+#if VL == 16
+    else if (m == 4 && nt == FUSED_TILES) fused_products(&u->packed, v, vs, mm, ms);
+#endif
     else dn_pgemm_planes(a, k, nt, c, transform_slice, &u->packed, v, vs, nt, mm, ms, nt, u->scratch, u->scratch_n);
     if (m == 2) output_transform2(mm, images, k, h, w, ty0, nty, out, out_stride, ms, nt, bias, act, acc);
     else output_transform4(mm, images, k, h, w, ty0, nty, out, out_stride, ms, nt, bias, act, acc);
