@@ -249,7 +249,7 @@ static run run_at(int images, int tx, int i)
 /* d[j][t] = column m * x + j - 1 of one input row, j < m + 2, for the run's tiles t (image
    b0 + t / nx, tile column x0 + t % nx); row: that row of image b0, images im_stride apart;
    zero outside the w columns. */
-static void gather_row(const float *row, size_t im_stride, int w, const run *r, int m, float (*d)[STRIP])
+static void gather_row(const float *row, size_t im_stride, int w, const run *r, int m, float (*d)[STRIP], int at)
 {
     float cat[4 * STRIP + 4]; /* each image's columns c0 .. c0 + span side by side */
     const int span = m * r->nx, c0 = m * r->x0 - 1, n = r->nb * r->nx;
@@ -273,27 +273,27 @@ static void gather_row(const float *row, size_t im_stride, int w, const run *r, 
             const __m256 a2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 8)), _mm_loadu_ps(p + 24), 1);
             const __m256 a3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 12)), _mm_loadu_ps(p + 28), 1);
             const __m256 l01 = _mm256_unpacklo_ps(a0, a1), l23 = _mm256_unpacklo_ps(a2, a3);
-            _mm256_storeu_ps(&d[4 * half][t], _mm256_shuffle_ps(l01, l23, 0x44));
-            _mm256_storeu_ps(&d[4 * half + 1][t], _mm256_shuffle_ps(l01, l23, 0xEE));
+            _mm256_storeu_ps(&d[4 * half][at + t], _mm256_shuffle_ps(l01, l23, 0x44));
+            _mm256_storeu_ps(&d[4 * half + 1][at + t], _mm256_shuffle_ps(l01, l23, 0xEE));
             if (half) break; /* columns 4 and 5 are the next tile's 0 and 1 */
             const __m256 h01 = _mm256_unpackhi_ps(a0, a1), h23 = _mm256_unpackhi_ps(a2, a3);
-            _mm256_storeu_ps(&d[2][t], _mm256_shuffle_ps(h01, h23, 0x44));
-            _mm256_storeu_ps(&d[3][t], _mm256_shuffle_ps(h01, h23, 0xEE));
+            _mm256_storeu_ps(&d[2][at + t], _mm256_shuffle_ps(h01, h23, 0x44));
+            _mm256_storeu_ps(&d[3][at + t], _mm256_shuffle_ps(h01, h23, 0xEE));
         }
 #endif
     for (; t < n; t++)
-        for (int j = 0; j < m + 2; j++) d[j][t] = cat[m * t + j];
+        for (int j = 0; j < m + 2; j++) d[j][at + t] = cat[m * t + j];
     /* a tile's last two columns are the next tile's first two, except in each image's last tile */
     for (int b = 0; b < r->nb; b++)
         for (int j = 0; j < 2; j++) {
             const int col = c0 + span + j;
-            d[m + j][(b + 1) * r->nx - 1] = col < w ? row[b * im_stride + col] : 0.f;
+            d[m + j][at + (b + 1) * r->nx - 1] = col < w ? row[b * im_stride + col] : 0.f;
         }
 }
 
 /* One output row of the run's tiles from o[j][t] (column m * x + j, j < m): row of image b0,
    images out_stride apart, written (added to when acc), then bias and act applied. */
-static void scatter_row(const float (*o)[STRIP], const run *r, int m, float *row, size_t out_stride, int ow,
+static void scatter_row(const float (*o)[STRIP], int at, const run *r, int m, float *row, size_t out_stride, int ow,
                         float bias, dn_act act, int acc)
 {
     float cat[4 * STRIP];
@@ -302,8 +302,8 @@ static void scatter_row(const float (*o)[STRIP], const run *r, int m, float *row
 #ifdef __AVX2__
     /* 8 tiles of 4 columns: o[j][t..t+8] transposed into 32 consecutive columns */
     for (; m == 4 && t + 8 <= n; t += 8) {
-        const __m256 q0 = _mm256_loadu_ps(&o[0][t]), q1 = _mm256_loadu_ps(&o[1][t]), q2 = _mm256_loadu_ps(&o[2][t]),
-                     q3 = _mm256_loadu_ps(&o[3][t]);
+        const __m256 q0 = _mm256_loadu_ps(&o[0][at + t]), q1 = _mm256_loadu_ps(&o[1][at + t]), q2 = _mm256_loadu_ps(&o[2][at + t]),
+                     q3 = _mm256_loadu_ps(&o[3][at + t]);
         const __m256 l01 = _mm256_unpacklo_ps(q0, q1), l23 = _mm256_unpacklo_ps(q2, q3),
                      h01 = _mm256_unpackhi_ps(q0, q1), h23 = _mm256_unpackhi_ps(q2, q3);
         const __m256 t04 = _mm256_shuffle_ps(l01, l23, 0x44), t15 = _mm256_shuffle_ps(l01, l23, 0xEE),
@@ -316,7 +316,7 @@ static void scatter_row(const float (*o)[STRIP], const run *r, int m, float *row
     }
 #endif
     for (; t < n; t++)
-        for (int j = 0; j < m; j++) cat[m * t + j] = o[j][t];
+        for (int j = 0; j < m; j++) cat[m * t + j] = o[j][at + t];
     for (int b = 0; b < r->nb; b++) {
         float *dst = row + b * out_stride + c0;
         const float *src = cat + b * span;
@@ -326,26 +326,33 @@ static void scatter_row(const float (*o)[STRIP], const run *r, int m, float *row
     }
 }
 
+/* Tile rows per transform run: one image's map narrower than half a run takes several (its
+   consecutive tile rows lie side by side in V and M), so that the transforms' SIMD loops run over
+   more than one row's 2 or 4 tiles (7x7 to 16x16 maps). */
+static int run_rows(int images, int tx) { return images == 1 && 2 * tx <= STRIP ? STRIP / tx : 1; }
+
 /* F(4x4, 3x3): v[p][ci * ld + (r * images + b) * tx + x] for tile rows ty0 .. ty0 + nty of every
    channel of `images` images im_stride apart. */
 static void input_transform4(const float *im, int images, size_t im_stride, int c, int h, int w, int ty0, int nty,
                              float *v, size_t pstride, size_t ld)
 {
-    const int tx = tiles(w, 4), runs = run_count(images, tx);
+    const int tx = tiles(w, 4), runs = run_count(images, tx), rows = run_rows(images, tx);
     #pragma omp parallel for collapse(3) schedule(static) num_threads(dn_cpu_threads())
     for (int ci = 0; ci < c; ci++)
-        for (int r = 0; r < nty; r++)
+        for (int r0 = 0; r0 < nty; r0 += rows)
             for (int ri = 0; ri < runs; ri++) {
                 const run ru = run_at(images, tx, ri);
-                const int ty = ty0 + r, n = ru.nb * ru.nx;
+                const int per = ru.nb * ru.nx, nr = nty - r0 < rows ? nty - r0 : rows, n = nr * per;
                 float rt[6][6][STRIP], d[6][STRIP];
                 for (int i = 0; i < 6; i++) {
-                    const int y = 4 * ty + i - 1;
-                    if (y < 0 || y >= h) {
-                        memset(rt[i], 0, sizeof rt[i]);
-                        continue;
+                    for (int r = 0; r < nr; r++) {
+                        const int y = 4 * (ty0 + r0 + r) + i - 1;
+                        if (y >= 0 && y < h)
+                            gather_row(im + (size_t)ru.b0 * im_stride + ((size_t)ci * h + y) * w, im_stride, w, &ru,
+                                       4, d, r * per);
+                        else
+                            for (int j = 0; j < 6; j++) memset(&d[j][r * per], 0, sizeof(float) * per);
                     }
-                    gather_row(im + (size_t)ru.b0 * im_stride + ((size_t)ci * h + y) * w, im_stride, w, &ru, 4, d);
                     #pragma omp simd
                     for (int t = 0; t < n; t++) {
                         const float d0 = d[0][t], d1 = d[1][t], d2 = d[2][t], d3 = d[3][t], d4 = d[4][t],
@@ -358,7 +365,7 @@ static void input_transform4(const float *im, int images, size_t im_stride, int 
                         rt[i][5][t] = 4 * d1 - 5 * d3 + d5;
                     }
                 }
-                float *dst = v + (size_t)ci * ld + ((size_t)r * images + ru.b0) * tx + ru.x0;
+                float *dst = v + (size_t)ci * ld + ((size_t)r0 * images + ru.b0) * tx + ru.x0;
                 for (int j = 0; j < 6; j++) {
                     float *o0 = dst + (size_t)j * pstride, *o1 = o0 + 6 * pstride, *o2 = o1 + 6 * pstride,
                           *o3 = o2 + 6 * pstride, *o4 = o3 + 6 * pstride, *o5 = o4 + 6 * pstride;
@@ -382,15 +389,15 @@ static void input_transform4(const float *im, int images, size_t im_stride, int 
 static void output_transform4(const float *m, int images, int k, int oh, int ow, int ty0, int nty, float *out,
                               size_t out_stride, size_t pstride, size_t ld, const float *bias, dn_act act, int acc)
 {
-    const int tx = tiles(ow, 4), runs = run_count(images, tx);
+    const int tx = tiles(ow, 4), runs = run_count(images, tx), rows = run_rows(images, tx);
     #pragma omp parallel for collapse(3) schedule(static) num_threads(dn_cpu_threads())
     for (int ki = 0; ki < k; ki++)
-        for (int r = 0; r < nty; r++)
+        for (int r0 = 0; r0 < nty; r0 += rows)
             for (int ri = 0; ri < runs; ri++) {
                 const run ru = run_at(images, tx, ri);
-                const int ty = ty0 + r, n = ru.nb * ru.nx;
+                const int per = ru.nb * ru.nx, nr = nty - r0 < rows ? nty - r0 : rows, n = nr * per;
                 float s[4][6][STRIP], o[4][STRIP];
-                const float *src = m + (size_t)ki * ld + ((size_t)r * images + ru.b0) * tx + ru.x0;
+                const float *src = m + (size_t)ki * ld + ((size_t)r0 * images + ru.b0) * tx + ru.x0;
                 for (int j = 0; j < 6; j++) {
                     const float *m0 = src + (size_t)j * pstride, *m1 = m0 + 6 * pstride, *m2 = m1 + 6 * pstride,
                                 *m3 = m2 + 6 * pstride, *m4 = m3 + 6 * pstride, *m5 = m4 + 6 * pstride;
@@ -404,8 +411,6 @@ static void output_transform4(const float *m, int images, int k, int oh, int ow,
                     }
                 }
                 for (int i = 0; i < 4; i++) {
-                    const int y = 4 * ty + i;
-                    if (y >= oh) break;
                     #pragma omp simd
                     for (int t = 0; t < n; t++) {
                         const float a = s[i][1][t] + s[i][2][t], b = s[i][1][t] - s[i][2][t],
@@ -415,8 +420,13 @@ static void output_transform4(const float *m, int images, int k, int oh, int ow,
                         o[2][t] = a + 4 * c3;
                         o[3][t] = b + 8 * d3 + s[i][5][t];
                     }
-                    scatter_row(o, &ru, 4, out + (size_t)ru.b0 * out_stride + ((size_t)ki * oh + y) * ow, out_stride,
-                                ow, bias ? bias[ki] : 0.f, act, acc);
+                    for (int r = 0; r < nr; r++) {
+                        const int y = 4 * (ty0 + r0 + r) + i;
+                        if (y < oh)
+                            scatter_row(o, r * per, &ru, 4,
+                                        out + (size_t)ru.b0 * out_stride + ((size_t)ki * oh + y) * ow, out_stride,
+                                        ow, bias ? bias[ki] : 0.f, act, acc);
+                    }
                 }
             }
 }
@@ -439,7 +449,7 @@ static void input_transform2(const float *im, int images, size_t im_stride, int 
                         memset(rt[i], 0, sizeof rt[i]);
                         continue;
                     }
-                    gather_row(im + (size_t)ru.b0 * im_stride + ((size_t)ci * h + y) * w, im_stride, w, &ru, 2, d);
+                    gather_row(im + (size_t)ru.b0 * im_stride + ((size_t)ci * h + y) * w, im_stride, w, &ru, 2, d, 0);
                     #pragma omp simd
                     for (int t = 0; t < n; t++) {
                         const float d0 = d[0][t], d1 = d[1][t], d2 = d[2][t], d3 = d[3][t];
@@ -495,7 +505,7 @@ static void output_transform2(const float *m, int images, int k, int oh, int ow,
                         o[0][t] = s[i][0][t] + s[i][1][t] + s[i][2][t];
                         o[1][t] = s[i][1][t] - s[i][2][t] - s[i][3][t];
                     }
-                    scatter_row(o, &ru, 2, out + (size_t)ru.b0 * out_stride + ((size_t)ki * oh + y) * ow, out_stride,
+                    scatter_row(o, 0, &ru, 2, out + (size_t)ru.b0 * out_stride + ((size_t)ki * oh + y) * ow, out_stride,
                                 ow, bias ? bias[ki] : 0.f, act, acc);
                 }
             }
