@@ -1,7 +1,7 @@
 """An inference network keeps a convolution's weights once: packed for the GEMM (a permutation
 of the raw array, which is freed; Winograd layers transform it as they go), or raw (grouped
-layers). Everything
-that reads the raw weights (saving, param(), loading, resizing) gets them back exactly."""
+layers). Everything that reads the raw weights (saving, param(), loading, resizing) gets them
+back exactly."""
 import numpy as np
 import pytest
 

@@ -133,6 +133,8 @@ static inline size_t dn_packed_at(int k, int r, int q)
 }
 /* rows of the packed copy of an (m, k) matrix: m padded to whole panels */
 static inline int dn_pack_rows(int m) { return (m + DN_PACK_MR - 1) / DN_PACK_MR * DN_PACK_MR; }
+/* rows of panel p of an (m, k) matrix that are its own (the rest: padding) */
+static inline int dn_panel_rows(int m, int p) { return m - p * DN_PACK_MR < DN_PACK_MR ? m - p * DN_PACK_MR : DN_PACK_MR; }
 /* floats of the packed copy of an (m, k) matrix */
 size_t dn_pack_size(int m, int k);
 /* Row-major C (m, n) = A * B (k, n), A packed (dn_packed_at): split across threads / in the

@@ -167,10 +167,9 @@ static product blocking(int m, int n, int k, const float *ap, const float *b, in
     return (product){m, n, k, (m + PANEL - 1) / PANEL, slice, cols, ap, b, c, ldb, ldc};
 }
 
-/* The steps of the k slice from q0 (slices of `slice` steps), panel p's rows of C (m rows), its
-   slice of A from q0, and the same slice of the next panel (NULL after the last). */
+/* The steps of the k slice from q0 (slices of `slice` steps), panel p's slice of A from q0, and
+   the same slice of the next panel (NULL after the last). */
 static int slice_steps(int k, int slice, int q0) { return k - q0 < slice ? k - q0 : slice; }
-static int panel_rows(int m, int p) { return m - p * PANEL < PANEL ? m - p * PANEL : PANEL; }
 static const float *a_slice(const product *g, int p, int q0)
 {
     return g->ap + (size_t)p * PANEL * g->k + (size_t)q0 * PANEL;
@@ -184,7 +183,7 @@ static const float *next_a_slice(const product *g, int p, int q0)
 static void panel_slice(const product *g, int p, int n0, int n1, int q0)
 {
     panel(n0, n1, slice_steps(g->k, g->slice, q0), a_slice(g, p, q0), g->b + (size_t)q0 * g->ldb, g->ldb,
-          g->c + (size_t)p * PANEL * g->ldc, g->ldc, panel_rows(g->m, p), q0 > 0, next_a_slice(g, p, q0));
+          g->c + (size_t)p * PANEL * g->ldc, g->ldc, dn_panel_rows(g->m, p), q0 > 0, next_a_slice(g, p, q0));
 }
 
 /* Columns [n0, n1) of every panel, in the calling thread. */
@@ -276,7 +275,7 @@ size_t dn_pgemm_planes_scratch(int count, int k) { return (size_t)count * plane_
 void dn_pgemm_planes(int count, int m, int n, int k, dn_pack_slice pack, const void *ctx, const float *b,
                      size_t stride_b, int ldb, float *c, size_t stride_c, int ldc, float *scratch, size_t scratch_n)
 {
-    const int slice = planes_slice(count, k), panels = (m + PANEL - 1) / PANEL;
+    const int slice = planes_slice(count, k), panels = dn_pack_rows(m) / PANEL;
     const size_t each = dn_pgemm_planes_scratch(count, k);
     int threads = dn_cpu_threads();
     if ((size_t)threads * each > scratch_n) threads = (int)(scratch_n / each);
@@ -292,7 +291,7 @@ void dn_pgemm_planes(int count, int m, int n, int k, dn_pack_slice pack, const v
                 pack(ctx, p, q0, steps, ap, plane_floats(steps));
                 for (int e = 0; e < count; e++)
                     panel(n0, n1, steps, ap + e * plane_floats(steps), b + e * stride_b + (size_t)q0 * ldb, ldb,
-                          c + e * stride_c + (size_t)p * PANEL * ldc, ldc, panel_rows(m, p), q0 > 0, NULL);
+                          c + e * stride_c + (size_t)p * PANEL * ldc, ldc, dn_panel_rows(m, p), q0 > 0, NULL);
             }
         }
 }

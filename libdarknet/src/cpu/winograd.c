@@ -178,6 +178,20 @@ typedef struct {
 
 #define PREFETCH_CHANNELS 48 /* channels ahead that transform_panel prefetches its weights (into L2) */
 
+/* The scales of filters r .. r + VL, 1 past the last filter or without scales. */
+static inline vf filter_scales(const packed_filters *f, int r)
+{
+    vf s;
+    for (int j = 0; j < VL; j++) s[j] = r + j < f->k && f->scale ? f->scale[r + j] : 1.f;
+    return s;
+}
+
+/* Fetch the nine packed tap vectors of one channel (from taps on) into L2. */
+static inline void fetch_channel(const float *taps)
+{
+    for (int e = 0; e < 9; e++) __builtin_prefetch(taps + e * DN_PACK_MR, 0, 2);
+}
+
 /* Panel p's channels q0 .. q0 + steps of every plane of U, for a constant m (the transform
    unrolled: with m a variable it took a quarter of the Winograd GEMMs' time). Packed weights
    hold each tap as a vector across a panel's filters. */
@@ -185,15 +199,12 @@ static inline __attribute__((always_inline)) void transform_panel(const packed_f
                                                                   int steps, float *dst, size_t plane)
 {
     for (int r = p * DN_PACK_MR; r < (p + 1) * DN_PACK_MR; r += VL) {
-        vf s;
-        for (int j = 0; j < VL; j++) s[j] = r + j < f->k && f->scale ? f->scale[r + j] : 1.f;
+        const vf s = filter_scales(f, r);
         for (int i = 0; i < steps; i++) {
             vf g[9];
             const float *taps = f->packed + dn_packed_at(9 * f->c, r, 9 * (q0 + i));
-            for (int e = 0; e < 9; e++) {
-                g[e] = *(const vf *)(taps + e * DN_PACK_MR);
-                __builtin_prefetch(taps + (e + 9 * PREFETCH_CHANNELS) * DN_PACK_MR, 0, 2);
-            }
+            for (int e = 0; e < 9; e++) g[e] = *(const vf *)(taps + e * DN_PACK_MR);
+            fetch_channel(taps + 9 * PREFETCH_CHANNELS * DN_PACK_MR);
             filter_transform(g, m, 1, s, dst + (size_t)i * DN_PACK_MR + r % DN_PACK_MR, plane);
         }
     }
@@ -534,16 +545,13 @@ static inline __attribute__((always_inline)) void fused_row(const packed_filters
         for (int j = 0; j < FUSED_TILES; j++) acc[e][j] = (vf){0};
     for (int q = 0; q < f->c; q++) {
         const float *taps = f->packed + dn_packed_at(9 * f->c, p * DN_PACK_MR, 9 * q);
-        if (i == 0)
-            for (int e = 0; e < 9; e++) __builtin_prefetch(taps + (e + 9 * PREFETCH_CHANNELS) * DN_PACK_MR, 0, 2);
-        if (i == 1 && next >= 0)
-            for (int e = 0; e < 9; e++)
-                __builtin_prefetch(f->packed + dn_packed_at(9 * f->c, next * DN_PACK_MR, 9 * q + e), 0, 2);
+        if (i == 0) fetch_channel(taps + 9 * PREFETCH_CHANNELS * DN_PACK_MR);
+        if (i == 1 && next >= 0) fetch_channel(f->packed + dn_packed_at(9 * f->c, next * DN_PACK_MR, 9 * q));
         vf t[3];
         for (int j = 0; j < 3; j++) {
             vf column[6];
-            g_rows(4, 1, *(const vf *)(taps + j * VL), *(const vf *)(taps + (3 + j) * VL),
-                   *(const vf *)(taps + (6 + j) * VL), column);
+            g_rows(4, 1, *(const vf *)(taps + j * DN_PACK_MR), *(const vf *)(taps + (3 + j) * DN_PACK_MR),
+                   *(const vf *)(taps + (6 + j) * DN_PACK_MR), column);
             t[j] = column[i];
         }
         vf r[6];
@@ -553,7 +561,7 @@ static inline __attribute__((always_inline)) void fused_row(const packed_filters
             for (int j = 0; j < FUSED_TILES; j++) acc[e][j] += r[e] * b[j];
         }
     }
-    const int rows = f->k - p * DN_PACK_MR < DN_PACK_MR ? f->k - p * DN_PACK_MR : DN_PACK_MR;
+    const int rows = dn_panel_rows(f->k, p);
     for (int e = 0; e < 6; e++)
         for (int j = 0; j < FUSED_TILES; j++) {
             const vf sum = acc[e][j] * s;
@@ -572,9 +580,7 @@ static void fused_products(const packed_filters *f, const float *v, size_t vs, f
         const int step = omp_get_num_threads();
         for (int p = omp_get_thread_num(); p < panels; p += step) {
             const int next = p + step < panels ? p + step : -1;
-            vf s;
-            for (int j = 0; j < VL; j++)
-                s[j] = p * DN_PACK_MR + j < f->k && f->scale ? f->scale[p * DN_PACK_MR + j] : 1.f;
+            const vf s = filter_scales(f, p * DN_PACK_MR);
             fused_row(f, p, next, 0, s, v, vs, mm, ms);
             fused_row(f, p, next, 1, s, v, vs, mm, ms);
             fused_row(f, p, next, 2, s, v, vs, mm, ms);
