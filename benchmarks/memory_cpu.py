@@ -18,33 +18,36 @@ HERE = Path(__file__).resolve().parent
 MODELS = ["darknet19", "darknet53", "yolov4-tiny", "yolov4@416", "yolov4"]
 
 
-def peak_mb():
-    """This process's peak resident memory (VmHWM), MB."""
-    status = Path("/proc/self/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+# The measured process: Python, numpy and darknetpy, nothing of this harness's own (argparse,
+# subprocess, tempfile: 1 MB), and no numpy.random (secrets, hashlib, libcrypto: 4.5 MB) for its input.
+WORKER = r"""
+import sys
+import numpy as np
+import darknetpy as dn
 
+def peak_mb():  # this process's peak resident memory (VmHWM), MB
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
 
-def worker(cfg, weights):
-    import numpy as np
-
-    import darknetpy as dn
-
-    marks = [peak_mb()]
-    net = dn.Network(cfg, weights, threads=2)
-    marks.append(peak_mb())
-    # an image-like input made without numpy.random, whose import (secrets, hashlib, libcrypto)
-    # would add 4.5 MB of the harness's own to the figure
-    x = ((np.arange(np.prod(net.input_shape), dtype=np.float32) * 0.618034) % 1).reshape(net.input_shape)
-    for _ in range(3):
-        net.predict(x)
-    marks.append(peak_mb())
-    m = net.memory()
-    print(*marks, *(m[k] / 2**20 for k in ("weights", "activations", "workspace")))
+marks = [peak_mb()]
+net = dn.Network(sys.argv[1], sys.argv[2], threads=2)
+marks.append(peak_mb())
+x = ((np.arange(np.prod(net.input_shape), dtype=np.float32) * 0.618034) % 1).reshape(net.input_shape)
+for _ in range(3):
+    net.predict(x)
+marks.append(peak_mb())
+m = net.memory()
+print(*marks, *(m[k] / 2**20 for k in ("weights", "activations", "workspace")))
+"""
 
 
 def measure(build, cfg, weights):
-    env = {**os.environ, "PYTHONPATH": f"{build}{os.pathsep}{HERE}"}
-    out = subprocess.run([sys.executable, __file__, "--worker", str(cfg), str(weights)], env=env, check=True,
+    # bytecode compiled first, as an installed package has it: compiling our modules at import
+    # (PYTHONDONTWRITEBYTECODE, a fresh checkout) costs 1.4 MB of the figure
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(build / "darknetpy")], check=True,
+                   capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(build)}
+    out = subprocess.run([sys.executable, "-c", WORKER, str(cfg), str(weights)], env=env, check=True,
                          capture_output=True, text=True)
     return [float(v) for v in out.stdout.split()[-6:]]
 
@@ -53,12 +56,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", type=Path, action="append")
     parser.add_argument("--cfg-dir", type=Path, default=HERE.parents[1] / "shared" / "darknet" / "cfg")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("models", nargs="*", default=MODELS)
     args = parser.parse_args()
-    if args.worker:
-        worker(*args.models)
-        return
     from forward_cpu import sized_cfg
     from machine import describe
     from weights_gen import write_synthetic_weights
@@ -80,7 +79,7 @@ def main():
                 write_synthetic_weights(cfg, weights)
             for i, b in enumerate(builds):
                 r = measure(b, cfg, weights)
-                print(f"{model:<14}{i:>6}{r[0]:>8.0f}{r[1]:>8.0f}{r[2]:>9.0f}{r[3]:>9.1f}{r[4]:>7.1f}{r[5]:>7.1f}")
+                print(f"{model:<14}{i:>6}{r[0]:>8.1f}{r[1]:>8.1f}{r[2]:>9.1f}{r[3]:>9.1f}{r[4]:>7.1f}{r[5]:>7.1f}")
 
 
 if __name__ == "__main__":
