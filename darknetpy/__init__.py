@@ -1,5 +1,6 @@
 """darknetpy: darknet-compatible neural networks from Python on a fast C engine."""
 import logging
+from typing import TYPE_CHECKING
 
 
 def _load_openblas():
@@ -34,22 +35,45 @@ from .errors import (CfgError, DarknetError, DeviceError, IncompleteError, Input
                      LossNotFiniteError, OutOfMemoryError, UnsupportedError, WeightsError)
 from .results import Classification, ValidationResult, ValidationStep, top_k
 from .classifier import Classifier, classify
-from .validation import validate_classifier
 from .image import center_crop, crop_image, letterbox_image, load_image, resize_image, resize_min, to_chw
 from .detector import Detection, Detections, Detector
-from .detector_eval import MapResult, evaluate_detector, validate_detector
-from .anchors import AnchorsResult, calc_anchors
 from .network import LayerInfo, Network, partial
-from .memory import check_training_memory, estimate_training_memory
-from .train import TrainResult, train_classifier
-from .train_detector import DetectorTrainResult, train_detector
-from .parallel import DataParallel
 from . import cuda
-
 from ._version import __version__
 
+if TYPE_CHECKING:
+    from .anchors import AnchorsResult, calc_anchors
+    from .detector_eval import MapResult, evaluate_detector, validate_detector
+    from .memory import check_training_memory, estimate_training_memory
+    from .parallel import DataParallel
+    from .train import TrainResult, train_classifier
+    from .train_detector import DetectorTrainResult, train_detector
+    from .validation import validate_classifier
+
+
+def __getattr__(name: str):
+    """Training, validation and their helpers load at first use: a process that only runs networks
+    does not hold their modules (0.7 MB)."""
+    import importlib
+
+    module = {"validate_classifier": "validation", "MapResult": "detector_eval", "evaluate_detector": "detector_eval",
+              "validate_detector": "detector_eval", "AnchorsResult": "anchors", "calc_anchors": "anchors",
+              "check_training_memory": "memory", "estimate_training_memory": "memory", "TrainResult": "train",
+              "train_classifier": "train", "DetectorTrainResult": "train_detector",
+              "train_detector": "train_detector", "DataParallel": "parallel"}.get(name)
+    if module is None:
+        raise AttributeError(f"module 'darknetpy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
 logging.getLogger("darknetpy").addHandler(logging.NullHandler())
-del logging, _load_openblas   # the namespace holds the public API and submodules only
+del logging, TYPE_CHECKING, _load_openblas   # the namespace holds the public API and submodules only
 
 __all__ = ["Network", "LayerInfo", "partial", "load_image", "resize_image", "resize_min", "crop_image",
            "center_crop", "to_chw", "DarknetError", "CfgError", "WeightsError", "InputError",

@@ -2,8 +2,13 @@
 extension's type stub lists exactly what the extension defines."""
 import ast
 import inspect
+import os
+import subprocess
+import sys
 import types
 from pathlib import Path
+
+import pytest
 
 import darknetpy as dn
 from darknetpy import _libdarknet
@@ -48,3 +53,21 @@ def test_stub_info_keys_match_extension(tmp_path):
     assert set(handle.info()) == keys["NetInfo"]
     assert set(handle.layer_info(0)) == keys["LayerInfoDict"]
     handle.close()
+
+
+def test_training_modules_load_at_first_use():
+    """A process that only runs networks holds no training or validation modules; the names
+    still resolve (and then stay) in the namespace."""
+    code = ("import sys, darknetpy as dn; lazy = ('train', 'train_detector', 'validation', 'detector_eval', "
+            "'anchors', 'memory', 'parallel', 'training')\n"
+            "print(sorted(m for m in lazy if 'darknetpy.' + m in sys.modules))\n"
+            "f = dn.train_classifier\n"
+            "print('darknetpy.train' in sys.modules, dn.train_classifier is f, 'train_classifier' in vars(dn))")
+    here = str(Path(dn.__file__).parents[1])  # the darknetpy this test imported
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "True True True"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        dn.nope
