@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from .memory import check_training_memory, estimate_training_memory
     from .parallel import DataParallel
     from .train import TrainResult, train_classifier
-    from .train_detector import DetectorTrainResult, train_detector
+    from .detector_train import DetectorTrainResult, train_detector
     from .validation import validate_classifier
 
 
@@ -59,8 +59,8 @@ def __getattr__(name: str):
     module = {"validate_classifier": "validation", "MapResult": "detector_eval", "evaluate_detector": "detector_eval",
               "validate_detector": "detector_eval", "AnchorsResult": "anchors", "calc_anchors": "anchors",
               "check_training_memory": "memory", "estimate_training_memory": "memory", "TrainResult": "train",
-              "train_classifier": "train", "DetectorTrainResult": "train_detector",
-              "train_detector": "train_detector", "DataParallel": "parallel"}.get(name)
+              "train_classifier": "train", "DetectorTrainResult": "detector_train",
+              "train_detector": "detector_train", "DataParallel": "parallel"}.get(name)
     if module is None:
         raise AttributeError(f"module 'darknetpy' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)

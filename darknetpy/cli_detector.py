@@ -174,7 +174,7 @@ def _check_memory(cfg: str) -> int:
 
 def _run_train(args: argparse.Namespace) -> int:
     from .cli import _train_device
-    from .train_detector import train_detector
+    from .detector_train import train_detector
 
     if args.check:
         return _check_memory(args.cfg)

@@ -93,7 +93,7 @@ def train_demo_detector(work: Path, trunk: Path, picture: Path, *, seed: int, th
                         progress: Optional[bool], max_batches: int = DETECT_BATCHES) -> DetectorDemoResult:
     """Scenes in ``work/scenes``, training from the partial weights ``trunk``, mAP on the valid
     scenes and ``picture`` (4 validation scenes with the detected boxes)."""
-    from .train_detector import train_detector   # the training modules are imported only when used
+    from .detector_train import train_detector   # the training modules are imported only when used
 
     data = make_scenes(work / "scenes", seed)
     trained = train_detector(data, DETECT_CFG, trunk, clear=True, max_batches=max_batches,

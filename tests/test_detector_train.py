@@ -15,7 +15,7 @@ import pytest
 import darknetpy as dn
 from darknetpy import detection_data
 from darknetpy.cli import main
-from darknetpy.train_detector import _MultiScale
+from darknetpy.detector_train import _MultiScale
 
 from conftest import MAXPOOL, conv, package_env
 

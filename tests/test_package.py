@@ -57,17 +57,20 @@ def test_stub_info_keys_match_extension(tmp_path):
 
 def test_training_modules_load_at_first_use():
     """A process that only runs networks holds no training or validation modules; the names
-    still resolve (and then stay) in the namespace."""
-    code = ("import sys, darknetpy as dn; lazy = ('train', 'train_detector', 'validation', 'detector_eval', "
+    still resolve (and then stay) in the namespace, whichever is imported first."""
+    code = ("import sys, darknetpy as dn; lazy = ('train', 'detector_train', 'validation', 'detector_eval', "
             "'anchors', 'memory', 'parallel', 'training')\n"
             "print(sorted(m for m in lazy if 'darknetpy.' + m in sys.modules))\n"
             "f = dn.train_classifier\n"
-            "print('darknetpy.train' in sys.modules, dn.train_classifier is f, 'train_classifier' in vars(dn))")
+            "print('darknetpy.train' in sys.modules, dn.train_classifier is f, 'train_classifier' in vars(dn))\n"
+            "import importlib, types; [importlib.import_module('darknetpy.' + m) for m in lazy]\n"
+            "print([n for n in dn.__all__ if n != 'cuda' and isinstance(getattr(dn, n), types.ModuleType)])")
     here = str(Path(dn.__file__).parents[1])  # the darknetpy this test imported
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split("\n")
     assert out[0] == "[]"
     assert out[1] == "True True True"
+    assert out[2] == "[]"  # no submodule, imported first, hides a name of the API
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         dn.nope
