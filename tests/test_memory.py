@@ -359,3 +359,46 @@ def test_check_training_memory_and_cli_check(tmp_path, capsys):
     total = dn.estimate_training_memory(cfg)["total"]
     assert "batch=8 subdivisions=1" in out and f"{total / 2 ** 20:10.1f} MiB" in out
     assert "fits in the memory available now" in out
+
+
+def test_input_is_read_in_place_or_copied_alike(tmp_path):
+    """The layers read an aligned caller's array in place and copy a misaligned one (a view 4 bytes
+    into a buffer): the same outputs, the same whole batch or fewer images, and the array unchanged."""
+    net = dn.Network(write(tmp_path, ROUTES.format(w=32)), batch=2)
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 3, 32, 32), dtype=np.float32)
+    base = np.empty(x.size + 16, np.float32)
+    first = (-base.ctypes.data % 64) // 4     # a 64-byte aligned view, and one 4 bytes further
+    for images in (2, 1):
+        views = []
+        for start in (first, first + 1):
+            view = base[start:start + x.size].reshape(x.shape)
+            view[:] = x
+            views.append((view[:images], net.predict(view[:images])))
+        (a, out_a), (b, out_b) = views
+        assert a.ctypes.data % 16 == 0 and b.ctypes.data % 16 == 4
+        np.testing.assert_array_equal(out_a, out_b)
+        np.testing.assert_array_equal(b, x[:images])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc/self/status")
+def test_input_is_not_copied(tmp_path):
+    """A forward on the host reads the caller's input where it lies: a 12 MiB input raises the
+    process's peak by the 3 MiB output (and the copies predict returns), not by another 12 MiB."""
+    cfg = write(tmp_path, "[net]\nwidth=1024\nheight=1024\nchannels=3\n\n" + MAXPOOL)
+    code = f"""
+        import numpy as np
+        import darknetpy as dn
+        def peak():
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+        net = dn.Network({str(cfg)!r})
+        x = np.ones(net.input_shape, np.float32)
+        before = peak()
+        net.predict(x)
+        print(peak() - before, x.nbytes / 2**20)
+    """
+    child = run_child(code)
+    assert child.returncode == 0, child.stderr
+    grown, input_mib = map(float, child.stdout.split())
+    assert grown < input_mib, child.stdout

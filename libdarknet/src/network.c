@@ -482,9 +482,20 @@ dn_status dn_network_forward(dn_network *net, const float *input, int n)
     b->begin(&net->ctx);
     if ((net->want_prepared || b->device_copies) && !net->ctx.prepared) DN_TRY(prepare_layers(net));
     const size_t used = (size_t)n * net->info.inputs;
+    net->ctx.training = 0;
+    /* On the host, the layers read the caller's array where it holds all they read (the whole
+       batch, or the images run one by one) with the alignment of our own buffer: no copy, and the
+       buffer's pages stay untouched. Layers only read the network input (no in-place layer comes
+       first, and routes never alias it). */
+    if (!b->device_copies && (uintptr_t)input % 16 == 0 && (used == net->input.n || dn_plan_image_by_image(net))) {
+        float *own = net->input.data;
+        net->input.data = (float *)input;
+        const dn_status st = forward_all(net, n);
+        net->input.data = own;
+        return st;
+    }
     DN_TRY(b->upload(&net->input, 0, input, used));
     if (used < net->input.n) DN_TRY(zero(b, &net->input, used, net->input.n - used));
-    net->ctx.training = 0;
     return forward_all(net, n);
 }
 
