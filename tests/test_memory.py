@@ -125,26 +125,22 @@ def peak_live_floats(net):
                for step in range(len(net.layers)))
 
 
-def test_workspaces_take_the_place_of_dead_outputs(tmp_path):
-    """darknet19's start: a large first output, then Winograd layers whose workspaces are large
-    beside their maps. The arena is the most that is alive at one layer, its outputs and its
-    workspace together (placing the workspaces above all the outputs took 35% more)."""
-    sections = [conv(32), MAXPOOL, conv(64), MAXPOOL, conv(128)]
-    net = dn.Network(write(tmp_path, "[net]\nwidth=224\nheight=224\nchannels=3\n\n" + "".join(sections)))
-    work = []  # each layer's workspace: the layer alone on its input
-    for layer, section in zip(net.layers, sections):
-        c, h, w = layer.input_shape
-        alone = dn.Network(write(tmp_path, f"[net]\nwidth={w}\nheight={h}\nchannels={c}\n\n{section}", "one.cfg"))
-        work.append(alone.memory()["workspace"] // 4)
-    assert max(work) > aligned(net.layers[0].outputs) // 2  # the case: workspaces that matter
-    live = [aligned(net.layers[i].outputs) + (aligned(net.layers[i - 1].outputs) if i else 0) + aligned(work[i])
-            for i in range(len(sections))]
+def test_workspaces_fit_beside_the_outputs(tmp_path):
+    """darknet19's start: a large first output, then Winograd layers whose fastest workspaces are
+    larger than the room the outputs leave beside them (placed above the outputs they took 35%
+    more, beside dead outputs 17%). They run in strips of fewer tile rows there: the arena is the
+    outputs' peak, and the outputs are those of a network with room to spare (a large last output)."""
+    text = "[net]\nwidth=224\nheight=224\nchannels=3\n\n" + conv(32) + MAXPOOL + conv(64) + MAXPOOL + conv(128)
+    net = dn.Network(write(tmp_path, text))
     used = net.memory()
-    assert used["activations"] + used["workspace"] <= 4 * (net.inputs + max(live)) + 64
+    assert used["workspace"] == 0
+    assert used["activations"] <= 4 * (net.inputs + peak_live_floats(net)) + 64
+    roomy = dn.Network(write(tmp_path, text + "[upsample]\nstride=4\n\n", "roomy.cfg"), keep_outputs=[4])
+    assert roomy.memory()["activations"] > 4 * 16 * net.layers[4].outputs
     x = np.random.default_rng(1).random((1, 3, 224, 224), dtype=np.float32)
-    kept = dn.Network(write(tmp_path, "[net]\nwidth=224\nheight=224\nchannels=3\n\n" + "".join(sections)),
-                      keep_outputs=True)
-    np.testing.assert_array_equal(net.predict(x), kept.predict(x))
+    out = net.predict(x)
+    roomy.predict(x)
+    np.testing.assert_allclose(out, roomy.layer_output(4).reshape(out.shape), rtol=1e-5, atol=1e-6)
 
 
 def test_plan_size(tmp_path):
@@ -402,3 +398,4 @@ def test_input_is_not_copied(tmp_path):
     assert child.returncode == 0, child.stderr
     grown, input_mib = map(float, child.stdout.split())
     assert grown < input_mib, child.stdout
+

@@ -247,8 +247,10 @@ typedef struct dn_ctx {
 typedef struct dn_kernels {
     /* fold batch norm, transform weights: make the inference-only copies */
     dn_status (*prepare)(dn_layer *l, dn_ctx *ctx);
-    /* floats of shared scratch the layer's kernels need (train: training passes too) */
-    size_t (*workspace)(const dn_layer *l, int train);
+    /* floats of shared scratch the layer's kernels need (train: training passes too); inference
+       kernels that can make do with less take no more than `room` where they can (the plan's
+       room beside the outputs alive at the layer; SIZE_MAX: what runs fastest) */
+    size_t (*workspace)(const dn_layer *l, int train, size_t room);
     dn_status (*forward)(dn_layer *l, const dn_tensor *const *in, dn_tensor *out, dn_ctx *ctx);
     /* l->delta is the gradient of the output; add the gradients of the inputs into in_delta[k]->data
        (NULL data: that input needs none) */

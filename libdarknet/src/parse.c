@@ -420,7 +420,7 @@ static dn_status parse_layer(dn_parse_ctx *ctx, dn_network *net, dn_layer *l, in
     }
     const dn_kernels *k = b->kernels[kind];
     if (k && k->workspace) {
-        size_t ws = k->workspace(l, net->info.train);
+        size_t ws = k->workspace(l, net->info.train, SIZE_MAX);
         if (ws > DN_MAX_TENSOR)
             return dn_parse_fail(ctx, "the layer needs %zu floats of workspace, more than the limit of %d; lower "
                                  "batch or the input size", ws, DN_MAX_TENSOR);

@@ -1,7 +1,8 @@
 /* The memory plan of an inference network: layer outputs live in one arena, and an output
    whose last reader has run gives its place to later outputs (liveness). Kept outputs
    (detection heads, the network's output, the last layer, those the user asked for) live to
-   the end of the pass. Each layer's workspace lives there too, alive while the layer runs.
+   the end of the pass. Each layer's workspace lives there too, alive while the layer runs, and
+   sized within the room the outputs alive beside it leave (fit_workspaces).
    A training network keeps every output: backward reads them all.
 
    A batch that runs image by image (dn_plan_image_by_image) needs room for one image's
@@ -96,6 +97,38 @@ static void alias_routes(const dn_network *net, int *home, size_t *at)
     }
 }
 
+/* Floats (per sample) of the outputs alive at layer i; image by image, those of one image. */
+static size_t live_at(const block *blocks, int n, int i, int by_image)
+{
+    size_t floats = 0;
+    for (int j = 0; j < n; j++)
+        if (blocks[j].size && blocks[j].first <= i && i <= blocks[j].last && !(by_image && blocks[j].last == n))
+            floats += blocks[j].size;
+    return floats;
+}
+
+/* Each layer's workspace, asked of its kernel within the room the outputs alive beside it leave
+   below the outputs' peak: a kernel that can make do with less (Winograd in strips of fewer tile
+   rows) does not raise the arena above what the outputs need. */
+static void fit_workspaces(dn_network *net, block *blocks, int by_image, size_t scale)
+{
+    const int n = net->n;
+    size_t peak = 0;
+    for (int i = 0; i < n; i++) {
+        const size_t live = live_at(blocks, n, i, by_image);
+        if (live > peak) peak = live;
+    }
+    for (int i = 0; i < n; i++) {
+        dn_layer *l = &net->layers[i];
+        const dn_kernels *k = net->ctx.backend->kernels[l->kind];
+        const size_t room = scale * (peak - live_at(blocks, n, i, by_image));
+        if (k->workspace) l->scratch.n = k->workspace(l, net->info.train, room);
+        /* per image, as the outputs: a batch's share of the workspace, unless it runs image by image */
+        const size_t ws = (l->scratch.n + scale - 1) / scale;
+        blocks[n + i] = (block){(ws + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS, 0, i, i, 0};
+    }
+}
+
 /* Greedy by size: the largest blocks take the low offsets, the small ones fill the gaps; the
    outputs first, then the workspaces in what they leave, or (mixed) all together. Image by
    image, kept blocks are placed apart (they hold every image). The floats per sample it takes;
@@ -148,10 +181,8 @@ dn_status dn_plan_outputs(dn_network *net)
         else if (b->last < i) b->last = i; /* an in-place layer writes its root's buffer */
         for (int k = 0; k < l->n_in; k++)
             if (l->in_idx[k] >= 0 && blocks[home[l->in_idx[k]]].last < i) blocks[home[l->in_idx[k]]].last = i;
-        /* per image, as the outputs: a batch's share of the workspace, unless it runs image by image */
-        const size_t ws = (l->scratch.n + scale - 1) / scale;
-        blocks[n + i] = (block){(ws + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS, 0, i, i, 0};
     }
+    fit_workspaces(net, blocks, by_image, scale);
     size_t outputs; /* what the outputs alone take: the rest of the arena counts as workspace */
     const size_t apart = place(blocks, n, by_image, 0, &outputs);
     size_t total = place(blocks, n, by_image, 1, NULL); /* the tighter of the two orders */

@@ -1,6 +1,8 @@
 """[convolutional]: forward (spec §3.2, §3.3) against a NumPy convolution, unfused and with batch
 norm folded; gradients; the fused 3x3 path (Winograd F(4x4,3x3) / F(2x2,3x3)) against im2col + GEMM;
 shapes of upstream cfgs."""
+import math
+
 import numpy as np
 import pytest
 
@@ -197,13 +199,25 @@ FUSED_3X3 = [
 ]
 
 
+def with_room(tmp_path, body, shape, room):
+    """body ("least": each layer's workspace in the room beside the outputs, at most what the later
+    outputs leave, so Winograd runs in the least it can), or ("most") body and an [upsample] whose
+    large output leaves every layer the room for its fastest workspace."""
+    if room == "least":
+        return body
+    out = build(tmp_path, body, shape, batch=1).layers[-1].outputs
+    return body + f"[upsample]\nstride={min(16, max(2, math.isqrt(2**22 // out)))}\n\n"
+
+
 @pytest.mark.parametrize("c,h,w,layers", FUSED_3X3)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_fused_3x3_matches_im2col(tmp_path, c, h, w, layers, threads):
+@pytest.mark.parametrize("room", ["least", "most"])
+def test_fused_3x3_matches_im2col(tmp_path, c, h, w, layers, threads, room):
     """The fused inference path of 3x3 stride-1 pad-1 convolutions (Winograd) and of the others
     (GEMM on packed weights) against the unfused im2col + GEMM path, every layer, on the same
-    random parameters."""
+    random parameters; Winograd in the least workspace and in its fastest."""
     body = "".join(conv(f, size=k, stride=s, act=act, extra=f"batch_normalize={bn}") for f, k, s, bn, act in layers)
+    body = with_room(tmp_path, body, (c, h, w), room)
     reference = build(tmp_path, body, (c, h, w), batch=1, fuse=False, threads=threads)
     fused = build(tmp_path, body, (c, h, w), batch=1, fuse=True, threads=threads)
     for i, _ in enumerate(layers):  # weights scaled by 1/sqrt(fan-in) keep activations in range
@@ -215,12 +229,14 @@ def test_fused_3x3_matches_im2col(tmp_path, c, h, w, layers, threads):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_winograd_on_a_batch_of_images(tmp_path, threads):
+@pytest.mark.parametrize("room", ["least", "most"])
+def test_winograd_on_a_batch_of_images(tmp_path, threads, room):
     """A network run layer by layer (a [connected] layer multiplies the whole batch) convolves all
-    its images at once: small maps side by side in groups, the weights transformed once (whole, or
-    panel by panel); every layer against the unfused im2col path."""
+    its images at once: small maps side by side in groups (of one image in the least workspace),
+    the weights transformed once (whole, or panel by panel); every layer against the unfused
+    im2col path."""
     body = (conv(600, act="leaky", extra="batch_normalize=1")   # 2x2 tiles, weights transformed by panel
-            + conv(64, act="mish", extra="batch_normalize=1")     # 2x2 tiles, whole
+            + with_room(tmp_path, conv(64, act="mish", extra="batch_normalize=1"), (600, 6, 6), room)  # whole
             + "[connected]\noutput=5\nactivation=linear\n\n")
     reference = build(tmp_path, body, (256, 6, 6), batch=3, fuse=False, threads=threads)
     fused = build(tmp_path, body, (256, 6, 6), batch=3, fuse=True, threads=threads)

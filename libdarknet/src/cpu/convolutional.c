@@ -59,17 +59,21 @@ static size_t block_floats(const dn_layer *l)
 }
 
 /* Inference unrolls one block per thread at a time where the map has blocks for every
-   thread (forward_blocks), the whole input otherwise; training unrolls whole images. */
-static size_t workspace(const dn_layer *l, int train)
+   thread (forward_blocks), the whole input otherwise; training unrolls whole images. A
+   Winograd layer takes what its Winograd pass does within `room`, and unfused (fuse=False)
+   unrolls block by block in that, at least one block (forward_blocks runs fewer threads). */
+static size_t workspace(const dn_layer *l, int train, size_t room)
 {
     const conv *p = l->p;
-    size_t n = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * dn_col_stride(l->out_w * l->out_h);
-    const size_t per_thread = (size_t)dn_cpu_threads() * block_floats(l);
-    if (!train && blocks(l) >= 2 * dn_cpu_threads() && per_thread < n) n = per_thread;
+    const size_t whole = is_direct(p) ? 0 : (size_t)p->g.c * p->g.size * p->g.size * dn_col_stride(l->out_w * l->out_h);
     const int m = train ? 0 : wino_tile(l);
-    const size_t wn = m ? dn_wino_workspace(p->g.c, p->n, l->h, l->w, m, l->batch) : 0;
-    if (wn > n) n = wn;
-    return n;
+    if (m) {
+        const size_t wn = dn_wino_workspace(p->g.c, p->n, l->h, l->w, m, l->batch, room);
+        const size_t block = block_floats(l) < whole ? block_floats(l) : whole;
+        return wn > block ? wn : block;
+    }
+    const size_t per_thread = (size_t)dn_cpu_threads() * block_floats(l);
+    return !train && blocks(l) >= 2 * dn_cpu_threads() && per_thread < whole ? per_thread : whole;
 }
 
 /* The inference-only arrays: packed weights (one group), the folded scales and biases. */

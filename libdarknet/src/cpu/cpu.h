@@ -184,8 +184,10 @@ dn_status dn_conv_backward_gemms(const struct conv *p, int batch, const float *i
 /* the output tile size m (4 or 2) that makes Winograd F(m x m, 3x3) faster
    than im2col for this layer shape, else 0 */
 int dn_wino_tile(int c, int k, int h, int w);
-/* floats of scratch dn_wino_conv3x3 needs for `images` images at dn_cpu_threads() threads */
-size_t dn_wino_workspace(int c, int k, int h, int w, int m, int images);
+/* floats of scratch dn_wino_conv3x3 takes for `images` images at dn_cpu_threads() threads: what runs
+   fastest, or where that is more than `room` floats, room (strips of fewer tile rows), down to the
+   least it runs in */
+size_t dn_wino_workspace(int c, int k, int h, int w, int m, int images, size_t room);
 /* floats of u ((m+2)^2 packed (k, c) matrices) */
 size_t dn_wino_weights_size(int k, int c, int m);
 /* u ((m+2)^2 planes, each a packed (k, c) matrix: dn_packed_at) from w (k, c, 3, 3); filter f
@@ -194,8 +196,8 @@ void dn_wino_weights(const float *w, const float *scale, int k, int c, int m, fl
 /* out (k, h, w) = act(3x3 stride-1 pad-1 convolution of im (c, h, w) with the packed weights
    (dn_packed_at of (k, 9c)), filter f scaled by scale[f] (NULL: 1), + bias) for `images` images
    (im_stride and out_stride floats apart); bias may be NULL, act a per-element kind (not
-   dn_act_mixes_channels); ws: ws_n floats, dn_wino_workspace's (fewer threads run where it was
-   sized for fewer) */
+   dn_act_mixes_channels); ws: ws_n floats, at least the least dn_wino_workspace gives (the
+   strips are sized from ws_n; fewer threads run where it was sized for fewer) */
 void dn_wino_conv3x3(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
                      const float *packed, const float *scale, const float *bias, dn_act act, float *out,
                      size_t out_stride, float *ws, size_t ws_n);

@@ -27,6 +27,7 @@
 
 #define STRIP 64                      /* tiles per transform run */
 #define WS_LIMIT ((size_t)1 << 20)    /* floats of V + M per strip of tile rows: 3 << 20 was no faster */
+#define MIN_TILES 64                  /* tiles per strip below which the products slow down */
 /* floats between the (m+2)^2 planes of V and of M: plane strides that are
    multiples of 4 KiB put the transforms' dozens of streams in the same cache
    sets (up to 2x slower on some map sizes) */
@@ -34,18 +35,34 @@
 
 static int tiles(int n, int m) { return (n + m - 1) / m; }
 
+/* Floats of V and M for nt tiles. */
+static size_t tiles_floats(int c, int k, int m, size_t nt)
+{
+    return (size_t)(m + 2) * (m + 2) * ((size_t)(c + k) * nt + 2 * PLANE_PAD);
+}
+
+/* The most tiles whose V and M fit in `room` floats. */
+static size_t tiles_in(int c, int k, int m, size_t room)
+{
+    const size_t a = (size_t)(m + 2) * (m + 2), pad = a * 2 * PLANE_PAD;
+    return room > pad ? (room - pad) / (a * (c + k)) : 0;
+}
+
 /* Tile rows per strip: V and M of a strip within WS_LIMIT, but at least
-   enough tiles for an efficient GEMM. */
-static int strip_rows(int c, int k, int h, int w, int m)
+   enough tiles for an efficient GEMM; and within `room` floats (a workspace
+   planned smaller), down to one tile row; the strips of a map all alike. */
+static int strip_rows(int c, int k, int h, int w, int m, size_t room)
 {
     const int tx = tiles(w, m), ty = tiles(h, m), a = (m + 2) * (m + 2);
-    const size_t per_row = (size_t)a * (c + k) * tx;
+    const size_t per_row = (size_t)a * (c + k) * tx, fit = tiles_in(c, k, m, room) / tx;
     int rows = (int)(WS_LIMIT / per_row);
-    const int min_rows = (256 + tx - 1) / tx;
-    if (rows < min_rows) rows = min_rows;
+    const int efficient = (256 + tx - 1) / tx;
+    if (rows < efficient) rows = efficient;
     if (rows > ty) rows = ty;
+    if ((size_t)rows > fit) rows = (int)fit;
     if (rows < 1) rows = 1;
-    return rows;
+    const int strips = (ty + rows - 1) / rows;
+    return (ty + strips - 1) / strips; /* as many strips, of even size */
 }
 
 /* The output tile size, 4 for F(4x4, 3x3) or 2 for F(2x2, 3x3), that beats
@@ -83,7 +100,7 @@ int dn_wino_train_tile(int c, int k, int h, int w)
 /* Floats of V and M of one strip. */
 static size_t strip_floats(int c, int k, int h, int w, int m)
 {
-    return (size_t)(m + 2) * (m + 2) * ((size_t)(c + k) * strip_rows(c, k, h, w, m) * tiles(w, m) + 2 * PLANE_PAD);
+    return tiles_floats(c, k, m, (size_t)strip_rows(c, k, h, w, m, SIZE_MAX) * tiles(w, m));
 }
 
 /* The a rows of G x (x0, x1, x2) (a = m + 2): one column of 3 taps transformed. For training,
@@ -622,46 +639,46 @@ static void run_tiles(const float *im, int images, size_t im_stride, int c, int 
     else output_transform4(mm, images, k, h, w, ty0, nty, out, out_stride, ms, nt, bias, act, acc);
 }
 
-/* One image in strips of tile rows. */
+/* One image in strips of tile rows, V and M of each in `room` floats. */
 static void strips(const float *im, int c, int h, int w, int k, int m, const weights *u, const float *bias,
-                   dn_act act, int acc, float *out, float *ws)
+                   dn_act act, int acc, float *out, float *ws, size_t room)
 {
-    const int ty = tiles(h, m), rows = strip_rows(c, k, h, w, m);
+    const int ty = tiles(h, m), rows = strip_rows(c, k, h, w, m, room);
     for (int ty0 = 0; ty0 < ty; ty0 += rows)
         run_tiles(im, 1, 0, c, h, w, k, m, u, ty0, ty - ty0 < rows ? ty - ty0 : rows, bias, act, acc, out, 0, ws);
 }
 
-/* Whole images per GEMM batch: as many as WS_LIMIT holds, at most `images`; 0 where one image
-   takes strips of tile rows. */
-static int image_group(int c, int k, int h, int w, int m, int images)
+/* Whole images per GEMM batch: as many as WS_LIMIT and `room` floats hold, at most `images`; 0
+   where one image takes strips of tile rows. */
+static int image_group(int c, int k, int h, int w, int m, int images, size_t room)
 {
     const int ty = tiles(h, m);
-    if (strip_rows(c, k, h, w, m) < ty) return 0;
-    const size_t per_image = (size_t)(m + 2) * (m + 2) * (c + k) * ty * tiles(w, m);
-    const int n = (int)(WS_LIMIT / per_image);
+    if (strip_rows(c, k, h, w, m, room) < ty) return 0;
+    const size_t map = (size_t)ty * tiles(w, m), fit = tiles_in(c, k, m, room) / map;
+    int n = (int)(WS_LIMIT / ((size_t)(m + 2) * (m + 2) * (c + k) * map));
+    if ((size_t)n > fit) n = (int)fit;
     return n < 1 ? 1 : n > images ? images : n;
 }
 
 size_t dn_wino_images_workspace(int c, int k, int h, int w, int m, int images)
 {
     const size_t strip = strip_floats(c, k, h, w, m);
-    const int group = image_group(c, k, h, w, m, images);
-    const size_t grouped = (size_t)(m + 2) * (m + 2) *
-                           ((size_t)(c + k) * group * tiles(h, m) * tiles(w, m) + 2 * PLANE_PAD);
+    const int group = image_group(c, k, h, w, m, images, SIZE_MAX);
+    const size_t grouped = tiles_floats(c, k, m, (size_t)group * tiles(h, m) * tiles(w, m));
     return grouped > strip ? grouped : strip;
 }
 
 /* `images` images im_stride apart: large maps in strips of tile rows of one image at a time,
    small ones in groups of whole images side by side (one GEMM, and one pass over the weights,
-   for the group). */
+   for the group); V and M in ws, `room` floats. */
 static void convolve(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
                      const weights *u, const float *bias, dn_act act, int acc, float *out, size_t out_stride,
-                     float *ws)
+                     float *ws, size_t room)
 {
-    const int group = image_group(c, k, h, w, m, images);
+    const int group = image_group(c, k, h, w, m, images, room);
     if (!group) {
         for (int b = 0; b < images; b++)
-            strips(im + b * im_stride, c, h, w, k, m, u, bias, act, acc, out + b * out_stride, ws);
+            strips(im + b * im_stride, c, h, w, k, m, u, bias, act, acc, out + b * out_stride, ws, room);
         return;
     }
     for (int b = 0; b < images; b += group)
@@ -673,35 +690,58 @@ void dn_wino_conv3x3_images(const float *im, int images, size_t im_stride, int c
                             const float *u, int acc, float *out, size_t out_stride, float *ws)
 {
     const weights whole = {u};
-    convolve(im, images, im_stride, c, h, w, k, m, &whole, NULL, DN_ACT_LINEAR, acc, out, out_stride, ws);
+    convolve(im, images, im_stride, c, h, w, k, m, &whole, NULL, DN_ACT_LINEAR, acc, out, out_stride, ws, SIZE_MAX);
 }
 
-/* Whether inference transforms the whole of U at each forward (into the workspace) rather than
+/* Whether inference may transform the whole of U at each forward (into the workspace) rather than
    as the GEMMs take it: where U is small enough to be read back from cache. Layers of few
    filters and channels (darknet19's 64 -> 128 and 128 -> 256 on 56x56 and 28x28 maps) ran
    20% slower with the transform in the GEMMs, which read the strip's V once per panel. */
 #define WHOLE_U ((size_t)2 << 20) /* floats */
 static int whole_u(int k, int c, int m) { return dn_wino_weights_size(k, c, m) <= WHOLE_U; }
 
-size_t dn_wino_workspace(int c, int k, int h, int w, int m, int images)
+/* Floats of the threads' slices of U where the GEMMs transform it. */
+static size_t u_slices(int c, int m) { return (size_t)dn_cpu_threads() * dn_pgemm_planes_scratch((m + 2) * (m + 2), c); }
+
+/* Tile rows of MIN_TILES tiles at least, or the whole map. */
+static int min_rows(int h, int w, int m)
 {
-    const size_t u = whole_u(k, c, m) ? dn_wino_weights_size(k, c, m)
-                                      : (size_t)dn_cpu_threads() * dn_pgemm_planes_scratch((m + 2) * (m + 2), c);
-    return dn_wino_images_workspace(c, k, h, w, m, images) + u;
+    const int tx = tiles(w, m), rows = (MIN_TILES + tx - 1) / tx;
+    return rows < tiles(h, m) ? rows : tiles(h, m);
 }
 
-/* The weights are transformed once for all the images: whole, or once per group or strip. */
+/* Whether inference in ws_n floats transforms the whole of U: where whole_u allows it and the rest
+   of ws_n holds strips of min_rows (else the slices' transform is faster). */
+static int transforms_whole_u(int c, int k, int h, int w, int m, size_t ws_n)
+{
+    if (!whole_u(k, c, m)) return 0;
+    const size_t u = dn_wino_weights_size(k, c, m);
+    return ws_n >= u && tiles_in(c, k, m, ws_n - u) >= (size_t)min_rows(h, w, m) * tiles(w, m);
+}
+
+size_t dn_wino_workspace(int c, int k, int h, int w, int m, int images, size_t room)
+{
+    const size_t u = whole_u(k, c, m) ? dn_wino_weights_size(k, c, m) : u_slices(c, m);
+    const size_t best = dn_wino_images_workspace(c, k, h, w, m, images) + u;
+    const size_t least = u_slices(c, m) + tiles_floats(c, k, m, (size_t)min_rows(h, w, m) * tiles(w, m));
+    if (best <= room || best <= least) return best;
+    return room > least ? room : least;
+}
+
+/* The weights are transformed once for all the images: whole (into the start of the workspace), or
+   once per group or strip; V and M take the rest of ws. */
 void dn_wino_conv3x3(const float *im, int images, size_t im_stride, int c, int h, int w, int k, int m,
                      const float *packed, const float *scale, const float *bias, dn_act act, float *out,
                      size_t out_stride, float *ws, size_t ws_n)
 {
-    const size_t tiles_n = dn_wino_images_workspace(c, k, h, w, m, images);
-    weights u = {NULL, {packed, scale, k, c, m}, ws + tiles_n, ws_n - tiles_n};
-    if (whole_u(k, c, m)) { /* transformed into the workspace, panel by panel */
+    const int whole = transforms_whole_u(c, k, h, w, m, ws_n);
+    const size_t u_n = whole ? dn_wino_weights_size(k, c, m) : u_slices(c, m);
+    weights u = {NULL, {packed, scale, k, c, m}, ws, u_n};
+    if (whole) { /* panel by panel */
         #pragma omp parallel for schedule(static) num_threads(dn_cpu_threads())
         for (int p = 0; p < dn_pack_rows(k) / DN_PACK_MR; p++)
-            transform_slice(&u.packed, p, 0, c, u.scratch + dn_packed_at(c, p * DN_PACK_MR, 0), wino_plane(k, c));
-        u.u = u.scratch;
+            transform_slice(&u.packed, p, 0, c, ws + dn_packed_at(c, p * DN_PACK_MR, 0), wino_plane(k, c));
+        u.u = ws;
     }
-    convolve(im, images, im_stride, c, h, w, k, m, &u, bias, act, 0, out, out_stride, ws);
+    convolve(im, images, im_stride, c, h, w, k, m, &u, bias, act, 0, out, out_stride, ws + u_n, ws_n - u_n);
 }

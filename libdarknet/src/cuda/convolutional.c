@@ -8,9 +8,10 @@
 #include "../layer_convolutional.h"
 #include "cuda.h"
 
-static size_t workspace(const dn_layer *l, int train)
+static size_t workspace(const dn_layer *l, int train, size_t room)
 {
     (void)train;
+    (void)room;
     const conv *p = l->p;
     const int direct = p->g.size == 1 && p->g.stride_x == 1 && p->g.stride_y == 1 && p->g.dilation == 1 &&
                        p->g.pad == 0;
