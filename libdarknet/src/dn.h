@@ -265,6 +265,9 @@ typedef struct dn_kernels {
     /* forward multiplies the whole batch at once, one pass over the weights for all images (a
        batched inference then runs layer by layer, not image by image: see network.c) */
     int whole_batch;
+    /* Optional: whether forward may write the output over its only input, which starts at the
+       same address (plan.c places it there where nothing reads the input later) */
+    int (*overlays_input)(const dn_layer *l);
 } dn_kernels;
 
 /* Every layer kind, from layers.def. */

@@ -8,8 +8,10 @@
    A batch that runs image by image (dn_plan_image_by_image) needs room for one image's
    outputs that are not kept (and workspaces), and the whole batch's kept ones.
 
-   Routes copy nothing where every layer sees one image on the CPU (alias_routes): the inputs of
-   a concatenation write straight into its slices, and a route of one input is a view of it. */
+   Routes copy nothing where every layer sees one image on the CPU (share_blocks): the inputs of
+   a concatenation write straight into its slices, and a route of one input is a view of it; a
+   layer whose kernel can write over its input (2x2 maxpool) takes the input's block where
+   nothing reads that later. */
 #include <string.h>
 
 #include "dn.h"
@@ -23,22 +25,25 @@ typedef struct block {
     size_t size, off;  /* floats per sample */
     int first, last;   /* the layers that write and last read it (inclusive) */
     int placed;
+    int tied, next;    /* placed with the first block of its group (outputs over their inputs), at its offset;
+                          the group's next block (0: none) */
 } block;
 
 static int overlaps(const block *a, const block *b) { return a->first <= b->last && b->first <= a->last; }
 
-/* The lowest offset at which `b` fits beside the placed blocks alive at the same time. */
+/* The lowest offset at which b and its group fit beside the placed blocks alive at the same time. */
 static size_t lowest_fit(const block *blocks, int n, const block *b)
 {
     size_t off = 0;
     for (int moved = 1; moved;) { /* a few passes: the placed blocks are not sorted by offset */
         moved = 0;
-        for (int i = 0; i < n; i++) {
-            const block *o = &blocks[i];
-            if (!o->placed || !overlaps(o, b) || off >= o->off + o->size || o->off >= off + b->size) continue;
-            off = o->off + o->size;
-            moved = 1;
-        }
+        for (const block *m = b; m; m = m->next ? &blocks[m->next] : NULL)
+            for (int i = 0; i < n; i++) {
+                const block *o = &blocks[i];
+                if (!o->placed || !overlaps(o, m) || off >= o->off + o->size || o->off >= off + m->size) continue;
+                off = o->off + o->size;
+                moved = 1;
+            }
     }
     return off;
 }
@@ -57,14 +62,42 @@ static int unkept(const dn_network *net, const int *home, int upto, int h)
     return 1;
 }
 
+/* Whether layer i may write its output over its input's block: its kernel can, the input starts
+   the block, nothing in the block is kept, and no later layer reads what it holds but i's own. */
+static int overlays(const dn_network *net, const int *home, const size_t *at, int i)
+{
+    const dn_layer *l = &net->layers[i];
+    const dn_kernels *k = net->ctx.backend->kernels[l->kind];
+    if (!k->overlays_input || l->n_in != 1 || l->in_idx[0] < 0 || at[l->in_idx[0]] || kept(net, i) ||
+        !k->overlays_input(l))
+        return 0;
+    const int h = home[l->in_idx[0]];
+    if (!unkept(net, home, i, h)) return 0;
+    for (int j = i + 1; j < net->n; j++)
+        for (int e = 0; e < net->layers[j].n_in; e++) {
+            const int t = net->layers[j].in_idx[e];
+            if (t >= 0 && t < i && home[t] == h) return 0;
+        }
+    return 1;
+}
+
+/* Whether block h is in a group (tie): tied to one, or one the layers before `upto` tied to. */
+static int grouped(const int *tie, int upto, int h)
+{
+    for (int j = 0; j < upto; j++)
+        if (tie[j] == h) return 1;
+    return tie[h] >= 0;
+}
+
 /* home[i]: the layer whose block holds layer i's output, at[i] floats (per image) into it.
    Routes share blocks only where each image's outputs are contiguous and alone (one image at
    a time, on the host), when they are not kept and no in-place layer follows them (it would
    write into their inputs). A concatenation (groups=1) takes in as its slice each input that
    fills a block of its own, not kept, with all that block holds (in-place layers, views, an
    inner concatenation); a route of one input views its group of the input. A route's inputs
-   are layers, never the network input. */
-static void alias_routes(const dn_network *net, int *home, size_t *at)
+   are layers, never the network input. An overlaying layer (overlays) has a block of its own
+   at its input's offset: tie[i], its input's block (else -1); routes leave those groups alone. */
+static void share_blocks(const dn_network *net, int *home, size_t *at, int *tie)
 {
     const int one_image = dn_plan_image_by_image(net) || net->info.batch == 1;
     const int allowed = one_image && !net->info.train && !net->ctx.backend->device_copies;
@@ -72,13 +105,14 @@ static void alias_routes(const dn_network *net, int *home, size_t *at)
         const dn_layer *l = &net->layers[i];
         home[i] = l->ops->in_place ? home[i - 1] : i;
         at[i] = l->ops->in_place ? at[i - 1] : 0;
+        tie[i] = allowed && overlays(net, home, at, i) ? home[l->in_idx[0]] : -1;
         if (!allowed || l->kind != DN_KIND_route || kept(net, i) ||
             (i + 1 < net->n && net->layers[i + 1].ops->in_place))
             continue;
         const route *p = l->p;
         if (l->n_in == 1) {
             const int s = l->in_idx[0];
-            if (!unkept(net, home, i, home[s])) continue;
+            if (!unkept(net, home, i, home[s]) || grouped(tie, i, home[s])) continue;
             home[i] = home[s];
             at[i] = at[s] + (size_t)p->group_id * (net->layers[s].outputs / p->groups);
             continue;
@@ -86,7 +120,8 @@ static void alias_routes(const dn_network *net, int *home, size_t *at)
         size_t off = 0;
         for (int k = 0; k < l->n_in && p->groups == 1; k++) {
             const int s = l->in_idx[k], h = home[s];
-            if (h != i && !at[s] && net->layers[h].outputs == net->layers[s].outputs && unkept(net, home, i, h))
+            if (h != i && !at[s] && net->layers[h].outputs == net->layers[s].outputs && unkept(net, home, i, h) &&
+                !grouped(tie, i, h))
                 for (int j = 0; j < i; j++) /* the block and all it holds move into this one */
                     if (home[j] == h) {
                         home[j] = i;
@@ -102,7 +137,8 @@ static size_t live_at(const block *blocks, int n, int i, int by_image)
 {
     size_t floats = 0;
     for (int j = 0; j < n; j++)
-        if (blocks[j].size && blocks[j].first <= i && i <= blocks[j].last && !(by_image && blocks[j].last == n))
+        if (blocks[j].size && blocks[j].first <= i && i <= blocks[j].last && !(by_image && blocks[j].last == n) &&
+            !(blocks[j].tied && blocks[j].first == i)) /* written over its input, alive here too */
             floats += blocks[j].size;
     return floats;
 }
@@ -143,13 +179,16 @@ static size_t place(block *blocks, int n, int by_image, int mixed, size_t *outpu
         for (;;) {
             block *big = NULL;
             for (int i = first; i < end; i++)
-                if (!blocks[i].placed && blocks[i].size && (!big || blocks[i].size > big->size) &&
+                if (!blocks[i].placed && blocks[i].size && !blocks[i].tied && (!big || blocks[i].size > big->size) &&
                     !(by_image && blocks[i].last == n))
                     big = &blocks[i];
             if (!big) break;
-            big->off = lowest_fit(blocks, 2 * n, big);
-            big->placed = 1;
-            if (big->off + big->size > total) total = big->off + big->size;
+            const size_t off = lowest_fit(blocks, 2 * n, big);
+            for (block *m = big; m; m = m->next ? &blocks[m->next] : NULL) {
+                m->off = off;
+                m->placed = 1;
+                if (off + m->size > total) total = off + m->size;
+            }
         }
     }
     return total;
@@ -161,15 +200,16 @@ dn_status dn_plan_outputs(dn_network *net)
     const int by_image = dn_plan_image_by_image(net);
     const size_t batch = (size_t)net->info.batch, scale = by_image ? 1 : batch; /* arena floats per planned one */
     block *blocks = calloc(2 * (size_t)n, sizeof *blocks); /* outputs, then workspaces */
-    int *home = malloc(sizeof *home * n);
+    int *home = malloc(sizeof *home * n), *tie = malloc(sizeof *tie * n);
     size_t *at = malloc(sizeof *at * n);
-    if (!blocks || !home || !at) {
+    if (!blocks || !home || !tie || !at) {
         free(blocks);
         free(home);
+        free(tie);
         free(at);
         return dn_fail(DN_ERR_OOM, "out of memory planning %s", net->cfg_path);
     }
-    alias_routes(net, home, at);
+    share_blocks(net, home, at, tie);
     for (int i = 0; i < n; i++) {
         const dn_layer *l = &net->layers[i];
         block *b = &blocks[home[i]];
@@ -182,6 +222,13 @@ dn_status dn_plan_outputs(dn_network *net)
         for (int k = 0; k < l->n_in; k++)
             if (l->in_idx[k] >= 0 && blocks[home[l->in_idx[k]]].last < i) blocks[home[l->in_idx[k]]].last = i;
     }
+    for (int i = 0; i < n; i++)
+        if (tie[i] >= 0) { /* the end of its input's group */
+            block *m = &blocks[tie[i]];
+            while (m->next) m = &blocks[m->next];
+            m->next = i;
+            blocks[i].tied = 1;
+        }
     fit_workspaces(net, blocks, by_image, scale);
     size_t outputs; /* what the outputs alone take: the rest of the arena counts as workspace */
     const size_t apart = place(blocks, n, by_image, 0, &outputs);
@@ -218,6 +265,7 @@ dn_status dn_plan_outputs(dn_network *net)
     }
     free(blocks);
     free(home);
+    free(tie);
     free(at);
     return st;
 }

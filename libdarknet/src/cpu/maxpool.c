@@ -88,24 +88,51 @@ static void forward_2x2(dn_layer *l, const maxpool *p, const float *in)
     }
 }
 
-/* 2x2/2 inference (no argmax): the maximum of each pair of rows, then of each pair of its
-   columns; both loops vectorise (the columns through even/odd lane permutes). */
-static void forward_2x2_max(dn_layer *l, const float *in)
+/* 2x2/2 inference (no argmax) of output rows r0 .. r1 of all the planes: the maximum of each
+   pair of input rows, then of each pair of its columns; both loops vectorise (the columns
+   through even/odd lane permutes). A row's input is read whole before its output is written. */
+static void max_rows(dn_layer *l, const float *in, long r0, long r1)
 {
     const int iw = l->w, ow = l->out_w, oh = l->out_h;
     #pragma omp parallel for num_threads(dn_cpu_threads())
-    for (long pl = 0; pl < (long)l->batch * l->c; pl++) {
+    for (long r = r0; r < r1; r++) {
         float rows[2 * ow];
-        for (int i = 0; i < oh; i++) {
-            const float *r0 = in + pl * l->h * iw + (long)2 * i * iw, *r1 = r0 + iw;
-            float *o = l->output.data + (pl * oh + i) * ow;
-            for (int x = 0; x < 2 * ow; x++) {
-                const float v = r0[x] > -FLT_MAX ? r0[x] : -FLT_MAX;
-                rows[x] = r1[x] > v ? r1[x] : v;
-            }
-            for (int j = 0; j < ow; j++) o[j] = rows[2 * j + 1] > rows[2 * j] ? rows[2 * j + 1] : rows[2 * j];
+        const float *a = in + r / oh * l->h * iw + 2 * (r % oh) * iw, *b = a + iw;
+        float *o = l->output.data + r * ow;
+        for (int x = 0; x < 2 * ow; x++) {
+            const float v = a[x] > -FLT_MAX ? a[x] : -FLT_MAX;
+            rows[x] = b[x] > v ? b[x] : v;
         }
+        for (int j = 0; j < ow; j++) o[j] = rows[2 * j + 1] > rows[2 * j] ? rows[2 * j + 1] : rows[2 * j];
     }
+}
+
+/* Inference, whose row buffers live on the stack. */
+static int row_kernels(const dn_layer *l)
+{
+    const maxpool *p = l->p;
+    return !p->argmax && l->w <= 1 << 14;
+}
+
+/* Whether the output may overlay the input (plan.c puts it there where nothing reads the input
+   later): 2x2/2 inference windows that tile the map exactly. */
+static int overlays_input(const dn_layer *l)
+{
+    const maxpool *p = l->p;
+    return !p->depth && row_kernels(l) && is_2x2_inside(l, &p->win) && 2 * l->out_w == l->w && 2 * l->out_h == l->h;
+}
+
+/* Over its own input, output row r (at r * ow) overwrites input row r / 2, which output row r / 4
+   reads: runs of rows each at most four times the rows before it go one after another, and within
+   a run no write meets a read. */
+static void forward_2x2_max(dn_layer *l, const float *in)
+{
+    const long rows = (long)l->batch * l->c * l->out_h;
+    if (in != l->output.data) {
+        max_rows(l, in, 0, rows);
+        return;
+    }
+    for (long r0 = 0, r1 = 1; r0 < rows; r0 = r1, r1 = 4 * r1 < rows ? 4 * r1 : rows) max_rows(l, in, r0, r1);
 }
 
 static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *out, dn_ctx *ctx)
@@ -118,13 +145,12 @@ static dn_status forward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *o
         return DN_OK;
     }
     const dn_pool *w = &p->win;
-    const int row_kernels = !p->argmax && l->w <= 1 << 14; /* inference; their row buffers live on the stack */
     if (is_2x2_inside(l, w)) {
-        if (row_kernels) forward_2x2_max(l, in);
+        if (row_kernels(l)) forward_2x2_max(l, in);
         else forward_2x2(l, p, in);
         return DN_OK;
     }
-    if (row_kernels) {
+    if (row_kernels(l)) {
         forward_separable(l, w, in);
         return DN_OK;
     }
@@ -166,4 +192,4 @@ static dn_status backward(dn_layer *l, const dn_tensor *const *srcs, dn_tensor *
     return DN_OK;
 }
 
-const dn_kernels DN_CPU(kernels_maxpool) = {.forward = forward, .backward = backward};
+const dn_kernels DN_CPU(kernels_maxpool) = {.forward = forward, .backward = backward, .overlays_input = overlays_input};
