@@ -257,6 +257,17 @@ def test_more_threads_than_the_workspace_was_sized_for(tmp_path):
     assert_same_outputs(one, many, np.random.default_rng(3).uniform(-1, 1, (1, 4, 512, 64)).astype(np.float32))
 
 
+def test_winograd_given_more_threads_than_planned(tmp_path):
+    """A network's workspace is planned for the process's threads before set_threads: Winograd that
+    transforms U in slices, in the least workspace, runs its products on fewer threads when given
+    more, same values."""
+    body = conv(384, act="leaky", extra="batch_normalize=1")  # 2x2 tiles, U in slices
+    one = build(tmp_path, body, (384, 6, 6), batch=1, fuse=True, threads=1)
+    many = build(tmp_path, body, (384, 6, 6), batch=1, fuse=True, threads=16)
+    copy_params(one, many)
+    assert_same_outputs(one, many, np.random.default_rng(4).uniform(-1, 1, (1, 384, 6, 6)).astype(np.float32))
+
+
 @pytest.mark.parametrize("path", upstream_cfgs("convolutional"), ids=cfg_id)
 def test_shapes_like_upstream(shared, path):
     assert_shapes_like_upstream(path, "convolutional")

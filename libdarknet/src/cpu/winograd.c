@@ -735,7 +735,10 @@ void dn_wino_conv3x3(const float *im, int images, size_t im_stride, int c, int h
                      size_t out_stride, float *ws, size_t ws_n)
 {
     const int whole = transforms_whole_u(c, k, h, w, m, ws_n);
-    const size_t u_n = whole ? dn_wino_weights_size(k, c, m) : u_slices(c, m);
+    /* slices: a workspace planned at fewer threads (before set_threads) runs fewer; V and M start
+       on a cache line */
+    const size_t strip = tiles_floats(c, k, m, (size_t)min_rows(h, w, m) * tiles(w, m)), slices = u_slices(c, m);
+    const size_t u_n = whole ? dn_wino_weights_size(k, c, m) : slices < ws_n - strip ? slices : (ws_n - strip) / 16 * 16;
     weights u = {NULL, {packed, scale, k, c, m}, ws, u_n};
     if (whole) { /* panel by panel */
         #pragma omp parallel for schedule(static) num_threads(dn_cpu_threads())
