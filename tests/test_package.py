@@ -2,15 +2,16 @@
 extension's type stub lists exactly what the extension defines."""
 import ast
 import inspect
-import os
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 
 import pytest
 
 import darknetpy as dn
+from conftest import package_env
 from darknetpy import _libdarknet
 
 
@@ -65,10 +66,8 @@ def test_training_modules_load_at_first_use():
             "print('darknetpy.train' in sys.modules, dn.train_classifier is f, 'train_classifier' in vars(dn))\n"
             "import importlib, types; [importlib.import_module('darknetpy.' + m) for m in lazy]\n"
             "print([n for n in dn.__all__ if n != 'cuda' and isinstance(getattr(dn, n), types.ModuleType)])")
-    here = str(Path(dn.__file__).parents[1])  # the darknetpy this test imported
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.split("\n")
+    out = subprocess.run([sys.executable, "-c", code], env=package_env(), cwd=tempfile.gettempdir(),
+                         capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "[]"
     assert out[1] == "True True True"
     assert out[2] == "[]"  # no submodule, imported first, hides a name of the API
