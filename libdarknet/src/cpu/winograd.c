@@ -701,29 +701,30 @@ void dn_wino_conv3x3_images(const float *im, int images, size_t im_stride, int c
 static int whole_u(int k, int c, int m) { return dn_wino_weights_size(k, c, m) <= WHOLE_U; }
 
 /* Floats of the threads' slices of U where the GEMMs transform it. */
-static size_t u_slices(int c, int m) { return (size_t)dn_cpu_threads() * dn_pgemm_planes_scratch((m + 2) * (m + 2), c); }
+static size_t u_slices(int c, int m)
+{
+    return (size_t)dn_cpu_threads() * dn_pgemm_planes_scratch((m + 2) * (m + 2), c);
+}
 
-/* Tile rows of MIN_TILES tiles at least, or the whole map. */
-static int min_rows(int h, int w, int m)
+/* Floats of V and M of the narrowest strip: tile rows of MIN_TILES tiles, or the whole map. */
+static size_t least_strip(int c, int k, int h, int w, int m)
 {
     const int tx = tiles(w, m), rows = (MIN_TILES + tx - 1) / tx;
-    return rows < tiles(h, m) ? rows : tiles(h, m);
+    return tiles_floats(c, k, m, (size_t)(rows < tiles(h, m) ? rows : tiles(h, m)) * tx);
 }
 
 /* Whether inference in ws_n floats transforms the whole of U: where whole_u allows it and the rest
-   of ws_n holds strips of min_rows (else the slices' transform is faster). */
+   of ws_n holds the narrowest strip (else the slices' transform is faster). */
 static int transforms_whole_u(int c, int k, int h, int w, int m, size_t ws_n)
 {
-    if (!whole_u(k, c, m)) return 0;
-    const size_t u = dn_wino_weights_size(k, c, m);
-    return ws_n >= u && tiles_in(c, k, m, ws_n - u) >= (size_t)min_rows(h, w, m) * tiles(w, m);
+    return whole_u(k, c, m) && ws_n >= dn_wino_weights_size(k, c, m) + least_strip(c, k, h, w, m);
 }
 
 size_t dn_wino_workspace(int c, int k, int h, int w, int m, int images, size_t room)
 {
     const size_t u = whole_u(k, c, m) ? dn_wino_weights_size(k, c, m) : u_slices(c, m);
     const size_t best = dn_wino_images_workspace(c, k, h, w, m, images) + u;
-    const size_t least = u_slices(c, m) + tiles_floats(c, k, m, (size_t)min_rows(h, w, m) * tiles(w, m));
+    const size_t least = u_slices(c, m) + least_strip(c, k, h, w, m);
     if (best <= room || best <= least) return best;
     return room > least ? room : least;
 }
@@ -737,8 +738,8 @@ void dn_wino_conv3x3(const float *im, int images, size_t im_stride, int c, int h
     const int whole = transforms_whole_u(c, k, h, w, m, ws_n);
     /* slices: a workspace planned at fewer threads (before set_threads) runs fewer; V and M start
        on a cache line */
-    const size_t strip = tiles_floats(c, k, m, (size_t)min_rows(h, w, m) * tiles(w, m)), slices = u_slices(c, m);
-    const size_t u_n = whole ? dn_wino_weights_size(k, c, m) : slices < ws_n - strip ? slices : (ws_n - strip) / 16 * 16;
+    const size_t slices = u_slices(c, m), most = (ws_n - least_strip(c, k, h, w, m)) / 16 * 16;
+    const size_t u_n = whole ? dn_wino_weights_size(k, c, m) : slices < most ? slices : most;
     weights u = {NULL, {packed, scale, k, c, m}, ws, u_n};
     if (whole) { /* panel by panel */
         #pragma omp parallel for schedule(static) num_threads(dn_cpu_threads())
