@@ -164,7 +164,7 @@ static product blocking(int m, int n, int k, const float *ap, const float *b, in
     const int slices = (k + K_SLICE - 1) / K_SLICE, slice = (k + slices - 1) / slices;
     int cols = B_BLOCK / slice / PIXELS * PIXELS;
     if (cols < PIXELS) cols = PIXELS;
-    return (product){m, n, k, (m + PANEL - 1) / PANEL, slice, cols, ap, b, c, ldb, ldc};
+    return (product){m, n, k, dn_pack_rows(m) / PANEL, slice, cols, ap, b, c, ldb, ldc};
 }
 
 /* The steps of the k slice from q0 (slices of `slice` steps), panel p's slice of A from q0, and
